@@ -1,0 +1,56 @@
+// cakes::shrunk_conv3d — the CAKES operation (SPEC §1–2).
+//
+// A 3D convolution whose output channels are split into groups, each group with
+// its own sub-kernel. Registered with the PyTorch dispatcher as
+//
+//   cakes::shrunk_conv3d(Tensor input, Tensor[] weights, int[3] stride,
+//                        int[3] dilation) -> Tensor
+//
+// so it is callable from C++ (below) and, after
+// torch.ops.load_library("libcakes.so"), from Python as
+// torch.ops.cakes.shrunk_conv3d.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+
+#include <array>
+#include <tuple>
+#include <vector>
+
+namespace cakes::ops {
+
+// input:   (N, C_in, D, H, W), float32 or float64, any strides.
+// weights: weights[i] is (c_i, C_in, kd, kh, kw), same dtype and device as the
+//          input; each extent is 1 or odd; c_i may be 0. No bias.
+// stride, dilation: three positive integers each, over (D, H, W).
+// Padding is "same": dilation*(k-1)/2 on every axis of extent k, 0 where the
+// extent is 1, so every group has the same output size
+// floor((in - 1) / stride) + 1 per axis.
+// Returns (N, sum c_i, D_out, H_out, W_out), contiguous, groups concatenated in
+// order. Throws c10::Error naming what was got and what was expected on bad
+// arguments. Differentiable with respect to the input and every weight.
+at::Tensor shrunk_conv3d(
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride = {1, 1, 1},
+    at::IntArrayRef dilation = {1, 1, 1});
+
+// The backward op (registered as cakes::_shrunk_conv3d_backward); output_mask
+// selects (grad_input, grad_weights). Exposed for the autograd kernel and tests.
+std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation,
+    std::array<bool, 2> output_mask);
+
+// Multiply-adds of the convolution (SPEC §2):
+// N * D_out*H_out*W_out * C_in * sum_i c_i * vol_i.
+int64_t shrunk_conv3d_macs(
+    at::IntArrayRef input_sizes,
+    at::TensorList weights,
+    at::IntArrayRef stride);
+
+} // namespace cakes::ops

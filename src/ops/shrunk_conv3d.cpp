@@ -1,0 +1,62 @@
+// Schema and dispatcher entry points of cakes::shrunk_conv3d. Kernels live in
+// cpu/ (computation) and autograd/ (differentiation) and are reached only
+// through the dispatcher.
+#include "cakes/ops/shrunk_conv3d.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+namespace cakes::ops {
+
+at::Tensor shrunk_conv3d(
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("cakes::shrunk_conv3d", "")
+                       .typed<decltype(shrunk_conv3d)>();
+  return op.call(input, weights, stride, dilation);
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation,
+    std::array<bool, 2> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("cakes::_shrunk_conv3d_backward", "")
+                       .typed<decltype(shrunk_conv3d_backward)>();
+  return op.call(grad_output, input, weights, stride, dilation, output_mask);
+}
+
+int64_t shrunk_conv3d_macs(
+    at::IntArrayRef input_sizes,
+    at::TensorList weights,
+    at::IntArrayRef stride) {
+  TORCH_CHECK(input_sizes.size() == 5, "shrunk_conv3d_macs: expected 5 sizes");
+  TORCH_CHECK(stride.size() == 3, "shrunk_conv3d_macs: expected 3 strides");
+  int64_t positions = input_sizes[0];
+  for (int a = 0; a < 3; ++a) {
+    const int64_t in = input_sizes[2 + a];
+    positions *= in == 0 ? 0 : (in - 1) / stride[a] + 1;
+  }
+  int64_t per = 0;
+  for (const auto& w : weights)
+    per += w.size(0) * w.size(2) * w.size(3) * w.size(4);
+  return positions * input_sizes[1] * per;
+}
+
+} // namespace cakes::ops
+
+TORCH_LIBRARY(cakes, m) {
+  m.def(
+      "shrunk_conv3d(Tensor input, Tensor[] weights, int[3] stride=[1,1,1], "
+      "int[3] dilation=[1,1,1]) -> Tensor");
+  m.def(
+      "_shrunk_conv3d_backward(Tensor grad_output, Tensor input, "
+      "Tensor[] weights, int[3] stride, int[3] dilation, bool[2] output_mask) "
+      "-> (Tensor, Tensor[])");
+}

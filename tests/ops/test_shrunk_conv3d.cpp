@@ -1,0 +1,275 @@
+// cakes::shrunk_conv3d against the paper's formulation (one at::conv3d per
+// group, then torch.cat) in float64: values and every gradient, over hundreds of
+// random shapes; a central-difference check; and every bad-argument case.
+#include "cakes/ops/shrunk_conv3d.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <random>
+#include <sstream>
+
+namespace {
+
+const std::vector<std::array<int64_t, 3>> kAllShapes = {
+    {3, 3, 3}, {1, 3, 3}, {3, 1, 3}, {3, 3, 1},
+    {3, 1, 1}, {1, 3, 1}, {1, 1, 3}, {1, 1, 1}};
+
+at::Tensor reference(
+    const at::Tensor& x,
+    const std::vector<at::Tensor>& ws,
+    at::IntArrayRef stride,
+    at::IntArrayRef dil) {
+  std::vector<at::Tensor> outs;
+  for (const auto& w : ws) {
+    std::vector<int64_t> pad;
+    for (int a = 0; a < 3; ++a)
+      pad.push_back(dil[a] * (w.size(2 + a) - 1) / 2);
+    if (w.size(0) == 0) {
+      // at::conv3d rejects zero output channels; the empty slice it would give:
+      auto y = at::conv3d(x, at::zeros({1, x.size(1), w.size(2), w.size(3), w.size(4)}, x.options()),
+                          {}, stride, pad, dil);
+      outs.push_back(y.slice(1, 0, 0));
+      continue;
+    }
+    outs.push_back(at::conv3d(x, w, {}, stride, pad, dil));
+  }
+  return at::cat(outs, 1);
+}
+
+struct Case {
+  int64_t n, c_in, d, h, w;
+  std::vector<int64_t> stride, dil;
+  std::vector<std::pair<std::array<int64_t, 3>, int64_t>> groups;
+  bool non_contiguous;
+  std::string str() const {
+    std::ostringstream os;
+    os << "N=" << n << " C_in=" << c_in << " in=" << d << "x" << h << "x" << w
+       << " stride=" << at::IntArrayRef(stride) << " dil=" << at::IntArrayRef(dil)
+       << " noncontig=" << non_contiguous << " groups=";
+    for (auto& g : groups)
+      os << g.first[0] << "x" << g.first[1] << "x" << g.first[2] << ":" << g.second << " ";
+    return os.str();
+  }
+};
+
+Case random_case(std::mt19937& rng, int index) {
+  auto pick = [&](int lo, int hi) {
+    return std::uniform_int_distribution<int>(lo, hi)(rng);
+  };
+  Case c;
+  const int64_t batches[] = {0, 1, 3};
+  c.n = index % 17 == 0 ? 0 : batches[1 + pick(0, 1)];
+  c.c_in = pick(1, 5);
+  c.d = pick(1, 6);
+  c.h = pick(1, 7);
+  c.w = pick(1, 7);
+  for (int a = 0; a < 3; ++a) {
+    c.stride.push_back(pick(0, 2) == 0 ? 2 : 1);
+    c.dil.push_back(pick(0, 4) == 0 ? 2 : 1);
+  }
+  // Cycle through all eight shapes so each appears often, plus random extras.
+  std::vector<int> shapes{index % 8};
+  const int extra = pick(0, 3);
+  for (int i = 0; i < extra; ++i) {
+    const int s = pick(0, 7);
+    if (std::find(shapes.begin(), shapes.end(), s) == shapes.end())
+      shapes.push_back(s);
+  }
+  int64_t total = 0;
+  for (int s : shapes) {
+    const int64_t ch = pick(0, 4);
+    total += ch;
+    c.groups.push_back({kAllShapes[s], ch});
+  }
+  if (total == 0)
+    c.groups[0].second = 1;
+  // Now and then a 5-wide extent: "1 or an odd k".
+  if (index % 23 == 5)
+    c.groups[0].first = {5, 1, 3};
+  c.non_contiguous = pick(0, 2) == 0;
+  return c;
+}
+
+class ShrunkConv3dRandom : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShrunkConv3dRandom, MatchesPerGroupConvAndConcat) {
+  const int block = GetParam();
+  std::mt19937 rng(1234 + block);
+  at::manual_seed(block);
+  // 25 cases per parameter, 10 parameters: 250 random cases.
+  for (int i = 0; i < 25; ++i) {
+    const Case c = random_case(rng, block * 25 + i);
+    SCOPED_TRACE(c.str());
+    const auto opts = at::TensorOptions().dtype(at::kDouble);
+    at::Tensor x;
+    if (c.non_contiguous) {
+      // Stored as (N, C, W, H, D) and viewed back: same values, odd strides.
+      x = at::randn({c.n, c.c_in, c.w, c.h, c.d}, opts).permute({0, 1, 4, 3, 2});
+    } else {
+      x = at::randn({c.n, c.c_in, c.d, c.h, c.w}, opts);
+    }
+    x.requires_grad_(true);
+    std::vector<at::Tensor> ws;
+    for (auto& g : c.groups)
+      ws.push_back(at::randn({g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, opts)
+                       .requires_grad_(true));
+
+    auto y = cakes::ops::shrunk_conv3d(x, ws, c.stride, c.dil);
+    auto x_ref = x.detach().clone().requires_grad_(true);
+    std::vector<at::Tensor> ws_ref;
+    for (auto& w : ws)
+      ws_ref.push_back(w.detach().clone().requires_grad_(true));
+    auto y_ref = reference(x_ref, ws_ref, c.stride, c.dil);
+    ASSERT_EQ(y.sizes(), y_ref.sizes());
+    ASSERT_TRUE(at::allclose(y, y_ref, 1e-10, 1e-10))
+        << "max diff " << (y - y_ref).abs().max().item<double>();
+
+    if (y.numel() == 0 && x.numel() == 0)
+      continue;
+    auto gy = at::randn_like(y_ref);
+    y.backward(gy);
+    y_ref.backward(gy);
+    ASSERT_TRUE(x.grad().defined());
+    ASSERT_TRUE(at::allclose(x.grad(), x_ref.grad(), 1e-10, 1e-10))
+        << "input grad max diff " << (x.grad() - x_ref.grad()).abs().max().item<double>();
+    for (size_t g = 0; g < ws.size(); ++g) {
+      ASSERT_TRUE(ws[g].grad().defined()) << "group " << g;
+      if (ws[g].size(0) == 0)  // the reference never touches an empty group
+        continue;
+      ASSERT_TRUE(at::allclose(ws[g].grad(), ws_ref[g].grad(), 1e-10, 1e-10))
+          << "weight grad of group " << g << " max diff "
+          << (ws[g].grad() - ws_ref[g].grad()).abs().max().item<double>();
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ShrunkConv3dRandom, ::testing::Range(0, 10));
+
+TEST(ShrunkConv3d, Float32MatchesReference) {
+  at::manual_seed(7);
+  auto x = at::randn({2, 16, 5, 12, 12});
+  std::vector<at::Tensor> ws{
+      at::randn({11, 16, 3, 3, 3}) * 0.1, at::randn({10, 16, 1, 3, 3}) * 0.1,
+      at::randn({0, 16, 3, 1, 1}), at::randn({9, 16, 3, 1, 1}) * 0.1,
+      at::randn({4, 16, 1, 1, 1}) * 0.1};
+  for (const std::vector<int64_t>& s : {std::vector<int64_t>{1, 1, 1}, {1, 2, 2}, {2, 2, 2}}) {
+    auto y = cakes::ops::shrunk_conv3d(x, ws, s);
+    auto y_ref = reference(x.to(at::kDouble), [&] {
+      std::vector<at::Tensor> d;
+      for (auto& w : ws) d.push_back(w.to(at::kDouble));
+      return d;
+    }(), s, {1, 1, 1});
+    EXPECT_TRUE(at::allclose(y.to(at::kDouble), y_ref, 1e-4, 1e-4))
+        << "stride " << at::IntArrayRef(s) << " max diff "
+        << (y.to(at::kDouble) - y_ref).abs().max().item<double>();
+  }
+}
+
+TEST(ShrunkConv3d, OutputIsContiguousWithGroupsInOrder) {
+  auto x = at::randn({1, 3, 4, 4, 4}, at::kDouble);
+  auto w0 = at::zeros({2, 3, 1, 1, 1}, at::kDouble);
+  auto w1 = at::ones({1, 3, 1, 1, 1}, at::kDouble);
+  auto y = cakes::ops::shrunk_conv3d(x, {w0, w1});
+  EXPECT_TRUE(y.is_contiguous());
+  EXPECT_EQ(y.sizes(), at::IntArrayRef({1, 3, 4, 4, 4}));
+  EXPECT_TRUE(y.slice(1, 0, 2).eq(0).all().item<bool>());
+  EXPECT_TRUE(at::allclose(y.select(1, 2), x.sum(1)));
+}
+
+// Central differences in float64 on small cases: the analytic gradient of a
+// scalar loss must match (f(p + e) - f(p - e)) / 2e for sampled elements.
+TEST(ShrunkConv3d, CentralDifferenceGradient) {
+  at::manual_seed(3);
+  struct Small {
+    std::vector<int64_t> stride, dil;
+  };
+  for (const Small& s : {Small{{1, 1, 1}, {1, 1, 1}}, Small{{2, 1, 2}, {1, 2, 1}}}) {
+    auto x = at::randn({2, 3, 4, 5, 4}, at::kDouble).requires_grad_(true);
+    std::vector<at::Tensor> ws{
+        at::randn({2, 3, 3, 3, 3}, at::kDouble).requires_grad_(true),
+        at::randn({2, 3, 1, 3, 1}, at::kDouble).requires_grad_(true),
+        at::randn({1, 3, 1, 1, 3}, at::kDouble).requires_grad_(true)};
+    const auto probe = at::randn({2, 5, 4, 5, 4}, at::kDouble);
+    auto loss = [&] {
+      auto y = cakes::ops::shrunk_conv3d(x, ws, s.stride, s.dil);
+      return (y * probe.slice(2, 0, y.size(2)).slice(3, 0, y.size(3)).slice(4, 0, y.size(4))).sum();
+    };
+    loss().backward();
+    std::vector<at::Tensor> params{x};
+    params.insert(params.end(), ws.begin(), ws.end());
+    const double eps = 1e-6;
+    for (size_t p = 0; p < params.size(); ++p) {
+      auto flat = params[p].detach().view({-1});
+      const auto grad = params[p].grad().view({-1});
+      for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 13)) {
+        at::NoGradGuard ng;
+        const double orig = flat[i].item<double>();
+        flat[i] = orig + eps;
+        const double up = loss().item<double>();
+        flat[i] = orig - eps;
+        const double down = loss().item<double>();
+        flat[i] = orig;
+        const double numeric = (up - down) / (2 * eps);
+        EXPECT_NEAR(numeric, grad[i].item<double>(), 1e-5 * (1 + std::abs(numeric)))
+            << "param " << p << " element " << i;
+      }
+    }
+  }
+}
+
+TEST(ShrunkConv3d, BatchZeroGivesEmptyOutputAndZeroWeightGrad) {
+  auto x = at::randn({0, 4, 3, 3, 3}).requires_grad_(true);
+  auto w = at::randn({5, 4, 3, 3, 3}).requires_grad_(true);
+  auto y = cakes::ops::shrunk_conv3d(x, {w});
+  EXPECT_EQ(y.sizes(), at::IntArrayRef({0, 5, 3, 3, 3}));
+  y.sum().backward();
+  EXPECT_TRUE(w.grad().eq(0).all().item<bool>());
+}
+
+// Every bad argument raises, and the message says what was got and expected.
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message was: " << e.what_without_backtrace();
+  }
+}
+
+TEST(ShrunkConv3d, BadArgumentsRaiseClearErrors) {
+  using cakes::ops::shrunk_conv3d;
+  const auto x = at::randn({1, 4, 5, 5, 5});
+  const auto w = at::randn({2, 4, 3, 3, 3});
+  expect_error([&] { shrunk_conv3d(at::randn({4, 5, 5}), {w}); }, "got rank 3");
+  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 3, 3, 3, 3})}); }, "has 3 input channels");
+  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 4, 2, 3, 3})}); }, "1 or odd");
+  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 4, 3, 3})}); }, "of rank 5");
+  expect_error([&] { shrunk_conv3d(x, {w.to(at::kDouble)}); }, "has dtype Double but the input has dtype Float");
+  expect_error([&] { shrunk_conv3d(x, {w}, {1, 0, 1}); }, "expected positive strides");
+  expect_error([&] { shrunk_conv3d(x, {w}, {1, -2, 1}); }, "expected positive strides");
+  expect_error([&] { shrunk_conv3d(x, {w}, {1, 1, 1}, {1, 0, 1}); }, "expected positive dilations");
+  expect_error([&] { shrunk_conv3d(x, {}); }, "at least one weight");
+  expect_error([&] { shrunk_conv3d(x.to(at::kInt), {w.to(at::kInt)}); }, "float32 or float64");
+  expect_error([&] { shrunk_conv3d(x, {w}, {1, 1}); }, "");
+  expect_error(
+      [&] {
+        auto y = shrunk_conv3d(x, {w});
+        cakes::ops::shrunk_conv3d_backward(at::randn({1, 2, 4, 5, 5}), x, {w}, {1, 1, 1}, {1, 1, 1}, {true, true});
+      },
+      "expected grad_output of shape");
+}
+
+TEST(ShrunkConv3d, MacsFollowSpec) {
+  // N * D_out*H_out*W_out * C_in * sum c_i * vol_i
+  std::vector<at::Tensor> ws{at::empty({22, 64, 3, 3, 3}), at::empty({21, 64, 1, 3, 3}),
+                             at::empty({21, 64, 3, 1, 1})};
+  EXPECT_EQ(cakes::ops::shrunk_conv3d_macs({1, 64, 8, 56, 56}, ws, {1, 1, 1}),
+            int64_t(8) * 56 * 56 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
+  EXPECT_EQ(cakes::ops::shrunk_conv3d_macs({2, 64, 8, 56, 56}, ws, {1, 2, 2}),
+            int64_t(2) * 8 * 28 * 28 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
+}
+
+} // namespace

@@ -1,0 +1,30 @@
+// Subcommands of the cakes CLI. Each file under tools/cakes/ adds its own; the
+// CLI stays thin: parse, call the library, report.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace cakes::cli {
+
+// Applies --threads (0 = all cores) to LibTorch and OpenMP.
+void set_threads(int threads);
+// Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
+std::vector<int64_t> parse_dims(const std::string& text, const std::string& what);
+
+struct LayerBenchArgs {
+  int64_t in = 64, out = 64;
+  std::string input = "1x8x56x56";
+  std::string split = "3x3x3:22,1x3x3:21,3x1x1:21";
+  std::string stride = "1x1x1";
+  int threads = 0, warmup = 3, repeats = 11;
+  bool json = false, no_backward = false;
+};
+void run_layer_bench(const LayerBenchArgs& args);
+
+void add_bench(CLI::App& app);
+void add_demo(CLI::App& app);
+
+} // namespace cakes::cli

@@ -1,0 +1,57 @@
+#include "commands.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <iostream>
+#include <thread>
+
+namespace cakes::cli {
+
+void set_threads(int threads) {
+  const int n = threads > 0 ? threads
+                            : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(n > 0 ? n : 1);
+}
+
+std::vector<int64_t> parse_dims(const std::string& text, const std::string& what) {
+  std::vector<int64_t> dims;
+  size_t start = 0;
+  while (true) {
+    const size_t x = text.find('x', start);
+    const std::string part = text.substr(start, x == std::string::npos ? x : x - start);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
+      throw std::invalid_argument(
+          "bad " + what + " '" + text + "': expected sizes joined by 'x'");
+    dims.push_back(std::stoll(part));
+    if (x == std::string::npos)
+      break;
+    start = x + 1;
+  }
+  return dims;
+}
+
+} // namespace cakes::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"cakes: channel-wise automatic kernel shrinking for 3D CNNs"};
+  app.require_subcommand(1);
+  cakes::cli::add_bench(app);
+  cakes::cli::add_demo(app);
+  // Subcommands run inside parse(); whatever they throw is reported as one
+  // line and a non-zero exit, never a crash or a backtrace.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    msg = msg.substr(0, msg.find('\n'));
+    std::cerr << "cakes: error: " << msg << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "cakes: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
