@@ -1,0 +1,89 @@
+// Configuration parsing/printing and the CakesConv3d layer.
+#include "cakes/nn/cakes_conv3d.h"
+#include "cakes/nn/config.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace {
+
+using cakes::Config;
+using cakes::SubKernel;
+
+TEST(Config, CompactAndJsonRoundTripKeepOrder) {
+  const Config c = Config::parse("3x3x3:22,1x3x3:21,3x1x1:21");
+  ASSERT_EQ(c.groups().size(), 3u);
+  EXPECT_EQ(c.groups()[1].kernel, (SubKernel{1, 3, 3}));
+  EXPECT_EQ(c.groups()[2].channels, 21);
+  EXPECT_EQ(c.out_channels(), 64);
+  EXPECT_EQ(c.str(), "3x3x3:22,1x3x3:21,3x1x1:21");
+  EXPECT_EQ(c.json(), R"({"3x3x3":22,"1x3x3":21,"3x1x1":21})");
+  EXPECT_EQ(Config::parse(c.json()), c);
+  // JSON key order is group order, not alphabetical.
+  EXPECT_EQ(Config::parse(R"({"3x1x1":1,"1x3x3":2})").str(), "3x1x1:1,1x3x3:2");
+  EXPECT_EQ(Config::parse(" 1x1x1:0 , 3x3x3:4 ").str(), "1x1x1:0,3x3x3:4");
+  EXPECT_EQ(c.taps_times_channels(), 22 * 27 + 21 * 9 + 21 * 3);
+}
+
+TEST(Config, MalformedTextIsAClearError) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"", "empty"},
+      {"3x3x3", "DxHxW:channels"},
+      {"3x3:4", "expected DxHxW"},
+      {"3x2x3:4", "must be 1 or an odd number"},
+      {"3x3x3:-1", "not a non-negative integer"},
+      {"3x3x3:4,3x3x3:2", "listed twice"},
+      {"axbxc:3", "expected DxHxW"},
+      {"{\"3x3x3\": \"x\"}", "must be an integer"},
+      {"{\"3x3x3\": 4", "bad configuration JSON"},
+  };
+  for (const auto& [text, needle] : bad) {
+    try {
+      Config::parse(text);
+      ADD_FAILURE() << "no error for '" << text << "'";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << "'" << text << "' gave: " << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+}
+
+TEST(CakesConv3d, NamedParametersShapesAndForward) {
+  cakes::nn::CakesConv3d layer(8, Config::parse("3x3x3:4,1x3x3:3,3x1x1:0,1x1x1:1"));
+  auto params = layer->named_parameters();
+  ASSERT_TRUE(params.contains("weight_3x3x3"));
+  EXPECT_EQ(params["weight_1x3x3"].sizes(), torch::IntArrayRef({3, 8, 1, 3, 3}));
+  EXPECT_EQ(params["weight_3x1x1"].numel(), 0);
+  EXPECT_EQ(params["bn.weight"].size(0), 8);
+  auto x = torch::randn({2, 8, 4, 6, 6});
+  auto y = layer->forward(x);
+  EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 8, 4, 6, 6}));
+  EXPECT_GE(y.min().item<float>(), 0.0f);  // ReLU
+  // With a stride the spatial axes shrink and time (a stride of 1) does not.
+  cakes::nn::CakesConv3d strided(
+      cakes::nn::CakesConv3dOptions(8, Config::parse("1x3x3:5")).stride({1, 2, 2}));
+  EXPECT_EQ(strided->forward(x).sizes(), torch::IntArrayRef({2, 5, 4, 3, 3}));
+}
+
+TEST(CakesConv3d, EqualsSingleConvWithZeroPaddedKernel) {
+  // SPEC §2: the layer's convolution equals one 3x3x3 convolution whose kernel
+  // is zero outside each channel's sub-kernel.
+  torch::manual_seed(0);
+  cakes::nn::CakesConv3d layer(3, Config::parse("3x3x3:2,1x3x3:2,3x1x1:1"));
+  auto x = torch::randn({1, 3, 5, 5, 5});
+  auto full = torch::zeros({5, 3, 3, 3, 3});
+  const auto& w = layer->weights();
+  full.slice(0, 0, 2).copy_(w[0]);
+  full.slice(0, 2, 4).slice(2, 1, 2).copy_(w[1]);
+  full.slice(0, 4, 5).slice(3, 1, 2).slice(4, 1, 2).copy_(w[2]);
+  torch::NoGradGuard ng;
+  auto expected = torch::conv3d(x, full, {}, 1, 1);
+  EXPECT_TRUE(torch::allclose(layer->conv(x), expected, 1e-4, 1e-5));
+}
+
+TEST(CakesConv3d, EmptyConfigurationIsRejected) {
+  EXPECT_THROW(cakes::nn::CakesConv3d(4, Config::parse("3x3x3:0")), c10::Error);
+}
+
+} // namespace
