@@ -6,6 +6,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <atomic>
+
 namespace cakes::ops {
 
 at::Tensor shrunk_conv3d(
@@ -30,6 +32,18 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
                        .findSchemaOrThrow("cakes::_shrunk_conv3d_backward", "")
                        .typed<decltype(shrunk_conv3d_backward)>();
   return op.call(grad_output, input, weights, stride, dilation, output_mask);
+}
+
+namespace {
+std::atomic<Engine> g_engine{Engine::Auto};
+}
+
+void set_engine(Engine engine) {
+  g_engine = engine;
+}
+
+Engine engine() {
+  return g_engine;
 }
 
 int64_t shrunk_conv3d_macs(

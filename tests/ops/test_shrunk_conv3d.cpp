@@ -147,6 +147,73 @@ TEST_P(ShrunkConv3dRandom, MatchesPerGroupConvAndConcat) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, ShrunkConv3dRandom, ::testing::Range(0, 10));
 
+// float32 runs through the direct AVX-512 kernels at stride 1 (and the general
+// engine otherwise, or when forced): both against the float64 reference.
+class ShrunkConv3dFloat32Random
+    : public ::testing::TestWithParam<std::tuple<int, cakes::ops::Engine>> {};
+
+TEST_P(ShrunkConv3dFloat32Random, MatchesFloat64Reference) {
+  const auto [block, engine] = GetParam();
+  struct Restore {
+    ~Restore() { cakes::ops::set_engine(cakes::ops::Engine::Auto); }
+  } restore;
+  cakes::ops::set_engine(engine);
+  std::mt19937 rng(99 + block);
+  at::manual_seed(100 + block);
+  for (int i = 0; i < 20; ++i) {
+    Case c = random_case(rng, block * 20 + i);
+    // Half the cases at stride 1 so the direct kernels see plenty of shapes,
+    // with planes large enough to span several 16-lane vectors.
+    if (i % 2 == 0) {
+      c.stride = {1, 1, 1};
+      c.h += 9;
+      c.w += 5;
+    }
+    SCOPED_TRACE(c.str());
+    auto xd = at::randn({c.n, c.c_in, c.d, c.h, c.w}, at::kDouble);
+    std::vector<at::Tensor> wd;
+    for (auto& g : c.groups)
+      wd.push_back(at::randn({g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, at::kDouble));
+    auto x = xd.to(at::kFloat).requires_grad_(true);
+    std::vector<at::Tensor> ws;
+    for (auto& w : wd)
+      ws.push_back(w.to(at::kFloat).requires_grad_(true));
+    auto x_ref = xd.clone().requires_grad_(true);
+    std::vector<at::Tensor> ws_ref;
+    for (auto& w : wd)
+      ws_ref.push_back(w.clone().requires_grad_(true));
+    auto y = cakes::ops::shrunk_conv3d(x, ws, c.stride, c.dil);
+    auto y_ref = reference(x_ref, ws_ref, c.stride, c.dil);
+    ASSERT_EQ(y.sizes(), y_ref.sizes());
+    // Sums of up to a few hundred O(1) products: float32 rounding ~1e-5 relative.
+    auto close = [](const at::Tensor& a, const at::Tensor& b) {
+      return at::allclose(a.to(at::kDouble), b, 1e-4, 1e-3);
+    };
+    ASSERT_TRUE(close(y, y_ref)) << "max diff " << (y.to(at::kDouble) - y_ref).abs().max().item<double>();
+    if (y.numel() == 0)
+      continue;
+    auto gy = at::randn_like(y_ref);
+    y.backward(gy.to(at::kFloat));
+    y_ref.backward(gy);
+    ASSERT_TRUE(close(x.grad(), x_ref.grad()))
+        << "input grad max diff " << (x.grad().to(at::kDouble) - x_ref.grad()).abs().max().item<double>();
+    for (size_t g = 0; g < ws.size(); ++g) {
+      if (ws[g].size(0) == 0)
+        continue;
+      ASSERT_TRUE(close(ws[g].grad(), ws_ref[g].grad()))
+          << "weight grad of group " << g << " max diff "
+          << (ws[g].grad().to(at::kDouble) - ws_ref[g].grad()).abs().max().item<double>();
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases,
+    ShrunkConv3dFloat32Random,
+    ::testing::Combine(
+        ::testing::Range(0, 5),
+        ::testing::Values(cakes::ops::Engine::Auto, cakes::ops::Engine::Gemm)));
+
 TEST(ShrunkConv3d, Float32MatchesReference) {
   at::manual_seed(7);
   auto x = at::randn({2, 16, 5, 12, 12});

@@ -46,6 +46,15 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
     at::IntArrayRef dilation,
     std::array<bool, 2> output_mask);
 
+// Which CPU implementation runs the op. Auto: direct AVX-512 kernels for
+// float32 at stride 1 when the CPU has AVX-512, the general engine (tiled im2col
+// + oneDNN sgemm) otherwise; the general engine always serves float64, strides
+// > 1 and CPUs without AVX-512. Gemm forces the general engine (tests and
+// benchmarks compare the two). Process-wide.
+enum class Engine { Auto, Gemm };
+void set_engine(Engine engine);
+Engine engine();
+
 // Multiply-adds of the convolution (SPEC §2):
 // N * D_out*H_out*W_out * C_in * sum_i c_i * vol_i.
 int64_t shrunk_conv3d_macs(

@@ -1,7 +1,9 @@
 // CPU kernels of cakes::shrunk_conv3d and its backward. Argument checks live
 // here because every call, from C++ or Python, with or without autograd, ends
 // up in these kernels.
+#include "cakes/ops/shrunk_conv3d.h"
 #include "conv_engine.h"
+#include "direct_kernel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -152,6 +154,35 @@ Forward make_forward_plan(
       offsets};
 }
 
+bool use_direct(const at::Tensor& input, at::IntArrayRef stride) {
+  return engine() == Engine::Auto && input.scalar_type() == at::kFloat &&
+      stride[0] == 1 && stride[1] == 1 && stride[2] == 1 &&
+      detail::direct::available();
+}
+
+struct DirectCall {
+  detail::direct::Geometry geom;
+  std::vector<detail::direct::Group> groups;
+  std::vector<at::Tensor> keep;  // contiguous weights the groups point into
+};
+
+DirectCall direct_call(
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef dilation) {
+  DirectCall c;
+  int64_t c_out = 0;
+  for (const auto& w : weights) {
+    c.keep.push_back(w.contiguous());
+    c.groups.push_back(
+        {c.keep.back().data_ptr<float>(), w.size(0), w.size(2), w.size(3), w.size(4)});
+    c_out += w.size(0);
+  }
+  c.geom = {input.size(0), input.size(1), c_out, input.size(2), input.size(3),
+            input.size(4), dilation[0], dilation[1], dilation[2]};
+  return c;
+}
+
 at::Tensor shrunk_conv3d_cpu(
     const at::Tensor& input_,
     at::TensorList weights,
@@ -169,6 +200,12 @@ at::Tensor shrunk_conv3d_cpu(
   if (c10::multiply_integers(out_sizes) == 0)
     return at::zeros(out_sizes, input.options());
 
+  if (use_direct(input, stride)) {
+    auto output = at::empty(out_sizes, input.options());
+    const auto c = direct_call(input, weights, dilation);
+    detail::direct::forward(c.geom, c.groups, input.data_ptr<float>(), output.data_ptr<float>());
+    return output;
+  }
   const Forward f = make_forward_plan(input, weights, stride, dilation);
   auto output = f.plan.needs_zero_output() ? at::zeros(out_sizes, input.options())
                                            : at::empty(out_sizes, input.options());
@@ -192,6 +229,12 @@ at::Tensor grad_input_cpu(
     at::TensorList weights,
     at::IntArrayRef stride,
     at::IntArrayRef dilation) {
+  if (use_direct(input, stride)) {
+    auto grad_in = at::empty_like(input);
+    const auto c = direct_call(input, weights, dilation);
+    detail::direct::grad_input(c.geom, c.groups, grad_out.data_ptr<float>(), grad_in.data_ptr<float>());
+    return grad_in;
+  }
   // Gather form: dX[ci, i] = sum_g sum_t W_g[co, ci, t] dY_g[co, i - off_t].
   // With a stride, the output gradient is first spread onto the input grid
   // (zeros between samples) so that the same stride-1 engine applies.
@@ -242,6 +285,18 @@ std::vector<at::Tensor> grad_weights_cpu(
     at::TensorList weights,
     at::IntArrayRef stride,
     at::IntArrayRef dilation) {
+  if (use_direct(input, stride)) {
+    std::vector<at::Tensor> grads;
+    std::vector<float*> ptrs;
+    for (const auto& w : weights) {
+      grads.push_back(at::empty(w.sizes(), w.options().memory_format(at::MemoryFormat::Contiguous)));
+      ptrs.push_back(grads.back().data_ptr<float>());
+    }
+    const auto c = direct_call(input, weights, dilation);
+    detail::direct::grad_weight(
+        c.geom, c.groups, input.data_ptr<float>(), grad_out.data_ptr<float>(), ptrs);
+    return grads;
+  }
   const Forward f = make_forward_plan(input, weights, stride, dilation);
   std::vector<at::Tensor> acc;
   for (size_t i = 0; i < weights.size(); ++i) {
