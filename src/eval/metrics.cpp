@@ -15,11 +15,15 @@ at::Tensor average_clips(const at::Tensor& logits) {
   return logits.dim() == 3 ? logits.mean(/*dim=*/1) : logits;
 }
 
-int64_t topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k) {
+int64_t
+topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k) {
   at::Tensor l = average_clips(logits);
   TORCH_CHECK(
       target.dim() == 1 && target.size(0) == l.size(0),
-      "topk_correct: expected target (", l.size(0), "), got ", target.sizes());
+      "topk_correct: expected target (",
+      l.size(0),
+      "), got ",
+      target.sizes());
   TORCH_CHECK(k >= 1, "topk_correct: k must be >= 1, got ", k);
   if (l.size(0) == 0) {
     return 0;
@@ -28,7 +32,9 @@ int64_t topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t
   at::Tensor t = target.to(at::kLong).to(l.device());
   TORCH_CHECK(
       t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < classes,
-      "topk_correct: target out of range [0, ", classes, ")");
+      "topk_correct: target out of range [0, ",
+      classes,
+      ")");
   at::Tensor top = std::get<1>(l.topk(std::min(k, classes), /*dim=*/1));
   return top.eq(t.unsqueeze(1)).any(/*dim=*/1).sum().item<int64_t>();
 }
@@ -40,24 +46,32 @@ void Accuracy::add(const at::Tensor& logits, const at::Tensor& target) {
 }
 
 double Accuracy::top1() const {
-  return count_ ? static_cast<double>(correct1_) / static_cast<double>(count_) : 0;
+  return count_ ? static_cast<double>(correct1_) / static_cast<double>(count_)
+                : 0;
 }
 
 double Accuracy::top5() const {
-  return count_ ? static_cast<double>(correct5_) / static_cast<double>(count_) : 0;
+  return count_ ? static_cast<double>(correct5_) / static_cast<double>(count_)
+                : 0;
 }
 
 DiceCounts::DiceCounts(int64_t num_classes)
     : intersection(static_cast<size_t>(num_classes), 0),
       predicted(static_cast<size_t>(num_classes), 0),
       labelled(static_cast<size_t>(num_classes), 0) {
-  TORCH_CHECK(num_classes >= 1, "DiceCounts: num_classes must be >= 1, got ", num_classes);
+  TORCH_CHECK(
+      num_classes >= 1,
+      "DiceCounts: num_classes must be >= 1, got ",
+      num_classes);
 }
 
 void DiceCounts::add(const at::Tensor& pred, const at::Tensor& target) {
   TORCH_CHECK(
       pred.sizes() == target.sizes(),
-      "Dice: prediction ", pred.sizes(), " and target ", target.sizes(),
+      "Dice: prediction ",
+      pred.sizes(),
+      " and target ",
+      target.sizes(),
       " differ in shape");
   const int64_t classes = static_cast<int64_t>(intersection.size());
   at::Tensor p = pred.to(at::kLong).reshape(-1).cpu();
@@ -68,12 +82,17 @@ void DiceCounts::add(const at::Tensor& pred, const at::Tensor& target) {
   for (const at::Tensor& t : {p, g}) {
     TORCH_CHECK(
         t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < classes,
-        "Dice: label out of range [0, ", classes, "): min ",
-        t.min().item<int64_t>(), ", max ", t.max().item<int64_t>());
+        "Dice: label out of range [0, ",
+        classes,
+        "): min ",
+        t.min().item<int64_t>(),
+        ", max ",
+        t.max().item<int64_t>());
   }
   at::Tensor np = at::bincount(p, /*weights=*/{}, classes);
   at::Tensor ng = at::bincount(g, /*weights=*/{}, classes);
-  at::Tensor ni = at::bincount(p.masked_select(p.eq(g)), /*weights=*/{}, classes);
+  at::Tensor ni =
+      at::bincount(p.masked_select(p.eq(g)), /*weights=*/{}, classes);
   for (int64_t c = 0; c < classes; ++c) {
     predicted[static_cast<size_t>(c)] += np[c].item<int64_t>();
     labelled[static_cast<size_t>(c)] += ng[c].item<int64_t>();
@@ -87,7 +106,7 @@ std::vector<double> DiceCounts::per_class() const {
     const int64_t denom = predicted[c] + labelled[c];
     out[c] = denom == 0 ? std::numeric_limits<double>::quiet_NaN()
                         : 2.0 * static_cast<double>(intersection[c]) /
-            static_cast<double>(denom);
+                              static_cast<double>(denom);
   }
   return out;
 }
@@ -104,13 +123,12 @@ double DiceCounts::mean(int64_t skip_classes) const {
       ++n;
     }
   }
-  return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+  return n ? sum / static_cast<double>(n)
+           : std::numeric_limits<double>::quiet_NaN();
 }
 
 std::vector<double> dice_per_class(
-    const at::Tensor& pred,
-    const at::Tensor& target,
-    int64_t num_classes) {
+    const at::Tensor& pred, const at::Tensor& target, int64_t num_classes) {
   DiceCounts counts(num_classes);
   counts.add(pred, target);
   return counts.per_class();

@@ -22,7 +22,7 @@ at::Tensor window_weight(const SlidingWindowOptions& o) {
     const int64_t n = o.window[static_cast<size_t>(a)];
     const double sigma = std::max(1e-6, o.sigma_scale * static_cast<double>(n));
     at::Tensor x = at::arange(n, at::TensorOptions().dtype(at::kDouble)) -
-        (static_cast<double>(n) - 1) / 2;
+                   (static_cast<double>(n) - 1) / 2;
     at::Tensor g = at::exp(-(x * x) / (2 * sigma * sigma));
     std::vector<int64_t> shape = {1, 1, 1};
     shape[static_cast<size_t>(a)] = n;
@@ -45,7 +45,8 @@ void run_slabs(
     Sink&& sink) {
   TORCH_CHECK(
       volume.dim() == 4,
-      "sliding window: expected a volume (C, D, H, W), got ", volume.sizes());
+      "sliding window: expected a volume (C, D, H, W), got ",
+      volume.sizes());
   for (int64_t w : o.window) {
     if (w < 1) {
       throw std::invalid_argument(
@@ -69,7 +70,11 @@ void run_slabs(
   if (D < wd || H < wh || W < ww) {
     vol = at::constant_pad_nd(
         volume,
-        {0, std::max<int64_t>(0, ww - W), 0, std::max<int64_t>(0, wh - H), 0,
+        {0,
+         std::max<int64_t>(0, ww - W),
+         0,
+         std::max<int64_t>(0, wh - H),
+         0,
          std::max<int64_t>(0, wd - D)});
   }
   const int64_t Dp = vol.size(1), Hp = vol.size(2), Wp = vol.size(3);
@@ -79,12 +84,13 @@ void run_slabs(
   const at::Tensor weight = window_weight(o);
 
   at::NoGradGuard no_grad;
-  at::Tensor acc, wacc;  // rows [lo, lo + acc.size(1)) of the padded output
+  at::Tensor acc, wacc; // rows [lo, lo + acc.size(1)) of the padded output
   int64_t lo = 0;
-  auto emit = [&](int64_t end) {  // rows [lo, end) are final
+  auto emit = [&](int64_t end) { // rows [lo, end) are final
     const int64_t stop = std::min(end, D);
     if (stop > lo) {
-      at::Tensor avg = acc.narrow(1, 0, stop - lo) / wacc.narrow(1, 0, stop - lo);
+      at::Tensor avg =
+          acc.narrow(1, 0, stop - lo) / wacc.narrow(1, 0, stop - lo);
       sink(lo, avg.narrow(2, 0, H).narrow(3, 0, W));
     }
     acc = acc.narrow(1, end - lo, acc.size(1) - (end - lo));
@@ -117,9 +123,25 @@ void run_slabs(
       TORCH_CHECK(
           out.dim() == 5 && out.size(0) == B && out.size(2) == wd &&
               out.size(3) == wh && out.size(4) == ww,
-          "sliding window: predictor returned ", out.sizes(), " for ", B,
-          " windows of ", wd, "x", wh, "x", ww, " (expected (", B,
-          ", K, ", wd, ", ", wh, ", ", ww, "))");
+          "sliding window: predictor returned ",
+          out.sizes(),
+          " for ",
+          B,
+          " windows of ",
+          wd,
+          "x",
+          wh,
+          "x",
+          ww,
+          " (expected (",
+          B,
+          ", K, ",
+          wd,
+          ", ",
+          wh,
+          ", ",
+          ww,
+          "))");
       out = out.to(at::kFloat).to(at::kCPU);
       const int64_t K = out.size(1);
       if (!acc.defined()) {
@@ -129,7 +151,9 @@ void run_slabs(
       TORCH_CHECK(
           acc.size(0) == K,
           "sliding window: predictor changed its class count from ",
-          acc.size(0), " to ", K);
+          acc.size(0),
+          " to ",
+          K);
       const int64_t need = z + wd - lo;
       if (acc.size(1) < need) {
         const int64_t more = need - acc.size(1);
@@ -142,7 +166,10 @@ void run_slabs(
             .narrow(2, y, wh)
             .narrow(3, x, ww)
             .add_(out[b] * weight);
-        wacc.narrow(1, z - lo, wd).narrow(2, y, wh).narrow(3, x, ww).add_(weight);
+        wacc.narrow(1, z - lo, wd)
+            .narrow(2, y, wh)
+            .narrow(3, x, ww)
+            .add_(weight);
       }
     }
   }
@@ -151,7 +178,8 @@ void run_slabs(
 
 } // namespace
 
-std::vector<int64_t> window_starts(int64_t size, int64_t window, double overlap) {
+std::vector<int64_t>
+window_starts(int64_t size, int64_t window, double overlap) {
   if (window >= size) {
     return {0};
   }

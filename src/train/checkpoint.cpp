@@ -91,7 +91,8 @@ void write_file_atomically(
     io_error("rename '" + tmp + "' to", path);
   }
   // Make the rename itself durable.
-  int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd =
+      ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
@@ -116,8 +117,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
     }
   } catch (const c10::Error& e) {
     throw std::runtime_error(
-        "'" + path + "' is not a cakes checkpoint (metadata missing): " +
-        one_line(e));
+        "'" + path +
+        "' is not a cakes checkpoint (metadata missing): " + one_line(e));
   }
   return meta;
 }

@@ -43,8 +43,8 @@ double seconds_since(Clock::time_point t0) {
 }
 
 struct Loaded {
-  std::optional<Batch> batch;  // empty when every sample was skipped
-  std::string error;           // non-empty: the batch failed
+  std::optional<Batch> batch; // empty when every sample was skipped
+  std::string error;          // non-empty: the batch failed
   std::vector<std::string> warnings;
   int64_t samples = 0;
   double seconds = 0;
@@ -62,7 +62,9 @@ Loaded load_batch(
   for (int64_t index : indices) {
     try {
       std::mt19937_64 rng(mix_seed(
-          options.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index)));
+          options.seed,
+          static_cast<uint64_t>(epoch),
+          static_cast<uint64_t>(index)));
       data::Sample s = dataset.get(index, rng);
       inputs.push_back(std::move(s.input));
       targets.push_back(std::move(s.target));
@@ -85,7 +87,7 @@ Loaded load_batch(
       out.batch = std::move(b);
     } catch (const std::exception& e) {
       out.error = "cannot collate batch of samples " +
-          std::to_string(indices.front()) + "..: " + one_line(e);
+                  std::to_string(indices.front()) + "..: " + one_line(e);
       return out;
     }
   }
@@ -123,9 +125,7 @@ SubsetSampler::SubsetSampler(int64_t size, bool shuffle, uint64_t seed)
 }
 
 SubsetSampler::SubsetSampler(
-    std::vector<int64_t> subset,
-    bool shuffle,
-    uint64_t seed)
+    std::vector<int64_t> subset, bool shuffle, uint64_t seed)
     : subset_(std::move(subset)), shuffle_(shuffle), seed_(seed) {}
 
 std::vector<int64_t> SubsetSampler::indices(int64_t epoch) const {
@@ -140,8 +140,7 @@ double LoaderStats::samples_per_second() const {
   if (load_seconds <= 0) {
     return 0;
   }
-  return static_cast<double>(samples) / load_seconds *
-      std::max(1, num_workers);
+  return static_cast<double>(samples) / load_seconds * std::max(1, num_workers);
 }
 
 struct Loader::Epoch {
@@ -174,8 +173,7 @@ Loader::Loader(
     std::shared_ptr<const data::Dataset> dataset,
     LoaderOptions options,
     std::shared_ptr<const Sampler> sampler)
-    : dataset_(std::move(dataset)),
-      options_(options),
+    : dataset_(std::move(dataset)), options_(options),
       sampler_(std::move(sampler)) {
   if (!dataset_) {
     throw std::invalid_argument("Loader: dataset is null");
@@ -210,8 +208,9 @@ int64_t Loader::samples_in_epoch(int64_t epoch) const {
 
 int64_t Loader::batches_in_epoch(int64_t epoch) const {
   const int64_t n = static_cast<int64_t>(sampler_->indices(epoch).size());
-  return options_.drop_last ? n / options_.batch_size
-                            : (n + options_.batch_size - 1) / options_.batch_size;
+  return options_.drop_last
+             ? n / options_.batch_size
+             : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
 void Loader::start_epoch(int64_t epoch) {
@@ -233,7 +232,8 @@ void Loader::start_epoch(int64_t epoch) {
   e->number = epoch;
   e->stats.num_workers = options_.num_workers;
   const int64_t bs = options_.batch_size;
-  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(bs)) {
+  for (size_t start = 0; start < order.size();
+       start += static_cast<size_t>(bs)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(bs));
     if (options_.drop_last && static_cast<int64_t>(end - start) < bs) {
       break;
@@ -250,7 +250,8 @@ void Loader::start_epoch(int64_t epoch) {
           std::unique_lock<std::mutex> lock(ep->m);
           ep->work_cv.wait(lock, [&] {
             return ep->stop || ep->next_claim >= n ||
-                ep->next_claim < ep->next_consume + options_.prefetch_batches;
+                   ep->next_claim <
+                       ep->next_consume + options_.prefetch_batches;
           });
           if (ep->stop || ep->next_claim >= n) {
             return;
@@ -258,7 +259,10 @@ void Loader::start_epoch(int64_t epoch) {
           b = ep->next_claim++;
         }
         Loaded loaded = load_batch(
-            *dataset_, options_, ep->number, ep->batches[static_cast<size_t>(b)]);
+            *dataset_,
+            options_,
+            ep->number,
+            ep->batches[static_cast<size_t>(b)]);
         {
           std::lock_guard<std::mutex> lock(ep->m);
           ep->ready.emplace(b, std::move(loaded));

@@ -27,15 +27,15 @@ std::string duration(double seconds) {
 
 std::string format_progress(const ProgressState& s, int bar_width) {
   std::string out = "epoch " + std::to_string(s.epoch + 1) + "/" +
-      std::to_string(s.epochs) + " ";
+                    std::to_string(s.epochs) + " ";
   if (bar_width > 0) {
     const double frac = s.steps_in_epoch > 0
-        ? static_cast<double>(s.step_in_epoch) /
-            static_cast<double>(s.steps_in_epoch)
-        : 0;
+                            ? static_cast<double>(s.step_in_epoch) /
+                                  static_cast<double>(s.steps_in_epoch)
+                            : 0;
     const int filled = static_cast<int>(std::floor(frac * bar_width));
     out += "[" + std::string(static_cast<size_t>(filled), '#') +
-        std::string(static_cast<size_t>(bar_width - filled), '.') + "] ";
+           std::string(static_cast<size_t>(bar_width - filled), '.') + "] ";
   }
   char buf[160];
   std::snprintf(

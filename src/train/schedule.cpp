@@ -34,27 +34,27 @@ double Schedule::lr_at(int64_t step, int64_t steps_per_epoch) const {
   }
   const int64_t epoch = step / steps_per_epoch;
   switch (kind) {
-    case ScheduleKind::constant:
+  case ScheduleKind::constant:
+    return base_lr;
+  case ScheduleKind::step: {
+    double lr = base_lr;
+    for (int64_t m : milestones) {
+      if (epoch >= m) {
+        lr *= gamma;
+      }
+    }
+    return lr;
+  }
+  case ScheduleKind::cosine: {
+    const double span = static_cast<double>(total_epochs) - warmup_epochs;
+    if (span <= 0) {
       return base_lr;
-    case ScheduleKind::step: {
-      double lr = base_lr;
-      for (int64_t m : milestones) {
-        if (epoch >= m) {
-          lr *= gamma;
-        }
-      }
-      return lr;
     }
-    case ScheduleKind::cosine: {
-      const double span = static_cast<double>(total_epochs) - warmup_epochs;
-      if (span <= 0) {
-        return base_lr;
-      }
-      // Position of this step's start within the post-warm-up span.
-      const double t = (static_cast<double>(step) / spe - warmup_epochs) / span;
-      const double c = std::min(1.0, std::max(0.0, t));
-      return min_lr + (base_lr - min_lr) * 0.5 * (1 + std::cos(M_PI * c));
-    }
+    // Position of this step's start within the post-warm-up span.
+    const double t = (static_cast<double>(step) / spe - warmup_epochs) / span;
+    const double c = std::min(1.0, std::max(0.0, t));
+    return min_lr + (base_lr - min_lr) * 0.5 * (1 + std::cos(M_PI * c));
+  }
   }
   return base_lr;
 }

@@ -31,7 +31,7 @@ double seconds_since(Clock::time_point t0) {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
-      s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool wants_no_decay(const std::string& name, const at::Tensor& p) {
@@ -80,7 +80,7 @@ struct Trainer::State {
   LossFn loss;
   TrainerOptions options;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::vector<at::Tensor> params;  // all trainable, for clipping
+  std::vector<at::Tensor> params; // all trainable, for clipping
   int64_t epoch = 0;
   int64_t step = 0;
 };
@@ -127,11 +127,10 @@ Trainer::Trainer(Model model, LossFn loss, TrainerOptions options)
                 .weight_decay(o.weight_decay)));
     groups.emplace_back(
         no_decay,
-        std::make_unique<torch::optim::SGDOptions>(
-            torch::optim::SGDOptions(lr)
-                .momentum(o.momentum)
-                .nesterov(o.nesterov)
-                .weight_decay(0)));
+        std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr)
+                                                       .momentum(o.momentum)
+                                                       .nesterov(o.nesterov)
+                                                       .weight_decay(0)));
     s_->optimizer = std::make_unique<torch::optim::SGD>(
         groups, torch::optim::SGDOptions(lr).momentum(o.momentum));
   } else {
@@ -197,8 +196,7 @@ void Trainer::resume(const std::string& path) {
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     throw std::runtime_error(
-        "cannot resume from '" + path +
-        "': " + msg.substr(0, msg.find('\n')));
+        "cannot resume from '" + path + "': " + msg.substr(0, msg.find('\n')));
   }
   // Loading goes through the CPU; put the state back where training runs.
   s_->model.module->to(s_->options.device);
@@ -247,8 +245,8 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     }
     // max_norm = inf measures the norm without clipping.
     const double max_norm = o.clip_grad_norm > 0
-        ? o.clip_grad_norm
-        : std::numeric_limits<double>::infinity();
+                                ? o.clip_grad_norm
+                                : std::numeric_limits<double>::infinity();
     norm_sum += torch::nn::utils::clip_grad_norm_(s.params, max_norm);
     s.optimizer->step();
     s.step++;
@@ -260,9 +258,10 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     if (o.progress) {
       const bool last = step_in_epoch == steps;
       const bool due = o.progress_is_terminal
-          ? seconds_since(last_print) >= 0.2 || last
-          : (o.progress_every > 0 && step_in_epoch % o.progress_every == 0) ||
-              last;
+                           ? seconds_since(last_print) >= 0.2 || last
+                           : (o.progress_every > 0 &&
+                              step_in_epoch % o.progress_every == 0) ||
+                                 last;
       if (due) {
         last_print = Clock::now();
         ProgressState p;
@@ -273,14 +272,14 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
         p.loss = loss_sum / static_cast<double>(step_in_epoch);
         p.lr = lr;
         p.elapsed_seconds = seconds_since(t0);
-        p.samples_per_second =
-            static_cast<double>(sum.samples) / std::max(1e-9, p.elapsed_seconds);
+        p.samples_per_second = static_cast<double>(sum.samples) /
+                               std::max(1e-9, p.elapsed_seconds);
         p.loader_samples_per_second = loader.stats().samples_per_second();
         const double per_step =
             p.elapsed_seconds / static_cast<double>(step_in_epoch);
-        p.eta_seconds = per_step *
-            static_cast<double>(
-                (steps - step_in_epoch) + (o.epochs - s.epoch - 1) * steps);
+        p.eta_seconds = per_step * static_cast<double>(
+                                       (steps - step_in_epoch) +
+                                       (o.epochs - s.epoch - 1) * steps);
         if (o.progress_is_terminal) {
           *o.progress << '\r' << format_progress(p, /*bar_width=*/24)
                       << "\x1b[K" << std::flush;
@@ -296,7 +295,8 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
   }
   sum.steps = step_in_epoch;
   sum.seconds = seconds_since(t0);
-  sum.mean_loss = step_in_epoch ? loss_sum / static_cast<double>(step_in_epoch) : 0;
+  sum.mean_loss =
+      step_in_epoch ? loss_sum / static_cast<double>(step_in_epoch) : 0;
   sum.mean_grad_norm =
       step_in_epoch ? norm_sum / static_cast<double>(step_in_epoch) : 0;
   sum.samples_per_second =

@@ -14,9 +14,24 @@ using namespace cakes::eval;
 
 TEST(TopK, HandMadeLogits) {
   auto logits = at::tensor(
-                    {0.1, 0.9, 0.3, 0.2, 0.0, 0.5,   // target 1: rank 1
-                     0.9, 0.1, 0.8, 0.7, 0.6, 0.5,   // target 5: rank 5
-                     0.9, 0.1, 0.8, 0.7, 0.6, 0.5},  // target 1: rank 6
+                    {0.1,
+                     0.9,
+                     0.3,
+                     0.2,
+                     0.0,
+                     0.5, // target 1: rank 1
+                     0.9,
+                     0.1,
+                     0.8,
+                     0.7,
+                     0.6,
+                     0.5, // target 5: rank 5
+                     0.9,
+                     0.1,
+                     0.8,
+                     0.7,
+                     0.6,
+                     0.5}, // target 1: rank 6
                     at::kFloat)
                     .reshape({3, 6});
   auto target = at::tensor({1, 5, 1}, at::kLong);
@@ -24,7 +39,7 @@ TEST(TopK, HandMadeLogits) {
   EXPECT_EQ(topk_correct(logits, target, 4), 1);
   EXPECT_EQ(topk_correct(logits, target, 5), 2);
   EXPECT_EQ(topk_correct(logits, target, 6), 3);
-  EXPECT_EQ(topk_correct(logits, target, 100), 3);  // k > C counts all
+  EXPECT_EQ(topk_correct(logits, target, 100), 3); // k > C counts all
 
   Accuracy acc;
   acc.add(logits, target);
@@ -33,19 +48,23 @@ TEST(TopK, HandMadeLogits) {
   EXPECT_DOUBLE_EQ(acc.top1(), 2.0 / 4);
   EXPECT_DOUBLE_EQ(acc.top5(), 3.0 / 4);
 
-  EXPECT_THROW(topk_correct(logits, at::tensor({1, 6, 1}, at::kLong), 1), c10::Error);
-  EXPECT_THROW(topk_correct(logits, at::tensor({1, 2}, at::kLong), 1), c10::Error);
+  EXPECT_THROW(
+      topk_correct(logits, at::tensor({1, 6, 1}, at::kLong), 1), c10::Error);
+  EXPECT_THROW(
+      topk_correct(logits, at::tensor({1, 2}, at::kLong), 1), c10::Error);
 }
 
 TEST(TopK, MultiClipAveragesLogitsNotVotes) {
   // Two of three clips vote for class 1, but the averaged logits favour 0.
-  auto clips = at::tensor({5.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0}, at::kFloat)
-                   .reshape({1, 3, 3});
+  auto clips =
+      at::tensor({5.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0}, at::kFloat)
+          .reshape({1, 3, 3});
   auto target = at::tensor({0}, at::kLong);
   EXPECT_EQ(topk_correct(clips, target, 1), 1);
   EXPECT_EQ(topk_correct(clips.select(1, 1), target, 1), 0);
   EXPECT_TRUE(at::allclose(
-      average_clips(clips), at::tensor({5.0 / 3, 2.0 / 3, 0.0}, at::kFloat).reshape({1, 3})));
+      average_clips(clips),
+      at::tensor({5.0 / 3, 2.0 / 3, 0.0}, at::kFloat).reshape({1, 3})));
 }
 
 TEST(Dice, HandComputedIncludingEmptyClasses) {
@@ -53,10 +72,10 @@ TEST(Dice, HandComputedIncludingEmptyClasses) {
   auto target = at::tensor({0, 1, 2, 2, 2, 2}, at::kLong);
   auto d = dice_per_class(pred, target, 5);
   ASSERT_EQ(d.size(), 5u);
-  EXPECT_DOUBLE_EQ(d[0], 1.0);            // P={0}, G={0}
-  EXPECT_DOUBLE_EQ(d[1], 2.0 * 1 / 3);    // P={1,2}, G={1}
-  EXPECT_DOUBLE_EQ(d[2], 2.0 * 3 / 7);    // P={3,4,5}, G={2,3,4,5}
-  EXPECT_TRUE(std::isnan(d[3]));          // empty in both: absent
+  EXPECT_DOUBLE_EQ(d[0], 1.0);         // P={0}, G={0}
+  EXPECT_DOUBLE_EQ(d[1], 2.0 * 1 / 3); // P={1,2}, G={1}
+  EXPECT_DOUBLE_EQ(d[2], 2.0 * 3 / 7); // P={3,4,5}, G={2,3,4,5}
+  EXPECT_TRUE(std::isnan(d[3]));       // empty in both: absent
   EXPECT_TRUE(std::isnan(d[4]));
 
   DiceCounts counts(5);
@@ -75,15 +94,15 @@ TEST(Dice, HandComputedIncludingEmptyClasses) {
   empty.add(at::zeros({3}, at::kLong), at::zeros({3}, at::kLong));
   EXPECT_TRUE(std::isnan(empty.mean(1)));
 
-  EXPECT_THROW(dice_per_class(pred, target, 2), c10::Error);  // label 2 >= 2
+  EXPECT_THROW(dice_per_class(pred, target, 2), c10::Error); // label 2 >= 2
   EXPECT_THROW(dice_per_class(pred, target.narrow(0, 0, 5), 5), c10::Error);
 }
 
 TEST(Dice, ThreeDimensionalVolume) {
   auto target = at::zeros({4, 4, 4}, at::kLong);
-  target.narrow(0, 0, 2).fill_(1);  // 32 voxels of class 1
+  target.narrow(0, 0, 2).fill_(1); // 32 voxels of class 1
   auto pred = at::zeros({4, 4, 4}, at::kLong);
-  pred.narrow(0, 1, 2).fill_(1);    // 32 voxels, 16 shared
+  pred.narrow(0, 1, 2).fill_(1); // 32 voxels, 16 shared
   auto d = dice_per_class(pred, target, 2);
   EXPECT_DOUBLE_EQ(d[1], 2.0 * 16 / 64);
   EXPECT_DOUBLE_EQ(d[0], 2.0 * 16 / 64);
@@ -118,7 +137,8 @@ TEST(SlidingWindow, WindowCoveringTheVolumeEqualsWholeVolumeInference) {
   auto logits = sliding_window_logits(volume, std::ref(conv), o);
   EXPECT_EQ(conv.calls, 2);
   EXPECT_TRUE(at::allclose(logits, whole, 1e-5, 1e-6));
-  EXPECT_TRUE(at::equal(sliding_window_labels(volume, std::ref(conv), o), whole.argmax(0)));
+  EXPECT_TRUE(at::equal(
+      sliding_window_labels(volume, std::ref(conv), o), whole.argmax(0)));
 }
 
 TEST(SlidingWindow, OverlappingWindowsOfAPointwiseModelEqualWholeVolume) {
@@ -148,7 +168,8 @@ TEST(SlidingWindow, OverlappingWindowsOfAPointwiseModelEqualWholeVolume) {
     EXPECT_EQ(calls, 5 * 6);
     EXPECT_TRUE(at::allclose(logits, whole, 1e-4, 1e-5))
         << (logits - whole).abs().max().item<float>();
-    EXPECT_TRUE(at::equal(sliding_window_labels(volume, pointwise, o), whole.argmax(0)));
+    EXPECT_TRUE(at::equal(
+        sliding_window_labels(volume, pointwise, o), whole.argmax(0)));
   }
   // A volume smaller than the window is padded and cropped back.
   SlidingWindowOptions big;

@@ -19,7 +19,7 @@ using cakes::train::Loader;
 using cakes::train::LoaderOptions;
 
 class ToyDataset : public cakes::data::Dataset {
- public:
+public:
   explicit ToyDataset(int64_t n, std::set<int64_t> bad = {})
       : n_(n), bad_(std::move(bad)) {}
   int64_t size() const override {
@@ -32,7 +32,8 @@ class ToyDataset : public cakes::data::Dataset {
           ".mp4': truncated");
     }
     // Uneven load times: later-claimed batches often finish first.
-    std::this_thread::sleep_for(std::chrono::microseconds((index * 7 % 5) * 300));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds((index * 7 % 5) * 300));
     std::uniform_real_distribution<float> u(0, 1);
     cakes::data::Sample s;
     s.input = at::full({2, 3}, static_cast<float>(index)) + u(rng);
@@ -40,7 +41,7 @@ class ToyDataset : public cakes::data::Dataset {
     return s;
   }
 
- private:
+private:
   int64_t n_;
   std::set<int64_t> bad_;
 };
@@ -75,7 +76,8 @@ TEST(Loader, SameBatchesWhateverTheWorkerCount) {
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) {
       EXPECT_EQ(a[i].indices, b[i].indices) << "run " << r << " batch " << i;
-      EXPECT_TRUE(at::equal(a[i].input, b[i].input)) << "run " << r << " batch " << i;
+      EXPECT_TRUE(at::equal(a[i].input, b[i].input))
+          << "run " << r << " batch " << i;
       EXPECT_TRUE(at::equal(a[i].target, b[i].target));
     }
   }
@@ -105,7 +107,8 @@ TEST(Loader, EveryIndexOncePerEpochShuffledAndDropLast) {
   std::vector<int64_t> orders[2];
   for (int64_t epoch : {0, 1}) {
     for (const auto& b : run_epoch(loader, epoch)) {
-      orders[epoch].insert(orders[epoch].end(), b.indices.begin(), b.indices.end());
+      orders[epoch].insert(
+          orders[epoch].end(), b.indices.begin(), b.indices.end());
     }
     std::vector<int64_t> sorted = orders[epoch];
     std::sort(sorted.begin(), sorted.end());
@@ -113,7 +116,7 @@ TEST(Loader, EveryIndexOncePerEpochShuffledAndDropLast) {
     std::iota(all.begin(), all.end(), 0);
     EXPECT_EQ(sorted, all) << "epoch " << epoch;
   }
-  EXPECT_NE(orders[0], orders[1]);  // reshuffled per epoch
+  EXPECT_NE(orders[0], orders[1]); // reshuffled per epoch
 
   o.drop_last = true;
   Loader dropping(ds, o);
@@ -141,8 +144,11 @@ TEST(Loader, SubsetSamplerVisitsOnlyItsIndices) {
   }
   EXPECT_EQ(seen, std::set<int64_t>(subset.begin(), subset.end()));
 
-  Loader bad(ds, o, std::make_shared<cakes::train::SubsetSampler>(
-                        std::vector<int64_t>{0, 20}, false, 0));
+  Loader bad(
+      ds,
+      o,
+      std::make_shared<cakes::train::SubsetSampler>(
+          std::vector<int64_t>{0, 20}, false, 0));
   EXPECT_THROW(bad.start_epoch(0), std::out_of_range);
 }
 
@@ -164,8 +170,8 @@ TEST(Loader, WorkerErrorReachesConsumerAsTheSameLine) {
     } catch (const std::runtime_error& e) {
       EXPECT_STREQ(e.what(), "cannot decode '/data/video_17.mp4': truncated");
     }
-    EXPECT_EQ(batches, 4);  // batches 0..3 came through, batch 4 holds 17
-    EXPECT_FALSE(loader.next().has_value());  // the epoch is stopped
+    EXPECT_EQ(batches, 4); // batches 0..3 came through, batch 4 holds 17
+    EXPECT_FALSE(loader.next().has_value()); // the epoch is stopped
   }
 }
 
@@ -186,7 +192,9 @@ TEST(Loader, SkipsBadSamplesWithAWarningWhenAsked) {
   EXPECT_EQ(seen, (std::vector<int64_t>{0, 1, 3, 8, 9, 10, 11}));
   auto warnings = loader.take_warnings();
   ASSERT_EQ(warnings.size(), 5u);
-  EXPECT_EQ(warnings[0], "skipped sample 2: cannot decode '/data/video_2.mp4': truncated");
+  EXPECT_EQ(
+      warnings[0],
+      "skipped sample 2: cannot decode '/data/video_2.mp4': truncated");
   EXPECT_TRUE(loader.take_warnings().empty());
 }
 

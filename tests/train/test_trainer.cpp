@@ -26,8 +26,7 @@ struct TinyNetImpl : torch::nn::Module {
     conv = register_module(
         "conv",
         cakes::nn::CakesConv3d(
-            1,
-            cakes::Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
+            1, cakes::Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
     drop = register_module("drop", torch::nn::Dropout(0.2));
     fc = register_module("fc", torch::nn::Linear(6, 2));
   }
@@ -43,7 +42,7 @@ struct TinyNetImpl : torch::nn::Module {
 TORCH_MODULE(TinyNet);
 
 class SignDataset : public cakes::data::Dataset {
- public:
+public:
   explicit SignDataset(int64_t n) : n_(n) {}
   int64_t size() const override {
     return n_;
@@ -56,18 +55,20 @@ class SignDataset : public cakes::data::Dataset {
     }
     const float shift = index % 2 ? 0.4f : -0.4f;
     auto input = (torch::tensor(v) + shift).reshape({1, 4, 4, 4});
-    return {input, torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
+    return {
+        input,
+        torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
   }
 
- private:
+private:
   int64_t n_;
 };
 
 struct TempDir {
   TempDir() {
     path = fs::temp_directory_path() /
-        ("cakes_trainer_" + std::to_string(::getpid()) + "_" +
-         std::to_string(counter++));
+           ("cakes_trainer_" + std::to_string(::getpid()) + "_" +
+            std::to_string(counter++));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -119,8 +120,10 @@ TEST(Trainer, LossDecreasesOnATinyTask) {
   TinyNet net;
   auto ds = std::make_shared<SignDataset>(64);
   Loader loader(ds, loader_options());
-  Trainer trainer(make_model(net, kNetwork), cross_entropy,
-                  trainer_options(/*epochs=*/6, OptimizerKind::sgd));
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(/*epochs=*/6, OptimizerKind::sgd));
   auto summaries = trainer.fit(loader);
   ASSERT_EQ(summaries.size(), 6u);
   EXPECT_EQ(trainer.step(), 6 * 8);
@@ -159,10 +162,10 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
       for (int64_t e = 0; e < k; ++e) {
         trainer.train_epoch(loader);
       }
-    }  // killed: model, optimizer, loader gone
-    torch::manual_seed(12345);  // the new process's RNG is elsewhere
-    torch::Tensor noise = torch::rand({100});  // and has moved on
-    TinyNet net;                // different initial weights
+    }                          // killed: model, optimizer, loader gone
+    torch::manual_seed(12345); // the new process's RNG is elsewhere
+    torch::Tensor noise = torch::rand({100}); // and has moved on
+    TinyNet net;                              // different initial weights
     Loader loader(ds, loader_options());
     auto o = trainer_options(N, kind);
     o.checkpoint_path = dir.file("killed.pt");
@@ -189,7 +192,8 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
     std::string line;
     int lines = 0;
     while (std::getline(log, line)) {
-      EXPECT_NE(line.find("\"epoch\":" + std::to_string(lines)), std::string::npos)
+      EXPECT_NE(
+          line.find("\"epoch\":" + std::to_string(lines)), std::string::npos)
           << line;
       ++lines;
     }
@@ -259,8 +263,7 @@ TEST(Trainer, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
   }
   const std::string bytes = next.str();
   EXPECT_THROW(
-      write_file_atomically(path, bytes, bytes.size() / 2),
-      std::runtime_error);
+      write_file_atomically(path, bytes, bytes.size() / 2), std::runtime_error);
   ASSERT_TRUE(fs::exists(path + ".tmp"));
   EXPECT_EQ(fs::file_size(path + ".tmp"), bytes.size() / 2);
 
@@ -282,8 +285,10 @@ TEST(Trainer, TruncatedOrMissingCheckpointNamesTheFile) {
   TempDir dir;
   torch::manual_seed(0);
   TinyNet net;
-  Trainer trainer(make_model(net, kNetwork), cross_entropy,
-                  trainer_options(1, OptimizerKind::sgd));
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(1, OptimizerKind::sgd));
   trainer.save_checkpoint(dir.file("good.pt"));
   std::ifstream in(dir.file("good.pt"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
@@ -309,23 +314,31 @@ TEST(Trainer, NoWeightDecayOnBatchNormAndBiases) {
   EXPECT_EQ(
       split.decay,
       (std::vector<std::string>{
-          "conv.weight_1x3x3", "conv.weight_3x1x1", "conv.weight_3x3x3",
+          "conv.weight_1x3x3",
+          "conv.weight_3x1x1",
+          "conv.weight_3x3x3",
           "fc.weight"}));
   EXPECT_EQ(
       split.no_decay,
       (std::vector<std::string>{"conv.bn.bias", "conv.bn.weight", "fc.bias"}));
 
   // The optimizer's groups carry that split.
-  Trainer trainer(make_model(net, kNetwork), cross_entropy,
-                  trainer_options(1, OptimizerKind::sgd));
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(1, OptimizerKind::sgd));
   auto& groups = trainer.optimizer().param_groups();
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].params().size(), 4u);
   EXPECT_EQ(groups[1].params().size(), 3u);
   EXPECT_EQ(
-      static_cast<torch::optim::SGDOptions&>(groups[1].options()).weight_decay(), 0);
+      static_cast<torch::optim::SGDOptions&>(groups[1].options())
+          .weight_decay(),
+      0);
   EXPECT_EQ(
-      static_cast<torch::optim::SGDOptions&>(groups[0].options()).weight_decay(), 1e-3);
+      static_cast<torch::optim::SGDOptions&>(groups[0].options())
+          .weight_decay(),
+      1e-3);
 }
 
 TEST(Trainer, ProgressLinesWhenNotATerminal) {
@@ -341,9 +354,26 @@ TEST(Trainer, ProgressLinesWhenNotATerminal) {
   trainer.fit(loader);
   std::string text = progress.str();
   EXPECT_EQ(text.find('\r'), std::string::npos);
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4);  // 2 per epoch
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4); // 2 per epoch
   EXPECT_NE(text.find("epoch 2/2 4/4 loss"), std::string::npos) << text;
   EXPECT_NE(text.find("samples/s (loader"), std::string::npos) << text;
+}
+
+TEST(Trainer, ProgressBarRedrawnOnATerminal) {
+  torch::manual_seed(0);
+  TinyNet net;
+  auto ds = std::make_shared<SignDataset>(16);
+  Loader loader(ds, loader_options());
+  std::ostringstream progress;
+  auto o = trainer_options(1, OptimizerKind::sgd);
+  o.progress = &progress;
+  o.progress_is_terminal = true;
+  Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+  trainer.fit(loader);
+  std::string text = progress.str();
+  EXPECT_EQ(text.rfind('\r', 0), 0u) << text; // redrawn in place
+  EXPECT_NE(text.find("] 2/2 loss"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1); // at epoch end
 }
 
 TEST(Progress, BarAndEta) {
@@ -371,9 +401,9 @@ TEST(Schedule, WarmupStepAndCosine) {
   s.milestones = {50, 60};
   s.total_epochs = 70;
   const int64_t spe = 10;
-  EXPECT_DOUBLE_EQ(s.lr_at(0, spe), 0.04 * 0.1 / 5);   // first step
-  EXPECT_DOUBLE_EQ(s.lr_at(24, spe), 0.04 * 2.5 / 5);  // half-way
-  EXPECT_DOUBLE_EQ(s.lr_at(49, spe), 0.04);            // end of warm-up
+  EXPECT_DOUBLE_EQ(s.lr_at(0, spe), 0.04 * 0.1 / 5);  // first step
+  EXPECT_DOUBLE_EQ(s.lr_at(24, spe), 0.04 * 2.5 / 5); // half-way
+  EXPECT_DOUBLE_EQ(s.lr_at(49, spe), 0.04);           // end of warm-up
   EXPECT_DOUBLE_EQ(s.lr_at(499, spe), 0.04);
   EXPECT_NEAR(s.lr_at(500, spe), 0.004, 1e-15);
   EXPECT_NEAR(s.lr_at(600, spe), 0.0004, 1e-15);
@@ -394,7 +424,8 @@ TEST(Losses, DiceAndCrossEntropyOnSegmentation) {
   // Confident and right: Dice loss near 0; confident and wrong: near 1.
   auto target = torch::randint(0, 3, {2, 4, 4, 4}, torch::kLong);
   auto right = torch::one_hot(target, 3).movedim(-1, 1).to(torch::kFloat) * 50;
-  auto wrong = torch::one_hot((target + 1) % 3, 3).movedim(-1, 1).to(torch::kFloat) * 50;
+  auto wrong =
+      torch::one_hot((target + 1) % 3, 3).movedim(-1, 1).to(torch::kFloat) * 50;
   EXPECT_LT(soft_dice_loss(right, target).item<double>(), 1e-6);
   EXPECT_GT(soft_dice_loss(wrong, target).item<double>(), 1 - 1e-6);
   EXPECT_GT(dice_cross_entropy(wrong, target).item<double>(), 40);

@@ -17,11 +17,12 @@ at::Tensor average_clips(const at::Tensor& logits);
 // (or (N, K, C) clips, averaged first), target (N) int64 in [0, C). k larger
 // than C counts every row. Ties are broken by at::topk (lower index first is
 // not guaranteed). Throws c10::Error on shape mismatch or target out of range.
-int64_t topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k);
+int64_t
+topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k);
 
 // Running top-1/top-5 over batches.
 class Accuracy {
- public:
+public:
   void add(const at::Tensor& logits, const at::Tensor& target);
   int64_t count() const {
     return count_;
@@ -30,7 +31,7 @@ class Accuracy {
   double top1() const;
   double top5() const;
 
- private:
+private:
   int64_t count_ = 0, correct1_ = 0, correct5_ = 0;
 };
 
@@ -48,7 +49,7 @@ struct DiceCounts {
   // Throws c10::Error on shape mismatch or a label out of range.
   void add(const at::Tensor& pred, const at::Tensor& target);
 
-  std::vector<double> per_class() const;  // NaN for absent classes
+  std::vector<double> per_class() const; // NaN for absent classes
   // Mean over present classes, skipping the first `skip_classes` (1 leaves
   // out the background); NaN when none is present.
   double mean(int64_t skip_classes = 0) const;
@@ -58,8 +59,6 @@ struct DiceCounts {
 
 // per_class Dice of one prediction.
 std::vector<double> dice_per_class(
-    const at::Tensor& pred,
-    const at::Tensor& target,
-    int64_t num_classes);
+    const at::Tensor& pred, const at::Tensor& target, int64_t num_classes);
 
 } // namespace cakes::eval

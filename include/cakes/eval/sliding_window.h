@@ -25,7 +25,7 @@ namespace cakes::eval {
 using WindowPredictor = std::function<at::Tensor(const at::Tensor&)>;
 
 struct SlidingWindowOptions {
-  std::array<int64_t, 3> window = {64, 64, 64};  // (D, H, W)
+  std::array<int64_t, 3> window = {64, 64, 64}; // (D, H, W)
   // Fraction of a window shared with its neighbour, in [0, 1).
   double overlap = 0.5;
   // Gaussian sigma per axis = sigma_scale * window (nnU-Net's 1/8);
@@ -38,7 +38,8 @@ struct SlidingWindowOptions {
 
 // Window starts along one axis: evenly spaced from 0 to size - window with
 // at most window * (1 - overlap) between them; {0} when window >= size.
-std::vector<int64_t> window_starts(int64_t size, int64_t window, double overlap);
+std::vector<int64_t>
+window_starts(int64_t size, int64_t window, double overlap);
 
 // volume (C_in, D, H, W) -> weighted-average output (K, D, H, W) float32.
 // A volume smaller than the window along an axis is zero-padded to it and the

@@ -30,10 +30,10 @@ void write_file_atomically(
     std::size_t abort_after = std::numeric_limits<std::size_t>::max());
 
 struct CheckpointMeta {
-  int64_t epoch = 0;      // completed epochs: training resumes at this epoch
-  int64_t step = 0;       // optimizer steps taken
-  std::string network;    // the network name/config string it was trained as
-  at::Tensor rng_state;   // LibTorch's default CPU generator state
+  int64_t epoch = 0;    // completed epochs: training resumes at this epoch
+  int64_t step = 0;     // optimizer steps taken
+  std::string network;  // the network name/config string it was trained as
+  at::Tensor rng_state; // LibTorch's default CPU generator state
 };
 
 // Reads only the metadata. Throws std::runtime_error naming the file when it

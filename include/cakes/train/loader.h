@@ -23,13 +23,13 @@ namespace cakes::train {
 // visits a fixed subset (all indices unless given) in a seeded random order;
 // a distributed sampler returns this rank's share of the epoch instead.
 class Sampler {
- public:
+public:
   virtual ~Sampler() = default;
   virtual std::vector<int64_t> indices(int64_t epoch) const = 0;
 };
 
 class SubsetSampler : public Sampler {
- public:
+public:
   // Indices 0..size-1.
   SubsetSampler(int64_t size, bool shuffle, uint64_t seed);
   // The given indices (each must be in range of the dataset; the loader
@@ -37,7 +37,7 @@ class SubsetSampler : public Sampler {
   SubsetSampler(std::vector<int64_t> subset, bool shuffle, uint64_t seed);
   std::vector<int64_t> indices(int64_t epoch) const override;
 
- private:
+private:
   std::vector<int64_t> subset_;
   bool shuffle_;
   uint64_t seed_;
@@ -67,15 +67,15 @@ struct LoaderOptions {
 };
 
 struct Batch {
-  at::Tensor input;   // samples' inputs stacked on a new dim 0
-  at::Tensor target;  // samples' targets stacked on a new dim 0
-  std::vector<int64_t> indices;  // dataset indices, in batch order
+  at::Tensor input;             // samples' inputs stacked on a new dim 0
+  at::Tensor target;            // samples' targets stacked on a new dim 0
+  std::vector<int64_t> indices; // dataset indices, in batch order
 };
 
 struct LoaderStats {
-  int64_t samples = 0;          // samples loaded in the current epoch so far
-  double load_seconds = 0;      // summed over workers: time spent loading
-  double wait_seconds = 0;      // consumer time blocked in next()
+  int64_t samples = 0;     // samples loaded in the current epoch so far
+  double load_seconds = 0; // summed over workers: time spent loading
+  double wait_seconds = 0; // consumer time blocked in next()
   int num_workers = 0;
   // What the loader could deliver if never held back by the consumer:
   // samples / load_seconds * max(1, num_workers). 0 before the first batch.
@@ -83,7 +83,7 @@ struct LoaderStats {
 };
 
 class Loader {
- public:
+public:
   // Dataset::get must be safe to call concurrently (it is const). Without a
   // sampler, SubsetSampler(dataset->size(), options.shuffle, options.seed).
   Loader(
@@ -116,7 +116,7 @@ class Loader {
     return *dataset_;
   }
 
- private:
+private:
   struct Epoch;
   std::shared_ptr<const data::Dataset> dataset_;
   LoaderOptions options_;

@@ -14,11 +14,10 @@ at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& target);
 // prediction and target scores 1 (the smoothing term), so it neither rewards
 // nor penalises. Throws c10::Error on mismatched shapes.
 at::Tensor soft_dice_loss(
-    const at::Tensor& logits,
-    const at::Tensor& target,
-    double smooth = 1e-5);
+    const at::Tensor& logits, const at::Tensor& target, double smooth = 1e-5);
 
 // soft Dice + cross-entropy (the usual segmentation loss), equally weighted.
-at::Tensor dice_cross_entropy(const at::Tensor& logits, const at::Tensor& target);
+at::Tensor
+dice_cross_entropy(const at::Tensor& logits, const at::Tensor& target);
 
 } // namespace cakes::train

@@ -41,8 +41,7 @@ struct Model {
 };
 
 // From any TORCH_MODULE holder whose Impl has forward(Tensor) -> Tensor.
-template <class Holder>
-Model make_model(Holder holder, std::string network) {
+template <class Holder> Model make_model(Holder holder, std::string network) {
   Model m;
   m.module = holder.ptr();
   m.forward = [holder](const at::Tensor& x) mutable {
@@ -61,10 +60,10 @@ OptimizerKind parse_optimizer_kind(const std::string& text);
 
 struct OptimizerSettings {
   OptimizerKind kind = OptimizerKind::sgd;
-  double momentum = 0.9;  // sgd
-  bool nesterov = false;  // sgd
-  double weight_decay = 3e-4;  // applied to the "decay" group only
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9;      // sgd
+  bool nesterov = false;      // sgd
+  double weight_decay = 3e-4; // applied to the "decay" group only
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; // adamw
 };
 
 // Parameters split for weight decay: tensors of dim <= 1 (BatchNorm scales
@@ -76,18 +75,18 @@ struct ParameterSplit {
 ParameterSplit split_for_weight_decay(const torch::nn::Module& module);
 
 struct EpochSummary {
-  int64_t epoch = 0;  // 0-based
-  int64_t steps = 0;  // steps in this epoch
+  int64_t epoch = 0; // 0-based
+  int64_t steps = 0; // steps in this epoch
   int64_t samples = 0;
   double mean_loss = 0;
-  double lr = 0;               // rate of the last step
-  double mean_grad_norm = 0;   // before clipping
+  double lr = 0;             // rate of the last step
+  double mean_grad_norm = 0; // before clipping
   double seconds = 0;
-  double samples_per_second = 0;         // consumed by training
-  double loader_samples_per_second = 0;  // loader capacity (LoaderStats)
+  double samples_per_second = 0;        // consumed by training
+  double loader_samples_per_second = 0; // loader capacity (LoaderStats)
   double loader_wait_seconds = 0;
-  std::map<std::string, double> metrics;  // from TrainerOptions::validate
-  std::vector<std::string> warnings;      // skipped samples
+  std::map<std::string, double> metrics; // from TrainerOptions::validate
+  std::vector<std::string> warnings;     // skipped samples
 };
 
 // What a progress line shows; the printer and tests use it.
@@ -96,18 +95,18 @@ struct ProgressState {
   int64_t step_in_epoch = 0, steps_in_epoch = 1;
   double loss = 0, lr = 0;
   double samples_per_second = 0, loader_samples_per_second = 0;
-  double elapsed_seconds = 0;  // in this epoch
-  double eta_seconds = 0;      // to the end of training
+  double elapsed_seconds = 0; // in this epoch
+  double eta_seconds = 0;     // to the end of training
 };
 // "epoch 3/70 [#####.....] 120/240 loss 1.2345 lr 0.0400 12.3 samples/s
 // (loader 45.6) ETA 1h02m". `bar_width` 0 leaves the bar out.
 std::string format_progress(const ProgressState& s, int bar_width);
 
 struct TrainerOptions {
-  int64_t epochs = 1;  // train until this many epochs are complete
+  int64_t epochs = 1; // train until this many epochs are complete
   OptimizerSettings optimizer;
-  Schedule schedule;   // schedule.total_epochs is taken from `epochs` if 0
-  double clip_grad_norm = 0;  // 0: no clipping (SPEC §4 uses 20)
+  Schedule schedule; // schedule.total_epochs is taken from `epochs` if 0
+  double clip_grad_norm = 0; // 0: no clipping (SPEC §4 uses 20)
   // Written after every epoch when non-empty.
   std::string checkpoint_path;
   // One JSON object per epoch appended when non-empty (a resumed run appends).
@@ -128,7 +127,7 @@ struct TrainerOptions {
 };
 
 class Trainer {
- public:
+public:
   Trainer(Model model, LossFn loss, TrainerOptions options);
   ~Trainer();
   Trainer(const Trainer&) = delete;
@@ -148,12 +147,12 @@ class Trainer {
 
   void save_checkpoint(const std::string& path) const;
 
-  int64_t epoch() const;  // completed epochs
-  int64_t step() const;   // optimizer steps taken
+  int64_t epoch() const; // completed epochs
+  int64_t step() const;  // optimizer steps taken
   torch::optim::Optimizer& optimizer();
   const Model& model() const;
 
- private:
+private:
   struct State;
   std::unique_ptr<State> s_;
 };
