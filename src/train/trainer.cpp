@@ -1,0 +1,353 @@
+#include "cakes/train/trainer.h"
+
+#include "cakes/train/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cakes::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool wants_no_decay(const std::string& name, const at::Tensor& p) {
+  return p.dim() <= 1 || ends_with(name, "bias");
+}
+
+at::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const at::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+} // namespace
+
+OptimizerKind parse_optimizer_kind(const std::string& text) {
+  if (text == "sgd") {
+    return OptimizerKind::sgd;
+  }
+  if (text == "adamw") {
+    return OptimizerKind::adamw;
+  }
+  throw std::invalid_argument(
+      "unknown optimizer '" + text + "' (expected sgd or adamw)");
+}
+
+ParameterSplit split_for_weight_decay(const torch::nn::Module& module) {
+  ParameterSplit split;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) {
+      continue;
+    }
+    (wants_no_decay(item.key(), item.value()) ? split.no_decay : split.decay)
+        .push_back(item.key());
+  }
+  return split;
+}
+
+struct Trainer::State {
+  Model model;
+  LossFn loss;
+  TrainerOptions options;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<at::Tensor> params; // all trainable, for clipping
+  int64_t epoch = 0;
+  int64_t step = 0;
+};
+
+Trainer::Trainer(Model model, LossFn loss, TrainerOptions options)
+    : s_(std::make_unique<State>()) {
+  if (!model.module || !model.forward) {
+    throw std::invalid_argument("Trainer: model has no module or forward");
+  }
+  if (!loss) {
+    throw std::invalid_argument("Trainer: no loss function");
+  }
+  if (options.epochs < 1) {
+    throw std::invalid_argument(
+        "Trainer: epochs must be >= 1, got " + std::to_string(options.epochs));
+  }
+  if (options.schedule.total_epochs <= 0) {
+    options.schedule.total_epochs = options.epochs;
+  }
+  s_->model = std::move(model);
+  s_->loss = std::move(loss);
+  s_->options = std::move(options);
+  s_->model.module->to(s_->options.device);
+
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& item : s_->model.module->named_parameters(true)) {
+    if (!item.value().requires_grad()) {
+      continue;
+    }
+    (wants_no_decay(item.key(), item.value()) ? no_decay : decay)
+        .push_back(item.value());
+    s_->params.push_back(item.value());
+  }
+  const OptimizerSettings& o = s_->options.optimizer;
+  const double lr = s_->options.schedule.base_lr;
+  if (o.kind == OptimizerKind::sgd) {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(
+        decay,
+        std::make_unique<torch::optim::SGDOptions>(
+            torch::optim::SGDOptions(lr)
+                .momentum(o.momentum)
+                .nesterov(o.nesterov)
+                .weight_decay(o.weight_decay)));
+    groups.emplace_back(
+        no_decay,
+        std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr)
+                                                       .momentum(o.momentum)
+                                                       .nesterov(o.nesterov)
+                                                       .weight_decay(0)));
+    s_->optimizer = std::make_unique<torch::optim::SGD>(
+        groups, torch::optim::SGDOptions(lr).momentum(o.momentum));
+  } else {
+    auto make = [&](double wd) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(lr)
+              .betas({o.beta1, o.beta2})
+              .eps(o.eps)
+              .weight_decay(wd));
+    };
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, make(o.weight_decay));
+    groups.emplace_back(no_decay, make(0));
+    s_->optimizer = std::make_unique<torch::optim::AdamW>(
+        groups, torch::optim::AdamWOptions(lr));
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::epoch() const {
+  return s_->epoch;
+}
+int64_t Trainer::step() const {
+  return s_->step;
+}
+torch::optim::Optimizer& Trainer::optimizer() {
+  return *s_->optimizer;
+}
+const Model& Trainer::model() const {
+  return s_->model;
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  torch::serialize::OutputArchive ar, model_ar, opt_ar;
+  s_->model.module->save(model_ar);
+  s_->optimizer->save(opt_ar);
+  ar.write("model", model_ar);
+  ar.write("optimizer", opt_ar);
+  ar.write("meta/epoch", c10::IValue(s_->epoch));
+  ar.write("meta/step", c10::IValue(s_->step));
+  ar.write("meta/network", c10::IValue(s_->model.network));
+  ar.write("meta/rng_state", cpu_rng_state(), /*is_buffer=*/true);
+  std::ostringstream os;
+  ar.save_to(os);
+  write_file_atomically(path, os.str());
+}
+
+void Trainer::resume(const std::string& path) {
+  CheckpointMeta meta = read_checkpoint_meta(path);
+  if (meta.network != s_->model.network) {
+    throw std::runtime_error(
+        "cannot resume from '" + path + "': it was written for network '" +
+        meta.network + "', not '" + s_->model.network + "'");
+  }
+  torch::serialize::InputArchive ar, model_ar, opt_ar;
+  ar.load_from(path);
+  try {
+    ar.read("model", model_ar);
+    s_->model.module->load(model_ar);
+    ar.read("optimizer", opt_ar);
+    s_->optimizer->load(opt_ar);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    throw std::runtime_error(
+        "cannot resume from '" + path + "': " + msg.substr(0, msg.find('\n')));
+  }
+  // Loading goes through the CPU; put the state back where training runs.
+  s_->model.module->to(s_->options.device);
+  s_->epoch = meta.epoch;
+  s_->step = meta.step;
+  if (meta.rng_state.defined()) {
+    set_cpu_rng_state(meta.rng_state);
+  }
+}
+
+EpochSummary Trainer::train_epoch(Loader& loader) {
+  State& s = *s_;
+  const TrainerOptions& o = s.options;
+  EpochSummary sum;
+  sum.epoch = s.epoch;
+  const int64_t steps = loader.batches_in_epoch(s.epoch);
+  if (steps < 1) {
+    throw std::runtime_error(
+        "epoch " + std::to_string(s.epoch) + " has no batches (" +
+        loader.dataset().describe() + ")");
+  }
+  s.model.module->train();
+  loader.start_epoch(s.epoch);
+  const auto t0 = Clock::now();
+  auto last_print = t0;
+  double loss_sum = 0, norm_sum = 0;
+  int64_t step_in_epoch = 0;
+  while (auto batch = loader.next()) {
+    at::Tensor input = batch->input.to(o.device);
+    at::Tensor target = batch->target.to(o.device);
+    const double lr = o.schedule.lr_at(s.step, steps);
+    for (auto& group : s.optimizer->param_groups()) {
+      group.options().set_lr(lr);
+    }
+    s.optimizer->zero_grad();
+    at::Tensor loss = s.loss(s.model.forward(input), target);
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) {
+      throw std::runtime_error(
+          "loss is " + std::to_string(loss_value) + " at epoch " +
+          std::to_string(s.epoch) + " step " + std::to_string(s.step));
+    }
+    loss.backward();
+    if (o.after_backward) {
+      o.after_backward(*s.model.module);
+    }
+    // max_norm = inf measures the norm without clipping.
+    const double max_norm = o.clip_grad_norm > 0
+                                ? o.clip_grad_norm
+                                : std::numeric_limits<double>::infinity();
+    norm_sum += torch::nn::utils::clip_grad_norm_(s.params, max_norm);
+    s.optimizer->step();
+    s.step++;
+    step_in_epoch++;
+    loss_sum += loss_value;
+    sum.samples += input.size(0);
+    sum.lr = lr;
+
+    if (o.progress) {
+      const bool last = step_in_epoch == steps;
+      const bool due = o.progress_is_terminal
+                           ? seconds_since(last_print) >= 0.2 || last
+                           : (o.progress_every > 0 &&
+                              step_in_epoch % o.progress_every == 0) ||
+                                 last;
+      if (due) {
+        last_print = Clock::now();
+        ProgressState p;
+        p.epoch = s.epoch;
+        p.epochs = o.epochs;
+        p.step_in_epoch = step_in_epoch;
+        p.steps_in_epoch = steps;
+        p.loss = loss_sum / static_cast<double>(step_in_epoch);
+        p.lr = lr;
+        p.elapsed_seconds = seconds_since(t0);
+        p.samples_per_second = static_cast<double>(sum.samples) /
+                               std::max(1e-9, p.elapsed_seconds);
+        p.loader_samples_per_second = loader.stats().samples_per_second();
+        const double per_step =
+            p.elapsed_seconds / static_cast<double>(step_in_epoch);
+        p.eta_seconds = per_step * static_cast<double>(
+                                       (steps - step_in_epoch) +
+                                       (o.epochs - s.epoch - 1) * steps);
+        if (o.progress_is_terminal) {
+          *o.progress << '\r' << format_progress(p, /*bar_width=*/24)
+                      << "\x1b[K" << std::flush;
+        } else {
+          *o.progress << format_progress(p, /*bar_width=*/0) << '\n'
+                      << std::flush;
+        }
+      }
+    }
+  }
+  if (o.progress && o.progress_is_terminal) {
+    *o.progress << '\n' << std::flush;
+  }
+  sum.steps = step_in_epoch;
+  sum.seconds = seconds_since(t0);
+  sum.mean_loss =
+      step_in_epoch ? loss_sum / static_cast<double>(step_in_epoch) : 0;
+  sum.mean_grad_norm =
+      step_in_epoch ? norm_sum / static_cast<double>(step_in_epoch) : 0;
+  sum.samples_per_second =
+      static_cast<double>(sum.samples) / std::max(1e-9, sum.seconds);
+  const LoaderStats ls = loader.stats();
+  sum.loader_samples_per_second = ls.samples_per_second();
+  sum.loader_wait_seconds = ls.wait_seconds;
+  sum.warnings = loader.take_warnings();
+  s.epoch++;
+
+  if (o.validate) {
+    s.model.module->eval();
+    sum.metrics = o.validate(sum.epoch);
+    s.model.module->train();
+  }
+  if (!o.checkpoint_path.empty()) {
+    save_checkpoint(o.checkpoint_path);
+  }
+  if (!o.log_path.empty()) {
+    nlohmann::json j = {
+        {"epoch", sum.epoch},
+        {"step", s.step},
+        {"steps", sum.steps},
+        {"samples", sum.samples},
+        {"loss", sum.mean_loss},
+        {"lr", sum.lr},
+        {"grad_norm", sum.mean_grad_norm},
+        {"seconds", sum.seconds},
+        {"samples_per_s", sum.samples_per_second},
+        {"loader_samples_per_s", sum.loader_samples_per_second},
+        {"loader_wait_s", sum.loader_wait_seconds},
+        {"skipped", sum.warnings.size()},
+    };
+    for (const auto& [k, v] : sum.metrics) {
+      j[k] = v;
+    }
+    std::ofstream log(o.log_path, std::ios::app);
+    log << j.dump() << '\n';
+    if (!log) {
+      throw std::runtime_error("cannot append to log '" + o.log_path + "'");
+    }
+  }
+  return sum;
+}
+
+std::vector<EpochSummary> Trainer::fit(Loader& loader) {
+  std::vector<EpochSummary> out;
+  while (s_->epoch < s_->options.epochs) {
+    out.push_back(train_epoch(loader));
+  }
+  return out;
+}
+
+} // namespace cakes::train

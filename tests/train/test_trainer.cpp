@@ -1,0 +1,435 @@
+// The trainer on a tiny 3D task: the class is the sign of the mean of a
+// (1, 4, 4, 4) tensor; the model is CakesConv3d + pooling + dropout + linear
+// (dropout makes the result depend on LibTorch's RNG, which resume restores).
+#include "cakes/train/checkpoint.h"
+#include "cakes/train/losses.h"
+#include "cakes/train/schedule.h"
+#include "cakes/train/trainer.h"
+
+#include "cakes/nn/cakes_conv3d.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace cakes::train;
+
+struct TinyNetImpl : torch::nn::Module {
+  TinyNetImpl() {
+    conv = register_module(
+        "conv",
+        cakes::nn::CakesConv3d(
+            1, cakes::Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
+    drop = register_module("drop", torch::nn::Dropout(0.2));
+    fc = register_module("fc", torch::nn::Linear(6, 2));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = conv->forward(x);
+    h = torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1);
+    return fc->forward(drop->forward(h));
+  }
+  cakes::nn::CakesConv3d conv{nullptr};
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(TinyNet);
+
+class SignDataset : public cakes::data::Dataset {
+public:
+  explicit SignDataset(int64_t n) : n_(n) {}
+  int64_t size() const override {
+    return n_;
+  }
+  cakes::data::Sample get(int64_t index, std::mt19937_64& rng) const override {
+    std::normal_distribution<float> normal(0, 1);
+    std::vector<float> v(64);
+    for (auto& x : v) {
+      x = normal(rng);
+    }
+    const float shift = index % 2 ? 0.4f : -0.4f;
+    auto input = (torch::tensor(v) + shift).reshape({1, 4, 4, 4});
+    return {
+        input,
+        torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
+  }
+
+private:
+  int64_t n_;
+};
+
+struct TempDir {
+  TempDir() {
+    path = fs::temp_directory_path() /
+           ("cakes_trainer_" + std::to_string(::getpid()) + "_" +
+            std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    fs::remove_all(path);
+  }
+  std::string file(const std::string& name) const {
+    return (path / name).string();
+  }
+  fs::path path;
+  static inline int counter = 0;
+};
+
+LoaderOptions loader_options() {
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.num_workers = 2;
+  o.seed = 11;
+  return o;
+}
+
+TrainerOptions trainer_options(int64_t epochs, OptimizerKind kind) {
+  TrainerOptions o;
+  o.epochs = epochs;
+  o.optimizer.kind = kind;
+  o.optimizer.weight_decay = 1e-3;
+  o.schedule.kind = ScheduleKind::cosine;
+  o.schedule.base_lr = kind == OptimizerKind::sgd ? 0.1 : 0.01;
+  o.schedule.warmup_epochs = 1;
+  o.clip_grad_norm = 5;
+  return o;
+}
+
+std::map<std::string, torch::Tensor> state_of(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : m.named_parameters()) {
+    out[p.key()] = p.value().detach().clone();
+  }
+  for (const auto& b : m.named_buffers()) {
+    out[b.key()] = b.value().detach().clone();
+  }
+  return out;
+}
+
+const char* kNetwork = "tinynet 3x3x3:2,1x3x3:2,3x1x1:2";
+
+TEST(Trainer, LossDecreasesOnATinyTask) {
+  torch::manual_seed(0);
+  TinyNet net;
+  auto ds = std::make_shared<SignDataset>(64);
+  Loader loader(ds, loader_options());
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(/*epochs=*/6, OptimizerKind::sgd));
+  auto summaries = trainer.fit(loader);
+  ASSERT_EQ(summaries.size(), 6u);
+  EXPECT_EQ(trainer.step(), 6 * 8);
+  EXPECT_LT(summaries.back().mean_loss, 0.75 * summaries.front().mean_loss)
+      << summaries.front().mean_loss << " -> " << summaries.back().mean_loss;
+  EXPECT_GT(summaries.back().loader_samples_per_second, 0);
+  EXPECT_GT(summaries.back().samples_per_second, 0);
+}
+
+TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
+  for (auto kind : {OptimizerKind::sgd, OptimizerKind::adamw}) {
+    SCOPED_TRACE(kind == OptimizerKind::sgd ? "sgd" : "adamw");
+    TempDir dir;
+    auto ds = std::make_shared<SignDataset>(32);
+    const int64_t N = 3, k = 1;
+
+    std::map<std::string, torch::Tensor> straight;
+    {
+      torch::manual_seed(1);
+      TinyNet net;
+      Loader loader(ds, loader_options());
+      auto o = trainer_options(N, kind);
+      o.checkpoint_path = dir.file("straight.pt");
+      Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+      trainer.fit(loader);
+      straight = state_of(*net);
+    }
+    {
+      torch::manual_seed(1);
+      TinyNet net;
+      Loader loader(ds, loader_options());
+      auto o = trainer_options(N, kind);
+      o.checkpoint_path = dir.file("killed.pt");
+      o.log_path = dir.file("log.jsonl");
+      Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+      for (int64_t e = 0; e < k; ++e) {
+        trainer.train_epoch(loader);
+      }
+    }                          // killed: model, optimizer, loader gone
+    torch::manual_seed(12345); // the new process's RNG is elsewhere
+    torch::Tensor noise = torch::rand({100}); // and has moved on
+    TinyNet net;                              // different initial weights
+    Loader loader(ds, loader_options());
+    auto o = trainer_options(N, kind);
+    o.checkpoint_path = dir.file("killed.pt");
+    o.log_path = dir.file("log.jsonl");
+    Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+    trainer.resume(dir.file("killed.pt"));
+    EXPECT_EQ(trainer.epoch(), k);
+    EXPECT_EQ(trainer.step(), k * 4);
+    auto rest = trainer.fit(loader);
+    EXPECT_EQ(rest.size(), static_cast<size_t>(N - k));
+
+    auto resumed = state_of(*net);
+    ASSERT_EQ(resumed.size(), straight.size());
+    for (const auto& [name, t] : straight) {
+      EXPECT_TRUE(torch::equal(t, resumed.at(name)))
+          << name << " differs by "
+          << (t.to(torch::kDouble) - resumed.at(name).to(torch::kDouble))
+                 .abs()
+                 .max()
+                 .item<double>();
+    }
+    // One JSON line per epoch across both runs.
+    std::ifstream log(dir.file("log.jsonl"));
+    std::string line;
+    int lines = 0;
+    while (std::getline(log, line)) {
+      EXPECT_NE(
+          line.find("\"epoch\":" + std::to_string(lines)), std::string::npos)
+          << line;
+      ++lines;
+    }
+    EXPECT_EQ(lines, N);
+  }
+}
+
+TEST(Trainer, ResumeWithoutTheRngStateWouldDiffer) {
+  // Guards the test above: dropout really draws from the RNG, so a resume
+  // that forgot it would not reproduce the run.
+  torch::manual_seed(3);
+  TinyNet net;
+  net->train();
+  auto x = torch::randn({4, 1, 4, 4, 4});
+  torch::manual_seed(5);
+  auto a = net->forward(x);
+  torch::manual_seed(6);
+  auto b = net->forward(x);
+  EXPECT_FALSE(torch::equal(a, b));
+}
+
+TEST(Trainer, CheckpointFromAnotherNetworkIsAClearError) {
+  TempDir dir;
+  torch::manual_seed(0);
+  TinyNet net;
+  auto o = trainer_options(1, OptimizerKind::sgd);
+  Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+  trainer.save_checkpoint(dir.file("c.pt"));
+
+  TinyNet other;
+  Trainer wrong(make_model(other, "i3d_r50 3x3x3:64"), cross_entropy, o);
+  try {
+    wrong.resume(dir.file("c.pt"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find(kNetwork), std::string::npos) << msg;
+    EXPECT_NE(msg.find("i3d_r50 3x3x3:64"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(
+      load_checkpoint_weights(dir.file("c.pt"), *other, "i3d_r50 3x3x3:64"),
+      std::runtime_error);
+  load_checkpoint_weights(dir.file("c.pt"), *other, kNetwork);
+  EXPECT_TRUE(torch::equal(other->fc->weight, net->fc->weight));
+}
+
+TEST(Trainer, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
+  TempDir dir;
+  torch::manual_seed(0);
+  TinyNet net;
+  auto ds = std::make_shared<SignDataset>(16);
+  Loader loader(ds, loader_options());
+  auto o = trainer_options(3, OptimizerKind::sgd);
+  const std::string path = dir.file("ckpt.pt");
+  Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+  trainer.train_epoch(loader);
+  trainer.save_checkpoint(path);
+  auto after_epoch1 = state_of(*net);
+
+  // The next epoch's checkpoint dies half-way through its write.
+  trainer.train_epoch(loader);
+  std::ostringstream next;
+  {
+    torch::serialize::OutputArchive ar;
+    net->save(ar);
+    ar.save_to(next);
+  }
+  const std::string bytes = next.str();
+  EXPECT_THROW(
+      write_file_atomically(path, bytes, bytes.size() / 2), std::runtime_error);
+  ASSERT_TRUE(fs::exists(path + ".tmp"));
+  EXPECT_EQ(fs::file_size(path + ".tmp"), bytes.size() / 2);
+
+  // A fresh process finds the epoch-1 checkpoint whole.
+  EXPECT_EQ(read_checkpoint_meta(path).epoch, 1);
+  TinyNet fresh;
+  Trainer again(make_model(fresh, kNetwork), cross_entropy, o);
+  again.resume(path);
+  EXPECT_EQ(again.epoch(), 1);
+  for (const auto& [name, t] : state_of(*fresh)) {
+    EXPECT_TRUE(torch::equal(t, after_epoch1.at(name))) << name;
+  }
+  // And the next successful write replaces the stale temporary file.
+  again.save_checkpoint(path);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+}
+
+TEST(Trainer, TruncatedOrMissingCheckpointNamesTheFile) {
+  TempDir dir;
+  torch::manual_seed(0);
+  TinyNet net;
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(1, OptimizerKind::sgd));
+  trainer.save_checkpoint(dir.file("good.pt"));
+  std::ifstream in(dir.file("good.pt"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir.file("cut.pt"), std::ios::binary)
+      << bytes.substr(0, bytes.size() / 2);
+  for (const std::string name : {"cut.pt", "missing.pt"}) {
+    try {
+      trainer.resume(dir.file(name));
+      FAIL() << name;
+    } catch (const std::runtime_error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find(dir.file(name)), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST(Trainer, NoWeightDecayOnBatchNormAndBiases) {
+  TinyNet net;
+  auto split = split_for_weight_decay(*net);
+  std::sort(split.decay.begin(), split.decay.end());
+  std::sort(split.no_decay.begin(), split.no_decay.end());
+  EXPECT_EQ(
+      split.decay,
+      (std::vector<std::string>{
+          "conv.weight_1x3x3",
+          "conv.weight_3x1x1",
+          "conv.weight_3x3x3",
+          "fc.weight"}));
+  EXPECT_EQ(
+      split.no_decay,
+      (std::vector<std::string>{"conv.bn.bias", "conv.bn.weight", "fc.bias"}));
+
+  // The optimizer's groups carry that split.
+  Trainer trainer(
+      make_model(net, kNetwork),
+      cross_entropy,
+      trainer_options(1, OptimizerKind::sgd));
+  auto& groups = trainer.optimizer().param_groups();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].params().size(), 4u);
+  EXPECT_EQ(groups[1].params().size(), 3u);
+  EXPECT_EQ(
+      static_cast<torch::optim::SGDOptions&>(groups[1].options())
+          .weight_decay(),
+      0);
+  EXPECT_EQ(
+      static_cast<torch::optim::SGDOptions&>(groups[0].options())
+          .weight_decay(),
+      1e-3);
+}
+
+TEST(Trainer, ProgressLinesWhenNotATerminal) {
+  torch::manual_seed(0);
+  TinyNet net;
+  auto ds = std::make_shared<SignDataset>(32);
+  Loader loader(ds, loader_options());
+  std::ostringstream progress;
+  auto o = trainer_options(2, OptimizerKind::sgd);
+  o.progress = &progress;
+  o.progress_every = 2;
+  Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+  trainer.fit(loader);
+  std::string text = progress.str();
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4); // 2 per epoch
+  EXPECT_NE(text.find("epoch 2/2 4/4 loss"), std::string::npos) << text;
+  EXPECT_NE(text.find("samples/s (loader"), std::string::npos) << text;
+}
+
+TEST(Trainer, ProgressBarRedrawnOnATerminal) {
+  torch::manual_seed(0);
+  TinyNet net;
+  auto ds = std::make_shared<SignDataset>(16);
+  Loader loader(ds, loader_options());
+  std::ostringstream progress;
+  auto o = trainer_options(1, OptimizerKind::sgd);
+  o.progress = &progress;
+  o.progress_is_terminal = true;
+  Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
+  trainer.fit(loader);
+  std::string text = progress.str();
+  EXPECT_EQ(text.rfind('\r', 0), 0u) << text; // redrawn in place
+  EXPECT_NE(text.find("] 2/2 loss"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1); // at epoch end
+}
+
+TEST(Progress, BarAndEta) {
+  ProgressState s;
+  s.epoch = 2;
+  s.epochs = 70;
+  s.step_in_epoch = 5;
+  s.steps_in_epoch = 10;
+  s.loss = 1.5;
+  s.lr = 0.04;
+  s.samples_per_second = 12.34;
+  s.loader_samples_per_second = 45.6;
+  s.eta_seconds = 3725;
+  EXPECT_EQ(
+      format_progress(s, 10),
+      "epoch 3/70 [#####.....] 5/10 loss 1.5000 lr 0.04 12.3 samples/s "
+      "(loader 45.6) ETA 1h02m");
+}
+
+TEST(Schedule, WarmupStepAndCosine) {
+  Schedule s;
+  s.kind = ScheduleKind::step;
+  s.base_lr = 0.04;
+  s.warmup_epochs = 5;
+  s.milestones = {50, 60};
+  s.total_epochs = 70;
+  const int64_t spe = 10;
+  EXPECT_DOUBLE_EQ(s.lr_at(0, spe), 0.04 * 0.1 / 5);  // first step
+  EXPECT_DOUBLE_EQ(s.lr_at(24, spe), 0.04 * 2.5 / 5); // half-way
+  EXPECT_DOUBLE_EQ(s.lr_at(49, spe), 0.04);           // end of warm-up
+  EXPECT_DOUBLE_EQ(s.lr_at(499, spe), 0.04);
+  EXPECT_NEAR(s.lr_at(500, spe), 0.004, 1e-15);
+  EXPECT_NEAR(s.lr_at(600, spe), 0.0004, 1e-15);
+
+  s.kind = ScheduleKind::cosine;
+  s.warmup_epochs = 0;
+  s.min_lr = 0.001;
+  s.total_epochs = 10;
+  EXPECT_DOUBLE_EQ(s.lr_at(0, spe), 0.04);
+  EXPECT_NEAR(s.lr_at(50, spe), (0.04 + 0.001) / 2, 1e-12);
+  EXPECT_GT(s.lr_at(99, spe), 0.001);
+  EXPECT_LT(s.lr_at(99, spe), 0.0015);
+  EXPECT_THROW(s.lr_at(0, 0), std::invalid_argument);
+  EXPECT_THROW(parse_schedule_kind("linear"), std::invalid_argument);
+}
+
+TEST(Losses, DiceAndCrossEntropyOnSegmentation) {
+  // Confident and right: Dice loss near 0; confident and wrong: near 1.
+  auto target = torch::randint(0, 3, {2, 4, 4, 4}, torch::kLong);
+  auto right = torch::one_hot(target, 3).movedim(-1, 1).to(torch::kFloat) * 50;
+  auto wrong =
+      torch::one_hot((target + 1) % 3, 3).movedim(-1, 1).to(torch::kFloat) * 50;
+  EXPECT_LT(soft_dice_loss(right, target).item<double>(), 1e-6);
+  EXPECT_GT(soft_dice_loss(wrong, target).item<double>(), 1 - 1e-6);
+  EXPECT_GT(dice_cross_entropy(wrong, target).item<double>(), 40);
+  EXPECT_THROW(soft_dice_loss(right, target[0]), c10::Error);
+}
+
+} // namespace
