@@ -131,21 +131,23 @@ __attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float*
     }
     return;
   }
-  // Padded row width: drop the border columns while storing.
-  alignas(64) float tile[NV * kLanes];
-  const int64_t q_end = std::min<int64_t>(a.q0 + NV * kLanes, n_valid);
-  for (int o = 0; o < NO; ++o) {
-    for (int v = 0; v < NV; ++v)
-      _mm512_store_ps(tile + v * kLanes, acc[o][v]);
-    float* dst = a.out + o * a.out_ch_stride;
-    for (int64_t q = a.q0; q < q_end;) {
-      const int64_t h = q / a.Wp, w0 = q % a.Wp;
-      const int64_t row_end = std::min(q_end, h * a.Wp + a.Wp);
-      if (w0 < a.W) {
-        const int64_t n = std::min(row_end, h * a.Wp + a.W) - q;
-        std::memcpy(dst + h * a.W + w0, tile + (q - a.q0), sizeof(float) * n);
-      }
-      q = row_end;
+  // Padded row width: each vector's lanes belong to one or more rows of Wp
+  // positions; store the first W of each row with a masked store addressed so
+  // that lane l lands on column l - (r * Wp - q) of row r.
+  for (int v = 0; v < NV; ++v) {
+    const int64_t q = a.q0 + v * kLanes;
+    if (q >= n_valid)
+      break;
+    for (int64_t r = q / a.Wp; r * a.Wp < q + kLanes && r < a.H; ++r) {
+      const int64_t first = r * a.Wp - q;  // lane of column 0 (may be < 0)
+      const int64_t lo = std::max<int64_t>(0, first);
+      const int64_t hi = std::min<int64_t>(kLanes, first + a.W);
+      if (hi <= lo)
+        continue;
+      const __mmask16 m = __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+      float* dst = a.out + r * a.W - first;
+      for (int o = 0; o < NO; ++o)
+        _mm512_mask_storeu_ps(dst + o * a.out_ch_stride, m, acc[o][v]);
     }
   }
 }
@@ -203,6 +205,24 @@ void run_sums(
   });
 }
 
+// Splits `channels` into register blocks of at most `max_block`, as equal as
+// possible: a narrow tail block (e.g. 2 of 32) does as many loads per FMA as a
+// full one and would run several times slower.
+std::vector<std::pair<int64_t, int>> balanced_blocks(int64_t channels, int max_block) {
+  std::vector<std::pair<int64_t, int>> out;
+  if (channels <= 0)
+    return out;
+  const int64_t n = (channels + max_block - 1) / max_block;
+  const int64_t base = channels / n, extra = channels % n;
+  int64_t start = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int size = static_cast<int>(base + (i < extra ? 1 : 0));
+    out.push_back({start, size});
+    start += size;
+  }
+  return out;
+}
+
 struct Tap {
   int64_t od, oh, ow;
   int64_t index;  // position in the kernel, (a * kh + b) * kw + c
@@ -242,6 +262,7 @@ struct ReduceArgs {
   const float* dy;  // first channel of the block
   int64_t dy_ch_stride, dy_n_stride, dy_plane;
   int64_t batch, D, nvec;
+  const float* zeros;  // a zero plane: read for planes outside the input
   float* dw;  // dW row of the block's first channel, at its first entry
   int64_t dw_row;
 };
@@ -254,14 +275,15 @@ __attribute__((target("avx512f"))) void block_reduce(const ReduceArgs& a) {
       acc[k][j] = _mm512_setzero_ps();
   for (int64_t n = 0; n < a.batch; ++n) {
     for (int64_t d = 0; d < a.D; ++d) {
+      // No branch in the inner loop (it would cost as much as the FMAs):
+      // entries whose plane lies outside the input read a zero plane.
       const float* xb[NE];
-      bool valid[NE];
       for (int j = 0; j < NE; ++j) {
         const Segment& e = a.entries[j];
         const int64_t id = d + e.od;
-        valid[j] = id >= 0 && id < a.D;
-        xb[j] = a.in + n * a.in_n_stride + e.ch0 * a.in_ch_stride +
-            (valid[j] ? id : 0) * a.in_plane + e.shift;
+        xb[j] = (id >= 0 && id < a.D)
+            ? a.in + n * a.in_n_stride + e.ch0 * a.in_ch_stride + id * a.in_plane + e.shift
+            : a.zeros;
       }
       const float* yb = a.dy + n * a.dy_n_stride + d * a.dy_plane;
       for (int64_t v = 0; v < a.nvec; ++v) {
@@ -269,8 +291,6 @@ __attribute__((target("avx512f"))) void block_reduce(const ReduceArgs& a) {
         for (int k = 0; k < NC; ++k)
           y[k] = _mm512_loadu_ps(yb + k * a.dy_ch_stride + v * kLanes);
         for (int j = 0; j < NE; ++j) {
-          if (!valid[j])
-            continue;
           const __m512 x = _mm512_loadu_ps(xb[j] + v * kLanes);
           for (int k = 0; k < NC; ++k)
             acc[k][j] = _mm512_fmadd_ps(y[k], x, acc[k][j]);
@@ -323,8 +343,7 @@ void forward(const Geometry& g, const std::vector<Group>& groups, const float* i
              (t.oh + ph) * src.Wp + t.ow + pw});
         seg_tap.push_back(t.index);
       }
-    for (int64_t o0 = 0; o0 < grp.channels; o0 += kMaxOut) {
-      const int nb = static_cast<int>(std::min<int64_t>(kMaxOut, grp.channels - o0));
+    for (const auto& [o0, nb] : balanced_blocks(grp.channels, kMaxOut)) {
       SumPlan::Block blk{out0 + o0, nb, {}};
       blk.w.reserve(row * nb);
       for (size_t si = 0; si < p.segs.size(); ++si)
@@ -373,8 +392,7 @@ void grad_input(
     std::memset(grad_in, 0, sizeof(float) * g.batch * g.in_channels * g.D * g.H * g.W);
     return;
   }
-  for (int64_t i0 = 0; i0 < g.in_channels; i0 += kMaxOut) {
-    const int nb = static_cast<int>(std::min<int64_t>(kMaxOut, g.in_channels - i0));
+  for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut)) {
     SumPlan::Block blk{i0, nb, {}};
     for (size_t si = 0; si < srcs.size(); ++si) {
       const Src& s = srcs[si];
@@ -441,22 +459,20 @@ void grad_weight(
     const int64_t row = g.in_channels * static_cast<int64_t>(taps.size());
     // Entry blocks inner: consecutive jobs of a thread share the same block of
     // output-gradient channels, which stays in cache.
-    for (int64_t co0 = 0; co0 < grp.channels; co0 += kRedOut)
-      for (int64_t r0 = 0; r0 < row; r0 += kRedEnt)
+    for (const auto& [co0, nc] : balanced_blocks(grp.channels, kRedOut))
+      for (const auto& [r0, ne] : balanced_blocks(row, kRedEnt))
         jobs.push_back(
-            {lists.back().data(), r0,
-             static_cast<int>(std::min<int64_t>(kRedEnt, row - r0)),
-             static_cast<int>(std::min<int64_t>(kRedOut, grp.channels - co0)), co0,
-             c0 + co0, grad_weights[gi], row});
+            {lists.back().data(), r0, ne, nc, co0, c0 + co0, grad_weights[gi], row});
     c0 += grp.channels;
   }
   const int64_t x_cs = g.D * x.plane, dy_cs = g.D * dy_plane;
+  const std::vector<float> zeros(nvec * kLanes, 0.0f);
   at::parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const Job& j = jobs[i];
       ReduceArgs a{j.entries + j.r0, x.data, x_cs, g.in_channels * x_cs, x.plane,
                    dy + j.c_global0 * dy_cs, dy_cs, g.out_channels * dy_cs, dy_plane,
-                   g.batch, g.D, nvec, j.dw + j.co0 * j.row + j.r0, j.row};
+                   g.batch, g.D, nvec, zeros.data(), j.dw + j.co0 * j.row + j.r0, j.row};
       kReduce[j.nc - 1][j.ne - 1](a);
     }
   });
