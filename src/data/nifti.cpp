@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -119,11 +120,13 @@ Volume read_nifti(const std::string& path) {
   v.path = path;
   v.sform_code = nim->sform_code;
   v.qform_code = nim->qform_code;
-  v.nifti_version =
-      (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 ||
-       nim->nifti_type == NIFTI_FTYPE_NIFTI2_2)
-      ? 2
-      : 1;
+  // nifti_image does not record which header version it came from
+  // (nifti_type says 1 for NIfTI-2 files too); ask the header reader.
+  int version = 1;
+  if (void* hdr = nifti_read_header(path.c_str(), &version, /*check=*/0)) {
+    free(hdr);
+  }
+  v.nifti_version = version == 2 ? 2 : 1;
   for (int d = 0; d < 3; ++d) {
     const double p = nim->pixdim[d + 1];
     v.spacing[d] = (p > 0.0 && std::isfinite(p)) ? p : 1.0;

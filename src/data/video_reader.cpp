@@ -41,7 +41,8 @@ struct VideoReader::Impl {
   std::string path;
   AVFormatContext* fmt = nullptr;
   AVCodecContext* ctx = nullptr;
-  AVFrame* frame = nullptr;
+  AVFrame* frame = nullptr; // the current frame
+  AVFrame* next = nullptr; // decoder output; receiving unrefs it, even at EOF
   AVPacket* pkt = nullptr;
   SwsContext* sws = nullptr;
   AVStream* st = nullptr;
@@ -65,6 +66,7 @@ struct VideoReader::Impl {
   ~Impl() {
     sws_freeContext(sws);
     av_packet_free(&pkt);
+    av_frame_free(&next);
     av_frame_free(&frame);
     avcodec_free_context(&ctx);
     avformat_close_input(&fmt);
@@ -88,8 +90,9 @@ struct VideoReader::Impl {
     st = fmt->streams[si];
     ctx = avcodec_alloc_context3(codec);
     frame = av_frame_alloc();
+    next = av_frame_alloc();
     pkt = av_packet_alloc();
-    if (!ctx || !frame || !pkt) {
+    if (!ctx || !frame || !next || !pkt) {
       fail("out of memory opening the decoder");
     }
     avcodec_parameters_to_context(ctx, st->codecpar);
@@ -125,11 +128,14 @@ struct VideoReader::Impl {
     return std::llround((ts - start_ts) * av_q2d(st->time_base) * fps);
   }
 
-  // Decodes the next frame into `frame`; false at the end of the stream.
+  // Decodes the next frame into `frame`; false at the end of the stream,
+  // leaving `frame` as it was (the last frame stays available).
   bool decode_next() {
     while (true) {
-      int r = avcodec_receive_frame(ctx, frame);
+      int r = avcodec_receive_frame(ctx, next);
       if (r == 0) {
+        av_frame_unref(frame);
+        av_frame_move_ref(frame, next);
         ++decoded;
         ++seq;
         return true;
@@ -259,6 +265,9 @@ struct VideoReader::Impl {
   }
 
   void convert(uint8_t* dst) {
+    if (frame->format < 0 || frame->data[0] == nullptr) {
+      fail("no decoded frame to convert");
+    }
     sws = sws_getCachedContext(
         sws, frame->width, frame->height, static_cast<AVPixelFormat>(frame->format),
         width, height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
