@@ -13,7 +13,9 @@ namespace cakes::data {
 namespace {
 
 struct TjDeleter {
-  void operator()(void* h) const { tjDestroy(h); }
+  void operator()(void* h) const {
+    tjDestroy(h);
+  }
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
 
@@ -38,14 +40,27 @@ at::Tensor read_jpeg(const std::string& path) {
     fail(path, "cannot initialise the JPEG decoder");
   }
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.get(), bytes.data(), bytes.size(), &width,
-                          &height, &subsamp, &colorspace) != 0) {
+  if (tjDecompressHeader3(
+          tj.get(),
+          bytes.data(),
+          bytes.size(),
+          &width,
+          &height,
+          &subsamp,
+          &colorspace) != 0) {
     fail(path, std::string("not a valid JPEG: ") + tjGetErrorStr2(tj.get()));
   }
   at::Tensor out = at::empty({height, width, 3}, at::kByte);
-  if (tjDecompress2(tj.get(), bytes.data(), bytes.size(),
-                    out.data_ptr<uint8_t>(), width, /*pitch=*/0, height,
-                    TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
+  if (tjDecompress2(
+          tj.get(),
+          bytes.data(),
+          bytes.size(),
+          out.data_ptr<uint8_t>(),
+          width,
+          /*pitch=*/0,
+          height,
+          TJPF_RGB,
+          TJFLAG_ACCURATEDCT) != 0 &&
       tjGetErrorCode(tj.get()) == TJERR_FATAL) {
     // Warnings (e.g. premature end of data in an otherwise usable file) are
     // tolerated; a fatal error is not.
@@ -65,16 +80,25 @@ void write_jpeg(const std::string& path, const at::Tensor& rgb, int quality) {
   }
   unsigned char* buf = nullptr;
   unsigned long size = 0;
-  if (tjCompress2(tj.get(), src.data_ptr<uint8_t>(),
-                  static_cast<int>(src.size(1)), /*pitch=*/0,
-                  static_cast<int>(src.size(0)), TJPF_RGB, &buf, &size,
-                  TJSAMP_444, quality, TJFLAG_ACCURATEDCT) != 0) {
+  if (tjCompress2(
+          tj.get(),
+          src.data_ptr<uint8_t>(),
+          static_cast<int>(src.size(1)),
+          /*pitch=*/0,
+          static_cast<int>(src.size(0)),
+          TJPF_RGB,
+          &buf,
+          &size,
+          TJSAMP_444,
+          quality,
+          TJFLAG_ACCURATEDCT) != 0) {
     tjFree(buf);
     fail(path, std::string("JPEG encode failed: ") + tjGetErrorStr2(tj.get()));
   }
   std::unique_ptr<unsigned char, void (*)(unsigned char*)> owned(buf, tjFree);
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(buf), static_cast<std::streamsize>(size));
+  out.write(
+      reinterpret_cast<const char*>(buf), static_cast<std::streamsize>(size));
   if (!out) {
     fail(path, "cannot write JPEG file");
   }

@@ -16,7 +16,9 @@ namespace {
 // Keys of "labels"/"modality" are decimal strings "0", "1", ...; the values
 // become a dense vector indexed by them.
 std::vector<std::string> indexed_names(
-    const nlohmann::json& obj, const std::string& file, const std::string& key) {
+    const nlohmann::json& obj,
+    const std::string& file,
+    const std::string& key) {
   if (!obj.contains(key) || !obj[key].is_object() || obj[key].empty()) {
     throw std::runtime_error(file + ": missing or empty '" + key + "' object");
   }
@@ -30,9 +32,9 @@ std::vector<std::string> indexed_names(
     }
     if (used != k.size() || idx < 0 || idx >= static_cast<long>(names.size()) ||
         !v.is_string()) {
-      throw std::runtime_error(file + ": '" + key + "' must map 0.." +
-                               std::to_string(names.size() - 1) +
-                               " to names, got key '" + k + "'");
+      throw std::runtime_error(
+          file + ": '" + key + "' must map 0.." +
+          std::to_string(names.size() - 1) + " to names, got key '" + k + "'");
     }
     names[idx] = v.get<std::string>();
   }
@@ -59,7 +61,8 @@ MsdDataset::MsdDataset(MsdOptions options) : options_(std::move(options)) {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
     std::string why = e.what();
-    std::replace(why.begin(), why.end(), '\n', ' '); // keep the error on one line
+    std::replace(
+        why.begin(), why.end(), '\n', ' '); // keep the error on one line
     throw std::runtime_error(file + ": not valid JSON (" + why + ")");
   }
   name_ = j.value("name", fs::path(options_.root).filename().string());
@@ -72,14 +75,17 @@ MsdDataset::MsdDataset(MsdOptions options) : options_(std::move(options)) {
     MsdCase c;
     if (entry.is_string()) { // the test split lists bare image paths
       c.image = resolve(options_.root, entry.get<std::string>());
-    } else if (entry.is_object() && entry.contains("image") && entry["image"].is_string()) {
+    } else if (
+        entry.is_object() && entry.contains("image") &&
+        entry["image"].is_string()) {
       c.image = resolve(options_.root, entry["image"].get<std::string>());
       if (entry.contains("label") && entry["label"].is_string()) {
         c.label = resolve(options_.root, entry["label"].get<std::string>());
       }
     } else {
-      throw std::runtime_error(file + ": '" + options_.split +
-                               "' entries must be image paths or {image, label} objects");
+      throw std::runtime_error(
+          file + ": '" + options_.split +
+          "' entries must be image paths or {image, label} objects");
     }
     cases_.push_back(std::move(c));
   }
@@ -100,20 +106,23 @@ at::Tensor MsdDataset::normalized_input(const Volume& image) const {
   } else if (x.dim() == 4) {
     x = x.permute({3, 0, 1, 2}); // modalities on the 4th NIfTI axis
   } else {
-    throw std::runtime_error(image.path + ": expected a 3-D or 4-D image, got " +
-                             std::to_string(x.dim()) + "-D");
+    throw std::runtime_error(
+        image.path + ": expected a 3-D or 4-D image, got " +
+        std::to_string(x.dim()) + "-D");
   }
   if (x.size(0) != static_cast<int64_t>(modalities_.size())) {
-    throw std::runtime_error(image.path + ": " + std::to_string(x.size(0)) +
-                             " channels but dataset.json lists " +
-                             std::to_string(modalities_.size()) + " modalities");
+    throw std::runtime_error(
+        image.path + ": " + std::to_string(x.size(0)) +
+        " channels but dataset.json lists " +
+        std::to_string(modalities_.size()) + " modalities");
   }
   std::vector<at::Tensor> channels;
   for (int64_t c = 0; c < x.size(0); ++c) {
     at::Tensor ch = x.narrow(0, c, 1);
-    channels.push_back(modalities_[c] == "CT"
-                           ? window_normalize(ch, options_.ct_lo, options_.ct_hi)
-                           : zscore_normalize(ch, /*nonzero_only=*/true));
+    channels.push_back(
+        modalities_[c] == "CT"
+            ? window_normalize(ch, options_.ct_lo, options_.ct_hi)
+            : zscore_normalize(ch, /*nonzero_only=*/true));
   }
   return at::cat(channels, 0).contiguous();
 }
@@ -125,20 +134,25 @@ Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
   at::Tensor target;
   if (!c.label.empty()) {
     const Volume label = read_nifti(c.label);
-    if (label.data.dim() != 3 || !label.data.sizes().equals(input.sizes().slice(1))) {
-      throw std::runtime_error(c.label + ": label shape " + std::to_string(label.data.dim()) +
-                               "-D does not match the image's spatial shape");
+    if (label.data.dim() != 3 ||
+        !label.data.sizes().equals(input.sizes().slice(1))) {
+      throw std::runtime_error(
+          c.label + ": label shape " + std::to_string(label.data.dim()) +
+          "-D does not match the image's spatial shape");
     }
     at::Tensor rounded = label.data.round();
     if (!at::equal(rounded, label.data)) {
-      throw std::runtime_error(c.label + ": label volume has non-integer values");
+      throw std::runtime_error(
+          c.label + ": label volume has non-integer values");
     }
     target = rounded.to(at::kLong);
-    const int64_t lo = target.min().item<int64_t>(), hi = target.max().item<int64_t>();
+    const int64_t lo = target.min().item<int64_t>(),
+                  hi = target.max().item<int64_t>();
     if (lo < 0 || hi >= num_classes()) {
-      throw std::runtime_error(c.label + ": label value " + std::to_string(lo < 0 ? lo : hi) +
-                               " outside the " + std::to_string(num_classes()) +
-                               " labels of dataset.json");
+      throw std::runtime_error(
+          c.label + ": label value " + std::to_string(lo < 0 ? lo : hi) +
+          " outside the " + std::to_string(num_classes()) +
+          " labels of dataset.json");
     }
   }
   if (options_.training) {
@@ -146,7 +160,8 @@ Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
       throw std::runtime_error(c.image + ": training needs a label volume");
     }
     std::tie(input, target) = random_patch(input, target, options_.patch, rng);
-    std::tie(input, target) = random_flip(input, target, options_.flip_probability, rng);
+    std::tie(input, target) =
+        random_flip(input, target, options_.flip_probability, rng);
     input = input.contiguous();
     target = target.contiguous();
   }
@@ -154,8 +169,8 @@ Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
 }
 
 std::string MsdDataset::describe() const {
-  return name_ + " " + options_.split + ": " + std::to_string(size()) + " cases, " +
-         std::to_string(modalities_.size()) + " modalities, " +
+  return name_ + " " + options_.split + ": " + std::to_string(size()) +
+         " cases, " + std::to_string(modalities_.size()) + " modalities, " +
          std::to_string(num_classes()) + " labels";
 }
 

@@ -55,7 +55,8 @@ std::vector<int64_t> tsn_segment_indices(
   } else if (n > s + len - 1) {
     const double tick = static_cast<double>(avail) / static_cast<double>(s);
     for (int64_t i = 0; i < s; ++i) {
-      offsets[i] = static_cast<int64_t>(tick / 2.0 + tick * static_cast<double>(i));
+      offsets[i] =
+          static_cast<int64_t>(tick / 2.0 + tick * static_cast<double>(i));
     }
   } else {
     spread();
@@ -71,15 +72,22 @@ std::vector<int64_t> tsn_segment_indices(
 }
 
 at::Tensor frames_to_clip(const at::Tensor& frames) {
-  TORCH_CHECK(frames.dim() == 4 && frames.size(3) == 3,
-              "frames_to_clip: expected (T, H, W, 3) frames, got ", frames.sizes());
+  TORCH_CHECK(
+      frames.dim() == 4 && frames.size(3) == 3,
+      "frames_to_clip: expected (T, H, W, 3) frames, got ",
+      frames.sizes());
   return frames.permute({3, 0, 1, 2}).to(at::kFloat).div_(255.0).contiguous();
 }
 
 at::Tensor resize(const at::Tensor& clip, int64_t height, int64_t width) {
-  TORCH_CHECK(clip.dim() >= 2 && height > 0 && width > 0,
-              "resize: expected (..., H, W) and a positive size, got ",
-              clip.sizes(), " -> ", height, "x", width);
+  TORCH_CHECK(
+      clip.dim() >= 2 && height > 0 && width > 0,
+      "resize: expected (..., H, W) and a positive size, got ",
+      clip.sizes(),
+      " -> ",
+      height,
+      "x",
+      width);
   const int64_t h = clip.size(-2), w = clip.size(-1);
   if (h == height && w == width) {
     return clip;
@@ -91,25 +99,30 @@ at::Tensor resize(const at::Tensor& clip, int64_t height, int64_t width) {
   // Antialias when shrinking, as PIL does in the reference pipelines;
   // without it small moving objects alias away.
   at::Tensor y = (height < h || width < w)
-      ? at::_upsample_bilinear2d_aa(x, {height, width}, /*align_corners=*/false)
-      : at::upsample_bilinear2d(x, {height, width}, /*align_corners=*/false);
+                     ? at::_upsample_bilinear2d_aa(
+                           x, {height, width}, /*align_corners=*/false)
+                     : at::upsample_bilinear2d(
+                           x, {height, width}, /*align_corners=*/false);
   return y.reshape(out_shape);
 }
 
 at::Tensor resize_short_side(const at::Tensor& clip, int64_t size) {
   const int64_t h = clip.size(-2), w = clip.size(-1);
   if (h <= w) {
-    return resize(clip, size, std::max<int64_t>(1, std::llround(double(w) * size / h)));
+    return resize(
+        clip, size, std::max<int64_t>(1, std::llround(double(w) * size / h)));
   }
-  return resize(clip, std::max<int64_t>(1, std::llround(double(h) * size / w)), size);
+  return resize(
+      clip, std::max<int64_t>(1, std::llround(double(h) * size / w)), size);
 }
 
 at::Tensor center_crop(const at::Tensor& clip, int64_t height, int64_t width) {
   const int64_t h = clip.size(-2), w = clip.size(-1);
   if (height > h || width > w) {
     throw std::invalid_argument(
-        "center_crop: crop " + std::to_string(height) + "x" + std::to_string(width) +
-        " larger than the clip " + std::to_string(h) + "x" + std::to_string(w));
+        "center_crop: crop " + std::to_string(height) + "x" +
+        std::to_string(width) + " larger than the clip " + std::to_string(h) +
+        "x" + std::to_string(w));
   }
   const int64_t top = (h - height) / 2, left = (w - width) / 2;
   return clip.narrow(-2, top, height).narrow(-1, left, width);
@@ -132,8 +145,9 @@ at::Tensor multi_scale_crop(
   for (int64_t i = 0; i < ns; ++i) {
     for (int64_t j = 0; j < ns; ++j) {
       if (std::abs(i - j) <= options.max_distort) {
-        pairs.emplace_back(std::clamp<int64_t>(sizes[i], 1, h),
-                           std::clamp<int64_t>(sizes[j], 1, w));
+        pairs.emplace_back(
+            std::clamp<int64_t>(sizes[i], 1, h),
+            std::clamp<int64_t>(sizes[j], 1, w));
       }
     }
   }
@@ -141,9 +155,20 @@ at::Tensor multi_scale_crop(
   const auto [ch, cw] = pairs[uniform_int(rng, 0, pairs.size() - 1)];
   const int64_t hs = (h - ch) / 4, ws = (w - cw) / 4;
   // (x, y) in quarter steps: corners, centre, then TSN's "more fixed crops".
-  static const int kPositions[13][2] = {{0, 0}, {4, 0}, {0, 4}, {4, 4}, {2, 2},
-                                        {0, 2}, {4, 2}, {2, 4}, {2, 0}, {1, 1},
-                                        {3, 1}, {1, 3}, {3, 3}};
+  static const int kPositions[13][2] = {
+      {0, 0},
+      {4, 0},
+      {0, 4},
+      {4, 4},
+      {2, 2},
+      {0, 2},
+      {4, 2},
+      {2, 4},
+      {2, 0},
+      {1, 1},
+      {3, 1},
+      {1, 3},
+      {3, 3}};
   const auto& p = kPositions[uniform_int(rng, 0, 12)];
   at::Tensor crop = clip.narrow(-2, p[1] * hs, ch).narrow(-1, p[0] * ws, cw);
   return resize(crop, options.size, options.size);
@@ -173,21 +198,30 @@ at::Tensor normalize(
     const at::Tensor& clip,
     const std::vector<double>& mean,
     const std::vector<double>& std) {
-  TORCH_CHECK(clip.dim() >= 1 && mean.size() == static_cast<size_t>(clip.size(0)) &&
-                  std.size() == mean.size(),
-              "normalize: ", mean.size(), " means and ", std.size(),
-              " stds for ", clip.size(0), " channels");
+  TORCH_CHECK(
+      clip.dim() >= 1 && mean.size() == static_cast<size_t>(clip.size(0)) &&
+          std.size() == mean.size(),
+      "normalize: ",
+      mean.size(),
+      " means and ",
+      std.size(),
+      " stds for ",
+      clip.size(0),
+      " channels");
   std::vector<int64_t> shape(clip.dim(), 1);
   shape[0] = clip.size(0);
-  at::Tensor m = at::tensor(mean, at::kDouble).to(clip.scalar_type()).view(shape);
-  at::Tensor s = at::tensor(std, at::kDouble).to(clip.scalar_type()).view(shape);
+  at::Tensor m =
+      at::tensor(mean, at::kDouble).to(clip.scalar_type()).view(shape);
+  at::Tensor s =
+      at::tensor(std, at::kDouble).to(clip.scalar_type()).view(shape);
   return (clip - m) / s;
 }
 
 at::Tensor window_normalize(const at::Tensor& volume, double lo, double hi) {
   if (!(hi > lo)) {
-    throw std::invalid_argument("window_normalize: need hi > lo, got [" +
-                                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    throw std::invalid_argument(
+        "window_normalize: need hi > lo, got [" + std::to_string(lo) + ", " +
+        std::to_string(hi) + "]");
   }
   return (volume.clamp(lo, hi) - lo) / (hi - lo);
 }
@@ -216,16 +250,21 @@ std::pair<at::Tensor, at::Tensor> random_patch(
     const at::Tensor& labels,
     const PatchOptions& options,
     std::mt19937_64& rng) {
-  TORCH_CHECK(volume.dim() == 4 && labels.dim() == 3 &&
-                  volume.sizes().slice(1).equals(labels.sizes()),
-              "random_patch: expected volume (C, D, H, W) and labels (D, H, W), got ",
-              volume.sizes(), " and ", labels.sizes());
-  TORCH_CHECK(options.size.size() == 3, "random_patch: patch size needs 3 values");
+  TORCH_CHECK(
+      volume.dim() == 4 && labels.dim() == 3 &&
+          volume.sizes().slice(1).equals(labels.sizes()),
+      "random_patch: expected volume (C, D, H, W) and labels (D, H, W), got ",
+      volume.sizes(),
+      " and ",
+      labels.sizes());
+  TORCH_CHECK(
+      options.size.size() == 3, "random_patch: patch size needs 3 values");
   at::Tensor v = volume, l = labels;
   std::vector<int64_t> pad; // last dimension first
   bool need_pad = false;
   for (int d = 2; d >= 0; --d) {
-    const int64_t missing = std::max<int64_t>(0, options.size[d] - labels.size(d));
+    const int64_t missing =
+        std::max<int64_t>(0, options.size[d] - labels.size(d));
     pad.push_back(missing / 2);
     pad.push_back(missing - missing / 2);
     need_pad = need_pad || missing > 0;
@@ -236,13 +275,16 @@ std::pair<at::Tensor, at::Tensor> random_patch(
   }
   int64_t start[3];
   bool placed = false;
-  if (std::uniform_real_distribution<double>(0.0, 1.0)(rng) < options.foreground_fraction) {
+  if (std::uniform_real_distribution<double>(0.0, 1.0)(rng) <
+      options.foreground_fraction) {
     at::Tensor fg = at::nonzero(l > 0);
     if (fg.size(0) > 0) {
       at::Tensor centre = fg[uniform_int(rng, 0, fg.size(0) - 1)];
       for (int d = 0; d < 3; ++d) {
-        start[d] = std::clamp<int64_t>(centre[d].item<int64_t>() - options.size[d] / 2,
-                                       0, l.size(d) - options.size[d]);
+        start[d] = std::clamp<int64_t>(
+            centre[d].item<int64_t>() - options.size[d] / 2,
+            0,
+            l.size(d) - options.size[d]);
       }
       placed = true;
     }

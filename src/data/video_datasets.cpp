@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 namespace cakes::data {
 namespace {
 
-[[noreturn]] void fail_at(const std::string& file, int64_t line, const std::string& what) {
+[[noreturn]] void
+fail_at(const std::string& file, int64_t line, const std::string& what) {
   throw std::runtime_error(file + ":" + std::to_string(line) + ": " + what);
 }
 
@@ -41,7 +42,8 @@ std::vector<std::string> split_ws(const std::string& line) {
   return tokens;
 }
 
-std::string default_root(const std::string& root, const std::string& list_file) {
+std::string
+default_root(const std::string& root, const std::string& list_file) {
   if (!root.empty()) {
     return root;
   }
@@ -66,10 +68,14 @@ int64_t resolve_classes(const std::string& category_file, int64_t num_classes) {
   return num_classes;
 }
 
-void check_label(const std::string& file, int64_t line, int64_t label, int64_t classes) {
+void check_label(
+    const std::string& file, int64_t line, int64_t label, int64_t classes) {
   if (label < 0 || label >= classes) {
-    fail_at(file, line, "label " + std::to_string(label) + " outside [0, " +
-                            std::to_string(classes) + ")");
+    fail_at(
+        file,
+        line,
+        "label " + std::to_string(label) + " outside [0, " +
+            std::to_string(classes) + ")");
   }
 }
 
@@ -91,8 +97,10 @@ Sample make_clip_sample(
       label = flipped_label(label, options.flip_swaps);
     }
   } else {
-    clip = center_crop(resize_short_side(clip, options.scale_size),
-                       options.crop_size, options.crop_size);
+    clip = center_crop(
+        resize_short_side(clip, options.scale_size),
+        options.crop_size,
+        options.crop_size);
   }
   clip = normalize(clip, options.mean, options.std).contiguous();
   return {clip, at::scalar_tensor(label, at::kLong)};
@@ -120,7 +128,8 @@ std::vector<std::string> read_category_file(const std::string& path) {
 
 // ---- FrameFolderDataset ----------------------------------------------------
 
-FrameFolderDataset::FrameFolderDataset(FrameFolderOptions options, ClipOptions clip)
+FrameFolderDataset::FrameFolderDataset(
+    FrameFolderOptions options, ClipOptions clip)
     : options_(std::move(options)), clip_(std::move(clip)) {
   const std::string& tpl = options_.frame_template;
   // "{:05d}" / "{:d}" / "{}" (Python, as TRN writes it) or "%05d" / "%d".
@@ -144,9 +153,11 @@ FrameFolderDataset::FrameFolderDataset(FrameFolderOptions options, ClipOptions c
     }
   }
   int64_t width = 0;
-  if (close == std::string::npos || (!spec.empty() && !parse_int(spec, width)) || width < 0) {
-    throw std::invalid_argument("frame template '" + tpl +
-                                "' is not like {:05d}.jpg, {}.jpg or %05d.jpg");
+  if (close == std::string::npos ||
+      (!spec.empty() && !parse_int(spec, width)) || width < 0) {
+    throw std::invalid_argument(
+        "frame template '" + tpl +
+        "' is not like {:05d}.jpg, {}.jpg or %05d.jpg");
   }
   prefix_ = tpl.substr(0, open);
   suffix_ = tpl.substr(close + 1);
@@ -166,11 +177,17 @@ FrameFolderDataset::FrameFolderDataset(FrameFolderOptions options, ClipOptions c
       continue;
     }
     if (t.size() < 3) {
-      fail_at(options_.list_file, line_no, "expected 'folder num_frames label', got '" + line + "'");
+      fail_at(
+          options_.list_file,
+          line_no,
+          "expected 'folder num_frames label', got '" + line + "'");
     }
     FrameFolderEntry e;
     if (!parse_int(t[t.size() - 2], e.num_frames) || e.num_frames < 1) {
-      fail_at(options_.list_file, line_no, "bad frame count '" + t[t.size() - 2] + "'");
+      fail_at(
+          options_.list_file,
+          line_no,
+          "bad frame count '" + t[t.size() - 2] + "'");
     }
     if (!parse_int(t.back(), e.label)) {
       fail_at(options_.list_file, line_no, "bad label '" + t.back() + "'");
@@ -196,13 +213,16 @@ std::string FrameFolderDataset::frame_path(int64_t index, int64_t frame) const {
   if (static_cast<int>(number.size()) < width_) {
     number.insert(0, width_ - number.size(), '0');
   }
-  return (fs::path(entries_.at(index).folder) / (prefix_ + number + suffix_)).string();
+  return (fs::path(entries_.at(index).folder) / (prefix_ + number + suffix_))
+      .string();
 }
 
 Sample FrameFolderDataset::get(int64_t index, std::mt19937_64& rng) const {
   const FrameFolderEntry& e = entries_.at(index);
   std::vector<int64_t> idx = tsn_segment_indices(
-      e.num_frames, clip_.num_segments, clip_.frames_per_segment,
+      e.num_frames,
+      clip_.num_segments,
+      clip_.frames_per_segment,
       clip_.training ? &rng : nullptr);
   std::vector<at::Tensor> frames;
   frames.reserve(idx.size());
@@ -213,9 +233,10 @@ Sample FrameFolderDataset::get(int64_t index, std::mt19937_64& rng) const {
     }
     at::Tensor f = read_jpeg(frame_path(index, idx[i]));
     if (!frames.empty() && f.sizes() != frames.front().sizes()) {
-      throw std::runtime_error(frame_path(index, idx[i]) + ": frame size " +
-                               std::to_string(f.size(1)) + "x" + std::to_string(f.size(0)) +
-                               " differs from the video's first sampled frame");
+      throw std::runtime_error(
+          frame_path(index, idx[i]) + ": frame size " +
+          std::to_string(f.size(1)) + "x" + std::to_string(f.size(0)) +
+          " differs from the video's first sampled frame");
     }
     frames.push_back(f);
   }
@@ -223,8 +244,8 @@ Sample FrameFolderDataset::get(int64_t index, std::mt19937_64& rng) const {
 }
 
 std::string FrameFolderDataset::describe() const {
-  return options_.list_file + ": " + std::to_string(size()) + " frame folders, " +
-         std::to_string(num_classes_) + " classes";
+  return options_.list_file + ": " + std::to_string(size()) +
+         " frame folders, " + std::to_string(num_classes_) + " classes";
 }
 
 // ---- VideoDataset ----------------------------------------------------------
@@ -246,7 +267,10 @@ VideoDataset::VideoDataset(VideoListOptions options, ClipOptions clip)
     }
     int64_t label = 0;
     if (t.size() < 2 || !parse_int(t.back(), label)) {
-      fail_at(options_.list_file, line_no, "expected 'path label', got '" + line + "'");
+      fail_at(
+          options_.list_file,
+          line_no,
+          "expected 'path label', got '" + line + "'");
     }
     check_label(options_.list_file, line_no, label, num_classes_);
     std::string path = t[0];
@@ -266,11 +290,16 @@ Sample VideoDataset::get(int64_t index, std::mt19937_64& rng) const {
   VideoReader reader(paths_.at(index));
   const int64_t n = reader.frame_count();
   if (n < 1) {
-    throw std::runtime_error(paths_.at(index) + ": cannot determine the number of frames");
+    throw std::runtime_error(
+        paths_.at(index) + ": cannot determine the number of frames");
   }
   std::vector<int64_t> idx = tsn_segment_indices(
-      n, clip_.num_segments, clip_.frames_per_segment, clip_.training ? &rng : nullptr);
-  return make_clip_sample(reader.read_frames(idx), labels_.at(index), clip_, rng);
+      n,
+      clip_.num_segments,
+      clip_.frames_per_segment,
+      clip_.training ? &rng : nullptr);
+  return make_clip_sample(
+      reader.read_frames(idx), labels_.at(index), clip_, rng);
 }
 
 std::string VideoDataset::describe() const {

@@ -42,7 +42,7 @@ struct VideoReader::Impl {
   AVFormatContext* fmt = nullptr;
   AVCodecContext* ctx = nullptr;
   AVFrame* frame = nullptr; // the current frame
-  AVFrame* next = nullptr; // decoder output; receiving unrefs it, even at EOF
+  AVFrame* next = nullptr;  // decoder output; receiving unrefs it, even at EOF
   AVPacket* pkt = nullptr;
   SwsContext* sws = nullptr;
   AVStream* st = nullptr;
@@ -54,7 +54,7 @@ struct VideoReader::Impl {
 
   bool draining = false; // EOF reached, decoder flushed with a null packet
   bool have_cur = false; // `frame` holds a decoded frame
-  int64_t pos = -1; // index of the frame in `frame`; -1 at stream start
+  int64_t pos = -1;      // index of the frame in `frame`; -1 at stream start
   int64_t seq = 0; // frames decoded since the start (for frames without pts)
   bool seekable = true;
   int64_t decoded = 0;
@@ -101,7 +101,9 @@ struct VideoReader::Impl {
     ctx->thread_count = 1;
     r = avcodec_open2(ctx, codec, nullptr);
     if (r < 0) {
-      fail("cannot open the " + std::string(codec->name) + " decoder: " + av_error(r));
+      fail(
+          "cannot open the " + std::string(codec->name) +
+          " decoder: " + av_error(r));
     }
     width = ctx->width;
     height = ctx->height;
@@ -269,14 +271,24 @@ struct VideoReader::Impl {
       fail("no decoded frame to convert");
     }
     sws = sws_getCachedContext(
-        sws, frame->width, frame->height, static_cast<AVPixelFormat>(frame->format),
-        width, height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
+        sws,
+        frame->width,
+        frame->height,
+        static_cast<AVPixelFormat>(frame->format),
+        width,
+        height,
+        AV_PIX_FMT_RGB24,
+        SWS_BILINEAR,
+        nullptr,
+        nullptr,
+        nullptr);
     if (!sws) {
       fail("cannot convert pixel format to RGB");
     }
     uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
     int strides[4] = {3 * width, 0, 0, 0};
-    sws_scale(sws, frame->data, frame->linesize, 0, frame->height, planes, strides);
+    sws_scale(
+        sws, frame->data, frame->linesize, 0, frame->height, planes, strides);
   }
 };
 
@@ -287,11 +299,21 @@ VideoReader::VideoReader(const std::string& path) : impl_(new Impl) {
 
 VideoReader::~VideoReader() = default;
 
-int64_t VideoReader::frame_count() const { return impl_->count; }
-double VideoReader::frame_rate() const { return impl_->fps; }
-int64_t VideoReader::width() const { return impl_->width; }
-int64_t VideoReader::height() const { return impl_->height; }
-int64_t VideoReader::frames_decoded() const { return impl_->decoded; }
+int64_t VideoReader::frame_count() const {
+  return impl_->count;
+}
+double VideoReader::frame_rate() const {
+  return impl_->fps;
+}
+int64_t VideoReader::width() const {
+  return impl_->width;
+}
+int64_t VideoReader::height() const {
+  return impl_->height;
+}
+int64_t VideoReader::frames_decoded() const {
+  return impl_->decoded;
+}
 
 at::Tensor VideoReader::read_frames(const std::vector<int64_t>& indices) {
   Impl& m = *impl_;
@@ -304,8 +326,9 @@ at::Tensor VideoReader::read_frames(const std::vector<int64_t>& indices) {
     }
     order[i] = i;
   }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return indices[a] < indices[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return indices[a] < indices[b];
+  });
   const int64_t plane = m.height * m.width * 3;
   uint8_t* base = out.data_ptr<uint8_t>();
   for (int64_t k = 0; k < n; ++k) {

@@ -82,12 +82,17 @@ TEST(FrameFolder, RoundTripShapeLabelAndPixels) {
     for (int64_t t = 0; t < 4; ++t)
       for (int64_t y = 0; y < kH; ++y)
         for (int64_t x = 0; x < kH; ++x)
-          expected[c][t][y][x] = synthetic_pixel(0, frames[t], y, x + left, c) / 255.0;
+          expected[c][t][y][x] =
+              synthetic_pixel(0, frames[t], y, x + left, c) / 255.0;
   const double err = (s.input - expected).abs().max().item<double>();
   EXPECT_LT(err, 5.0 / 255.0);
   // A neighbouring frame differs by 8 levels: the test can tell frames apart.
-  EXPECT_GT((s.input.narrow(1, 0, 1) - expected.narrow(1, 1, 1)).abs().mean().item<double>(),
-            20.0 / 255.0);
+  EXPECT_GT(
+      (s.input.narrow(1, 0, 1) - expected.narrow(1, 1, 1))
+          .abs()
+          .mean()
+          .item<double>(),
+      20.0 / 255.0);
 
   EXPECT_EQ(ds.get(1, rng).target.item<int64_t>(), 0);
 }
@@ -104,7 +109,9 @@ TEST(FrameFolder, V2TemplateAndTrainingShape) {
   std::mt19937_64 rng(3);
   Sample s = ds.get(0, rng);
   EXPECT_EQ(s.input.sizes().vec(), (std::vector<int64_t>{3, 3, 16, 16}));
-  EXPECT_EQ(ds.frame_path(0, 0), (fs::path(tmp.path()) / "video0" / "000001.jpg").string());
+  EXPECT_EQ(
+      ds.frame_path(0, 0),
+      (fs::path(tmp.path()) / "video0" / "000001.jpg").string());
 }
 
 TEST(FrameFolder, MissingFrameIsAnErrorNamingTheFrame) {
@@ -132,8 +139,10 @@ TEST(FrameFolder, BadListLinesAreErrorsNamingTheFile) {
   };
   for (const auto& [content, what] : cases) {
     std::ofstream(o.list_file) << content;
-    const std::string msg = error_of([&] { FrameFolderDataset d(o, identity_eval(2)); });
-    EXPECT_NE(msg.find(o.list_file), std::string::npos) << content << " -> " << msg;
+    const std::string msg =
+        error_of([&] { FrameFolderDataset d(o, identity_eval(2)); });
+    EXPECT_NE(msg.find(o.list_file), std::string::npos)
+        << content << " -> " << msg;
     EXPECT_NE(msg.find(what), std::string::npos) << content << " -> " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }

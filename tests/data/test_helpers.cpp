@@ -28,7 +28,8 @@ TempDir::~TempDir() {
 }
 
 std::string run_command(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(
+      popen(command.c_str(), "r"), pclose);
   if (!pipe) {
     throw std::runtime_error("cannot run: " + command);
   }
@@ -40,7 +41,8 @@ std::string run_command(const std::string& command) {
   }
   const int status = pclose(pipe.release());
   if (status != 0) {
-    throw std::runtime_error("command failed (" + std::to_string(status) + "): " + command);
+    throw std::runtime_error(
+        "command failed (" + std::to_string(status) + "): " + command);
   }
   return out;
 }

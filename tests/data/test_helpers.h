@@ -13,13 +13,17 @@ namespace cakes::data::testing {
 // A fresh empty folder under the build tree's temp area, removed on
 // destruction.
 class TempDir {
- public:
+public:
   explicit TempDir(const std::string& name);
   ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& leaf) const { return path_ + "/" + leaf; }
+  const std::string& path() const {
+    return path_;
+  }
+  std::string operator/(const std::string& leaf) const {
+    return path_ + "/" + leaf;
+  }
 
- private:
+private:
   std::string path_;
 };
 
@@ -30,8 +34,7 @@ std::string run_command(const std::string& command);
 std::vector<double> parse_numbers(const std::string& text);
 
 // The message of the std::runtime_error `fn` throws ("" if none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
+template <typename Fn> std::string error_of(Fn&& fn) {
   try {
     fn();
   } catch (const std::runtime_error& e) {

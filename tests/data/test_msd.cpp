@@ -16,24 +16,28 @@ using namespace cakes::data::testing;
 
 namespace {
 
-const std::string kImage = "/usr/lib/python3/dist-packages/nibabel/tests/data/anatomical.nii";
+const std::string kImage =
+    "/usr/lib/python3/dist-packages/nibabel/tests/data/anatomical.nii";
 
 // <root>/imagesTr/case.nii (a copy of the sample), <root>/labelsTr/case.nii.gz
 // (3 classes by intensity), and dataset.json listing `num_labels` labels.
 void write_msd(const TempDir& tmp, int num_labels) {
   fs::create_directories(tmp / "imagesTr");
   fs::create_directories(tmp / "labelsTr");
-  fs::copy_file(kImage, tmp / "imagesTr/case.nii", fs::copy_options::overwrite_existing);
+  fs::copy_file(
+      kImage, tmp / "imagesTr/case.nii", fs::copy_options::overwrite_existing);
   const Volume image = read_nifti(kImage);
   const double m = image.data.mean().item<double>();
-  at::Tensor labels = (image.data > m).to(at::kLong) + (image.data > 2 * m).to(at::kLong);
+  at::Tensor labels =
+      (image.data > m).to(at::kLong) + (image.data > 2 * m).to(at::kLong);
   write_nifti_labels(tmp / "labelsTr/case.nii.gz", labels, image);
   std::ofstream json(tmp / "dataset.json");
   json << R"({"name": "Toy", "modality": {"0": "MRI"}, "labels": {)";
   for (int k = 0; k < num_labels; ++k) {
     json << (k ? ", " : "") << "\"" << k << "\": \"class" << k << "\"";
   }
-  json << R"(}, "training": [{"image": "./imagesTr/case.nii", "label": "./labelsTr/case.nii.gz"}],
+  json
+      << R"(}, "training": [{"image": "./imagesTr/case.nii", "label": "./labelsTr/case.nii.gz"}],
             "test": ["./imagesTr/case.nii"]})";
 }
 
@@ -59,7 +63,8 @@ TEST(MsdDataset, EvaluationAndTrainingSamples) {
   // MRI: z-score over the non-zero voxels.
   at::Tensor fg = image.data != 0;
   EXPECT_NEAR(s.input[0].masked_select(fg).mean().item<double>(), 0.0, 1e-3);
-  EXPECT_NEAR(s.input[0].masked_select(fg).std(false).item<double>(), 1.0, 1e-3);
+  EXPECT_NEAR(
+      s.input[0].masked_select(fg).std(false).item<double>(), 1.0, 1e-3);
 
   o.training = true;
   o.patch.size = {16, 16, 16};
@@ -99,6 +104,8 @@ TEST(MsdDataset, MalformedDatasetJsonIsAnError) {
   EXPECT_NE(msg.find(tmp / "dataset.json"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 
-  std::ofstream(tmp / "dataset.json") << R"({"modality": {"0": "CT"}, "labels": {"0": "bg"}})";
-  EXPECT_NE(error_of([&] { MsdDataset d(o); }).find("training"), std::string::npos);
+  std::ofstream(tmp / "dataset.json")
+      << R"({"modality": {"0": "CT"}, "labels": {"0": "bg"}})";
+  EXPECT_NE(
+      error_of([&] { MsdDataset d(o); }).find("training"), std::string::npos);
 }

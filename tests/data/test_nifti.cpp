@@ -17,7 +17,8 @@ using namespace cakes::data::testing;
 
 namespace {
 
-const std::string kNibabelData = "/usr/lib/python3/dist-packages/nibabel/tests/data/";
+const std::string kNibabelData =
+    "/usr/lib/python3/dist-packages/nibabel/tests/data/";
 const std::string kDipyData = "/usr/lib/python3/dist-packages/dipy/data/files/";
 const std::string kPython = "/usr/bin/python3";
 
@@ -32,7 +33,8 @@ struct Reference {
 Reference nibabel_reference(const std::string& path) {
   const std::string script =
       "import nibabel as nib, numpy as np, sys\n"
-      "im = nib.load(sys.argv[1]); d = np.asarray(im.get_fdata(), dtype=np.float64)\n"
+      "im = nib.load(sys.argv[1]); d = np.asarray(im.get_fdata(), "
+      "dtype=np.float64)\n"
       "w = (np.arange(d.size) % 7).reshape(d.shape)\n"
       "print(d.ndim, *d.shape, *im.affine.ravel(), d.sum(), (d * w).sum())\n";
   const std::string out = run_command(kPython + " -c '" + script + "' " + path);
@@ -57,13 +59,21 @@ void expect_matches_nibabel(const std::string& path, int expected_version) {
   EXPECT_EQ(v.data.sizes().vec(), ref.shape);
   EXPECT_EQ(v.data.scalar_type(), at::kFloat);
   for (int i = 0; i < 16; ++i) {
-    EXPECT_NEAR(v.affine[i], ref.affine[i], 1e-4 * (1 + std::abs(ref.affine[i]))) << "affine " << i;
+    EXPECT_NEAR(
+        v.affine[i], ref.affine[i], 1e-4 * (1 + std::abs(ref.affine[i])))
+        << "affine " << i;
   }
   at::Tensor d = v.data.to(at::kDouble);
-  at::Tensor w = at::arange(d.numel(), at::kLong).remainder(7).to(at::kDouble).view(d.sizes());
+  at::Tensor w = at::arange(d.numel(), at::kLong)
+                     .remainder(7)
+                     .to(at::kDouble)
+                     .view(d.sizes());
   const double tol = 1e-5 * (1 + std::abs(ref.sum));
   EXPECT_NEAR(d.sum().item<double>(), ref.sum, tol);
-  EXPECT_NEAR((d * w).sum().item<double>(), ref.weighted, 1e-5 * (1 + std::abs(ref.weighted)));
+  EXPECT_NEAR(
+      (d * w).sum().item<double>(),
+      ref.weighted,
+      1e-5 * (1 + std::abs(ref.weighted)));
 }
 
 } // namespace
@@ -105,21 +115,31 @@ TEST(Nifti, ScaleSlopeAndInterceptApplied) {
   const std::string path = tmp / "scaled.nii.gz";
   // nibabel resets scaling on save, so write raw int16 and then set
   // scl_slope = 2.5, scl_inter = -3 in the header bytes (offsets 112, 116).
-  run_command(kPython + " -c '"
-              "import nibabel as nib, numpy as np, struct, gzip\n"
-              "d = (np.arange(60, dtype=np.int16).reshape(3, 4, 5) - 20)\n"
-              "im = nib.Nifti1Image(d, np.diag([2., 3., 4., 1.]))\n"
-              "im.header.set_data_dtype(np.int16)\n"
-              "nib.save(im, \"" + tmp.path() + "/raw.nii\")\n"
-              "b = bytearray(open(\"" + tmp.path() + "/raw.nii\", \"rb\").read())\n"
-              "b[112:120] = struct.pack(\"<ff\", 2.5, -3.0)\n"
-              "gzip.open(\"" + path + "\", \"wb\").write(bytes(b))' ");
+  run_command(
+      kPython +
+      " -c '"
+      "import nibabel as nib, numpy as np, struct, gzip\n"
+      "d = (np.arange(60, dtype=np.int16).reshape(3, 4, 5) - 20)\n"
+      "im = nib.Nifti1Image(d, np.diag([2., 3., 4., 1.]))\n"
+      "im.header.set_data_dtype(np.int16)\n"
+      "nib.save(im, \"" +
+      tmp.path() +
+      "/raw.nii\")\n"
+      "b = bytearray(open(\"" +
+      tmp.path() +
+      "/raw.nii\", \"rb\").read())\n"
+      "b[112:120] = struct.pack(\"<ff\", 2.5, -3.0)\n"
+      "gzip.open(\"" +
+      path + "\", \"wb\").write(bytes(b))' ");
   const Reference ref = nibabel_reference(path);
   const Volume v = read_nifti(path);
   // Raw sum is sum(arange(60) - 20) = 570; scaled: 2.5 * 570 - 3 * 60 = 1245.
   EXPECT_NEAR(ref.sum, 1245.0, 1e-9); // the fixture really is scaled
   EXPECT_NEAR(v.data.sum().item<double>(), ref.sum, 1e-3);
-  EXPECT_NEAR(v.data[1][2][3].item<double>(), 2.5 * (1 * 20 + 2 * 5 + 3 - 20) - 3.0, 1e-5);
+  EXPECT_NEAR(
+      v.data[1][2][3].item<double>(),
+      2.5 * (1 * 20 + 2 * 5 + 3 - 20) - 3.0,
+      1e-5);
 }
 
 TEST(Nifti, InvalidFileIsAClearError) {
@@ -141,7 +161,8 @@ TEST(Nifti, TruncatedGzipIsAOneLineErrorNamingTheFile) {
   const std::string src = kNibabelData + "example4d.nii.gz";
   const std::string path = tmp / "truncated.nii.gz";
   std::ifstream in(src, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes(
+      (std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), 10000u);
   std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   const std::string msg = error_of([&] { read_nifti(path); });
@@ -153,7 +174,7 @@ TEST(Nifti, LabelWriterCarriesTheAffine) {
   TempDir tmp("nifti_write");
   const Volume image = read_nifti(kNibabelData + "anatomical.nii");
   at::Tensor labels = (image.data > image.data.mean()).to(at::kLong) +
-      (image.data > 2 * image.data.mean()).to(at::kLong);
+                      (image.data > 2 * image.data.mean()).to(at::kLong);
   ASSERT_GT(labels.max().item<int64_t>(), 1);
   const std::string path = tmp / "pred.nii.gz";
   write_nifti_labels(path, labels, image);
@@ -172,6 +193,9 @@ TEST(Nifti, LabelWriterCarriesTheAffine) {
   EXPECT_NEAR(ref.sum, labels.sum().item<double>(), 1e-6);
 
   const std::string bad = tmp / "pred.nii.gz";
-  EXPECT_NE(error_of([&] { write_nifti_labels(bad, labels.to(at::kFloat), image); }).find(bad),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        write_nifti_labels(bad, labels.to(at::kFloat), image);
+      }).find(bad),
+      std::string::npos);
 }

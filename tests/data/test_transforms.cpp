@@ -14,14 +14,19 @@ TEST(TsnSampling, CentreIndicesInEvaluation) {
     std::vector<int64_t> expected;
   };
   const std::vector<Case> cases{
-      {30, 3, 1, {5, 15, 25}}, // tick 10: centres
+      {30, 3, 1, {5, 15, 25}},  // tick 10: centres
       {10, 4, 1, {1, 3, 6, 8}}, // tick 2.5: int(1.25), int(3.75), ...
-      {20, 2, 3, {4, 5, 6, 13, 14, 15}}, // tick (20-3+1)/2 = 9: 4, 13, runs of 3
+      {20,
+       2,
+       3,
+       {4, 5, 6, 13, 14, 15}}, // tick (20-3+1)/2 = 9: 4, 13, runs of 3
       {5, 8, 1, {0, 0, 1, 1, 2, 3, 3, 4}}, // shorter than the segments: spread
       {1, 3, 2, {0, 0, 0, 0, 0, 0}},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(tsn_segment_indices(c.frames, c.segments, c.length, nullptr), c.expected)
+    EXPECT_EQ(
+        tsn_segment_indices(c.frames, c.segments, c.length, nullptr),
+        c.expected)
         << c.frames << " frames, " << c.segments << " segments, " << c.length;
   }
   EXPECT_THROW(tsn_segment_indices(0, 3, 1, nullptr), std::invalid_argument);
@@ -41,13 +46,21 @@ TEST(TsnSampling, RandomOffsetsStayInTheirSegmentAndCoverIt) {
   }
   for (int s = 0; s < 4; ++s)
     for (int o = 0; o < 10; ++o)
-      EXPECT_GT(seen[s][o], 15) << "segment " << s << " offset " << o; // ~40 expected
+      EXPECT_GT(seen[s][o], 15)
+          << "segment " << s << " offset " << o; // ~40 expected
 }
 
 TEST(Flip, LabelSwapTable) {
   const LabelSwaps v1 = ssv1_flip_swaps();
   const std::vector<std::pair<int64_t, int64_t>> table{
-      {86, 87}, {87, 86}, {93, 94}, {94, 93}, {166, 167}, {167, 166}, {0, 0}, {88, 88}};
+      {86, 87},
+      {87, 86},
+      {93, 94},
+      {94, 93},
+      {166, 167},
+      {167, 166},
+      {0, 0},
+      {88, 88}};
   for (const auto& [in, out] : table) {
     EXPECT_EQ(flipped_label(in, v1), out) << in;
   }
@@ -58,7 +71,10 @@ TEST(Flip, LabelSwapTable) {
 TEST(Flip, TrainingPipelineSwapsTheLabelExactlyWhenItFlips) {
   // Frames whose columns all differ, so a flip is visible; a single crop
   // scale equal to the frame makes the crop the identity.
-  at::Tensor frames = at::arange(2 * 8 * 8 * 3, at::kLong).remainder(251).to(at::kByte).view({2, 8, 8, 3});
+  at::Tensor frames = at::arange(2 * 8 * 8 * 3, at::kLong)
+                          .remainder(251)
+                          .to(at::kByte)
+                          .view({2, 8, 8, 3});
   ClipOptions o;
   o.num_segments = 2;
   o.crop_size = 8;
@@ -82,8 +98,11 @@ TEST(Flip, TrainingPipelineSwapsTheLabelExactlyWhenItFlips) {
 
 TEST(ClipTransforms, ShapesAndCrops) {
   at::Tensor clip = at::rand({3, 2, 30, 40});
-  EXPECT_EQ(resize(clip, 15, 20).sizes().vec(), (std::vector<int64_t>{3, 2, 15, 20}));
-  EXPECT_EQ(resize_short_side(clip, 60).sizes().vec(), (std::vector<int64_t>{3, 2, 60, 80}));
+  EXPECT_EQ(
+      resize(clip, 15, 20).sizes().vec(), (std::vector<int64_t>{3, 2, 15, 20}));
+  EXPECT_EQ(
+      resize_short_side(clip, 60).sizes().vec(),
+      (std::vector<int64_t>{3, 2, 60, 80}));
   at::Tensor cc = center_crop(clip, 10, 20);
   EXPECT_TRUE(at::equal(cc, clip.narrow(2, 10, 10).narrow(3, 10, 20)));
   EXPECT_THROW(center_crop(clip, 31, 10), std::invalid_argument);
@@ -94,8 +113,9 @@ TEST(ClipTransforms, ShapesAndCrops) {
   MultiScaleCropOptions ms;
   ms.size = 16;
   for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(multi_scale_crop(clip, ms, rng).sizes().vec(),
-              (std::vector<int64_t>{3, 2, 16, 16}));
+    EXPECT_EQ(
+        multi_scale_crop(clip, ms, rng).sizes().vec(),
+        (std::vector<int64_t>{3, 2, 16, 16}));
   }
 }
 
@@ -103,7 +123,8 @@ TEST(ClipTransforms, NormalizeGivesZeroMeanUnitStd) {
   at::manual_seed(0);
   at::Tensor clip = at::empty({3, 4, 32, 32});
   const std::vector<double> centre{0.2, 0.5, 0.9}, spread{0.1, 0.3, 0.05};
-  for (int c = 0; c < 3; ++c) clip[c].normal_(centre[c], spread[c]);
+  for (int c = 0; c < 3; ++c)
+    clip[c].normal_(centre[c], spread[c]);
   // With each channel's own statistics the result is exactly standardised.
   std::vector<double> mean, stdev;
   for (int c = 0; c < 3; ++c) {
@@ -116,15 +137,18 @@ TEST(ClipTransforms, NormalizeGivesZeroMeanUnitStd) {
     EXPECT_NEAR(n[c].std(/*unbiased=*/false).item<double>(), 1.0, 1e-4) << c;
   }
   // Channel order matters: swapping the statistics breaks it.
-  at::Tensor swapped = normalize(clip, {mean[2], mean[1], mean[0]}, {stdev[2], stdev[1], stdev[0]});
+  at::Tensor swapped = normalize(
+      clip, {mean[2], mean[1], mean[0]}, {stdev[2], stdev[1], stdev[0]});
   EXPECT_GT(std::abs(swapped[0].mean().item<double>()), 1.0);
   EXPECT_ANY_THROW(normalize(clip, {0.5}, {0.5}));
 }
 
 TEST(VolumeTransforms, CtWindow) {
-  at::Tensor v = at::tensor({-2000.0, -1000.0, 0.0, 500.0, 3000.0}, at::kFloat).view({1, 1, 1, 5});
+  at::Tensor v = at::tensor({-2000.0, -1000.0, 0.0, 500.0, 3000.0}, at::kFloat)
+                     .view({1, 1, 1, 5});
   at::Tensor w = window_normalize(v, -1000, 1000);
-  EXPECT_TRUE(at::allclose(w.flatten(), at::tensor({0.0, 0.0, 0.5, 0.75, 1.0}, at::kFloat)));
+  EXPECT_TRUE(at::allclose(
+      w.flatten(), at::tensor({0.0, 0.0, 0.5, 0.75, 1.0}, at::kFloat)));
   EXPECT_THROW(window_normalize(v, 1, 1), std::invalid_argument);
 }
 
@@ -165,7 +189,8 @@ TEST(VolumeTransforms, ForegroundOversamplingHitsTheConfiguredRate) {
       hits += pl.max().item<int64_t>() > 0;
     }
     const double rate = static_cast<double>(hits) / draws;
-    EXPECT_NEAR(rate, fraction + (1 - fraction) * 0.0106, 0.04) << "fraction " << fraction;
+    EXPECT_NEAR(rate, fraction + (1 - fraction) * 0.0106, 0.04)
+        << "fraction " << fraction;
   }
 }
 
@@ -178,7 +203,8 @@ TEST(VolumeTransforms, PatchPadsSmallVolumesAndMatchesLabels) {
   for (int i = 0; i < 10; ++i) {
     auto [pv, pl] = random_patch(volume, labels, o, rng);
     EXPECT_EQ(pl.sizes().vec(), (std::vector<int64_t>{6, 4, 6}));
-    EXPECT_TRUE(at::equal(pv[0], pl.to(at::kFloat))); // image and labels stay aligned
+    EXPECT_TRUE(
+        at::equal(pv[0], pl.to(at::kFloat))); // image and labels stay aligned
   }
 }
 

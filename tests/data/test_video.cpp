@@ -17,13 +17,15 @@ using namespace cakes::data::testing;
 
 namespace {
 
-const std::string kImageio = "/usr/lib/python3/dist-packages/imageio/resources/images/";
+const std::string kImageio =
+    "/usr/lib/python3/dist-packages/imageio/resources/images/";
 
 // Frames counted by a full decode in ffprobe (independent of our reader).
 int64_t ffprobe_frame_count(const std::string& path) {
   const std::string out = run_command(
       "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-      "stream=nb_read_frames -of csv=p=0 '" + path + "'");
+      "stream=nb_read_frames -of csv=p=0 '" +
+      path + "'");
   return static_cast<int64_t>(parse_numbers(out).at(0));
 }
 
@@ -74,19 +76,25 @@ TEST(VideoReader, SegmentsAreReadBySeekingAndMatchFfmpeg) {
 
   // ffmpeg's own decode of frame 250 (by decode position), as raw RGB.
   const std::string raw = tmp / "f.rgb";
-  run_command("ffmpeg -v error -i '" + path + "' -vf 'select=eq(n\\," +
-              std::to_string(wanted) + ")' -vframes 1 -f rawvideo -pix_fmt rgb24 '" +
-              raw + "'");
+  run_command(
+      "ffmpeg -v error -i '" + path + "' -vf 'select=eq(n\\," +
+      std::to_string(wanted) + ")' -vframes 1 -f rawvideo -pix_fmt rgb24 '" +
+      raw + "'");
   std::ifstream in(raw, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_EQ(static_cast<int64_t>(bytes.size()), reader.height() * reader.width() * 3);
-  at::Tensor ref = at::from_blob(bytes.data(), {reader.height(), reader.width(), 3}, at::kByte)
-                       .to(at::kFloat);
+  std::string bytes(
+      (std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(
+      static_cast<int64_t>(bytes.size()), reader.height() * reader.width() * 3);
+  at::Tensor ref =
+      at::from_blob(
+          bytes.data(), {reader.height(), reader.width(), 3}, at::kByte)
+          .to(at::kFloat);
   const double mad = (got[1].to(at::kFloat) - ref).abs().mean().item<double>();
   // Colour conversion rounding differs a little between swscale settings;
   // a wrong frame differs by far more (the bird moves).
   EXPECT_LT(mad, 2.0);
-  const double mad_other = (got[0].to(at::kFloat) - ref).abs().mean().item<double>();
+  const double mad_other =
+      (got[0].to(at::kFloat) - ref).abs().mean().item<double>();
   EXPECT_GT(mad_other, 4 * mad + 1.0) << "frames 5 and 250 should differ";
 }
 

@@ -13,6 +13,7 @@ at::Tensor read_jpeg(const std::string& path);
 
 // Encodes a uint8 (H, W, 3) RGB tensor to a JPEG file (4:4:4, `quality` in
 // 1..100). Used by tests and the synthetic-data generator.
-void write_jpeg(const std::string& path, const at::Tensor& rgb, int quality = 95);
+void write_jpeg(
+    const std::string& path, const at::Tensor& rgb, int quality = 95);
 
 } // namespace cakes::data

@@ -12,7 +12,7 @@
 namespace cakes::data {
 
 struct MsdOptions {
-  std::string root; // the folder holding dataset.json
+  std::string root;               // the folder holding dataset.json
   std::string split = "training"; // or "test" (images without labels)
   // Training: a random patch (foreground over-sampled) and random flips.
   // Evaluation: the whole volume.
@@ -32,14 +32,14 @@ struct MsdCase {
 };
 
 class MsdDataset : public Dataset {
- public:
+public:
   // Parses <root>/dataset.json. Throws std::runtime_error naming the file when
   // it is missing, not JSON, or lacks the split / labels / modality fields.
   explicit MsdDataset(MsdOptions options);
   int64_t size() const override;
-  // input (C, D, H, W) float32 with (D, H, W) the NIfTI (i, j, k) axes and C the
-  // modalities (a 4-D image's 4th axis); target (D, H, W) int64 (undefined in
-  // the test split). A label volume whose shape differs from its image, or
+  // input (C, D, H, W) float32 with (D, H, W) the NIfTI (i, j, k) axes and C
+  // the modalities (a 4-D image's 4th axis); target (D, H, W) int64 (undefined
+  // in the test split). A label volume whose shape differs from its image, or
   // with a value not listed in `labels`, throws naming the label file.
   Sample get(int64_t index, std::mt19937_64& rng) const override;
   std::string describe() const override;
@@ -49,13 +49,23 @@ class MsdDataset : public Dataset {
   // The normalised (C, D, H, W) input of a whole image (what evaluation sees).
   at::Tensor normalized_input(const Volume& image) const;
 
-  const std::vector<MsdCase>& cases() const { return cases_; }
-  const std::vector<std::string>& modalities() const { return modalities_; }
-  const std::vector<std::string>& label_names() const { return label_names_; }
-  int64_t num_classes() const { return static_cast<int64_t>(label_names_.size()); }
-  const std::string& name() const { return name_; }
+  const std::vector<MsdCase>& cases() const {
+    return cases_;
+  }
+  const std::vector<std::string>& modalities() const {
+    return modalities_;
+  }
+  const std::vector<std::string>& label_names() const {
+    return label_names_;
+  }
+  int64_t num_classes() const {
+    return static_cast<int64_t>(label_names_.size());
+  }
+  const std::string& name() const {
+    return name_;
+  }
 
- private:
+private:
   MsdOptions options_;
   std::string name_;
   std::vector<std::string> modalities_;

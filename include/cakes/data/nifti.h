@@ -18,7 +18,8 @@ namespace cakes::data {
 struct Volume {
   at::Tensor data;
   // Row-major 4x4 voxel (i, j, k, 1) -> world (x, y, z, 1) transform: the sform
-  // when sform_code > 0, else the qform when qform_code > 0, else diag(spacing).
+  // when sform_code > 0, else the qform when qform_code > 0, else
+  // diag(spacing).
   std::array<double, 16> affine{};
   std::array<double, 3> spacing{1.0, 1.0, 1.0}; // pixdim[1..3]
   int sform_code = 0;
@@ -38,8 +39,6 @@ Volume read_nifti(const std::string& path);
 // so a prediction overlays its input in a viewer. ".gz" compresses. Throws
 // std::runtime_error naming the file on failure.
 void write_nifti_labels(
-    const std::string& path,
-    const at::Tensor& labels,
-    const Volume& like);
+    const std::string& path, const at::Tensor& labels, const Volume& like);
 
 } // namespace cakes::data

@@ -44,7 +44,8 @@ std::vector<std::string> read_category_file(const std::string& path);
 // <root>/<folder>/<template(first_frame + i)>.
 struct FrameFolderOptions {
   std::string list_file;
-  std::string root; // frame folders are relative to it; default: list file's folder
+  std::string
+      root; // frame folders are relative to it; default: list file's folder
   // Number of classes from category.txt, or given directly (num_classes).
   std::string category_file;
   int64_t num_classes = 0;
@@ -60,7 +61,7 @@ struct FrameFolderEntry {
 };
 
 class FrameFolderDataset : public Dataset {
- public:
+public:
   // Reads and checks the list file: a line without a positive integer frame
   // count or an integer label, or a label outside [0, num_classes), throws
   // std::runtime_error naming the file and line. Frames are read in get();
@@ -70,11 +71,15 @@ class FrameFolderDataset : public Dataset {
   Sample get(int64_t index, std::mt19937_64& rng) const override;
   std::string describe() const override;
 
-  int64_t num_classes() const { return num_classes_; }
-  const std::vector<FrameFolderEntry>& entries() const { return entries_; }
+  int64_t num_classes() const {
+    return num_classes_;
+  }
+  const std::vector<FrameFolderEntry>& entries() const {
+    return entries_;
+  }
   std::string frame_path(int64_t index, int64_t frame) const; // frame 0-based
 
- private:
+private:
   FrameFolderOptions options_;
   ClipOptions clip_;
   int64_t num_classes_ = 0;
@@ -93,17 +98,23 @@ struct VideoListOptions {
 };
 
 class VideoDataset : public Dataset {
- public:
+public:
   VideoDataset(VideoListOptions options, ClipOptions clip);
   int64_t size() const override;
   Sample get(int64_t index, std::mt19937_64& rng) const override;
   std::string describe() const override;
 
-  int64_t num_classes() const { return num_classes_; }
-  const std::string& path(int64_t index) const { return paths_.at(index); }
-  int64_t label(int64_t index) const { return labels_.at(index); }
+  int64_t num_classes() const {
+    return num_classes_;
+  }
+  const std::string& path(int64_t index) const {
+    return paths_.at(index);
+  }
+  int64_t label(int64_t index) const {
+    return labels_.at(index);
+  }
 
- private:
+private:
   VideoListOptions options_;
   ClipOptions clip_;
   int64_t num_classes_ = 0;

@@ -13,10 +13,12 @@ namespace cakes::data {
 
 // One open video stream. Not thread-safe: give each worker its own reader.
 //
-// Frame index i is the frame presented at start_time + i / frame_rate, which
-// is the decode-order position for constant-frame-rate video.
+// Frame index i is the time slot start_time + i / frame_rate: the
+// decode-order position for constant-frame-rate video. Where a stream skips
+// slots (an AVI with dropped frames), a request for a missing slot gets the
+// next frame, and read_all() returns fewer frames than frame_count().
 class VideoReader {
- public:
+public:
   // Opens the best video stream of `path`. Throws std::runtime_error naming
   // the file when it is missing, not a video, or has no decodable stream.
   explicit VideoReader(const std::string& path);
@@ -44,7 +46,7 @@ class VideoReader {
   // Frames the decoder produced since opening (how much seeking saved).
   int64_t frames_decoded() const;
 
- private:
+private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
