@@ -287,7 +287,9 @@ int64_t VideoDataset::size() const {
 }
 
 Sample VideoDataset::get(int64_t index, std::mt19937_64& rng) const {
-  VideoReader reader(paths_.at(index));
+  // Decode straight to the evaluation scale (TSN's preprocessing resizes
+  // frames to it for training as well).
+  VideoReader reader(paths_.at(index), clip_.scale_size);
   const int64_t n = reader.frame_count();
   if (n < 1) {
     throw std::runtime_error(

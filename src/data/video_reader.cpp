@@ -50,7 +50,8 @@ struct VideoReader::Impl {
   double fps = 0.0;
   int64_t start_ts = 0; // stream time base
   int64_t count = 0;
-  int width = 0, height = 0;
+  int width = 0, height = 0; // output frame size
+  int64_t short_side = 0;
 
   bool draining = false; // EOF reached, decoder flushed with a null packet
   bool have_cur = false; // `frame` holds a decoded frame
@@ -109,6 +110,11 @@ struct VideoReader::Impl {
     height = ctx->height;
     if (width <= 0 || height <= 0) {
       fail("video stream has no frame size");
+    }
+    if (short_side > 0) {
+      const double s = double(short_side) / std::min(width, height);
+      width = std::max(1, static_cast<int>(std::lround(width * s)));
+      height = std::max(1, static_cast<int>(std::lround(height * s)));
     }
     AVRational rate = av_guess_frame_rate(fmt, st, nullptr);
     fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 25.0;
@@ -292,8 +298,10 @@ struct VideoReader::Impl {
   }
 };
 
-VideoReader::VideoReader(const std::string& path) : impl_(new Impl) {
+VideoReader::VideoReader(const std::string& path, int64_t short_side)
+    : impl_(new Impl) {
   impl_->path = path;
+  impl_->short_side = short_side;
   impl_->open();
 }
 

@@ -98,6 +98,22 @@ TEST(VideoReader, SegmentsAreReadBySeekingAndMatchFfmpeg) {
   EXPECT_GT(mad_other, 4 * mad + 1.0) << "frames 5 and 250 should differ";
 }
 
+TEST(VideoReader, ScalesToTheShortSideWhileConverting) {
+  const std::string path = kImageio + "cockatoo.mp4";
+  VideoReader native(path);
+  VideoReader small(path, /*short_side=*/144);
+  EXPECT_EQ(small.height(), 144);
+  EXPECT_EQ(small.width(), 256); // 1280x720 keeps 16:9
+  at::Tensor a = native.read_frames({40});
+  at::Tensor b = small.read_frames({40});
+  ASSERT_EQ(b.sizes().vec(), (std::vector<int64_t>{1, 144, 256, 3}));
+  // Same picture: block averages of the native frame match the small one.
+  at::Tensor pooled = at::adaptive_avg_pool2d(
+      a.permute({0, 3, 1, 2}).to(at::kFloat), {144, 256});
+  at::Tensor diff = pooled - b.permute({0, 3, 1, 2}).to(at::kFloat);
+  EXPECT_LT(diff.abs().mean().item<double>(), 6.0);
+}
+
 TEST(VideoReader, UnreadableVideoIsAOneLineErrorNamingTheFile) {
   TempDir tmp("video_bad");
   const std::string bad = tmp / "not_a_video.mp4";

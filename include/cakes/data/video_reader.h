@@ -19,9 +19,13 @@ namespace cakes::data {
 // next frame, and read_all() returns fewer frames than frame_count().
 class VideoReader {
 public:
-  // Opens the best video stream of `path`. Throws std::runtime_error naming
-  // the file when it is missing, not a video, or has no decodable stream.
-  explicit VideoReader(const std::string& path);
+  // Opens the best video stream of `path`. Frames come out at the native
+  // size, or scaled (by swscale, while converting to RGB) so that the shorter
+  // side is `short_side` when it is > 0: cheaper than converting full HD
+  // frames to float and resizing them afterwards. Throws std::runtime_error
+  // naming the file when it is missing, not a video, or has no decodable
+  // stream.
+  explicit VideoReader(const std::string& path, int64_t short_side = 0);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -30,6 +34,7 @@ public:
   // duration x frame rate where the container does not store it, e.g. webm).
   int64_t frame_count() const;
   double frame_rate() const;
+  // Size of the frames read_frames returns (after any short-side scaling).
   int64_t width() const;
   int64_t height() const;
 
