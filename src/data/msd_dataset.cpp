@@ -89,6 +89,7 @@ MsdDataset::MsdDataset(MsdOptions options) : options_(std::move(options)) {
     }
     cases_.push_back(std::move(c));
   }
+  cache_.resize(cases_.size());
 }
 
 int64_t MsdDataset::size() const {
@@ -127,7 +128,7 @@ at::Tensor MsdDataset::normalized_input(const Volume& image) const {
   return at::cat(channels, 0).contiguous();
 }
 
-Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
+Sample MsdDataset::load_case(int64_t index) const {
   const MsdCase& c = cases_.at(index);
   const Volume image = read_image(index);
   at::Tensor input = normalized_input(image);
@@ -155,8 +156,33 @@ Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
           " labels of dataset.json");
     }
   }
+  return {input, target};
+}
+
+Sample MsdDataset::get(int64_t index, std::mt19937_64& rng) const {
+  Sample whole;
+  if (options_.cache) {
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      whole = cache_.at(index);
+    }
+    if (!whole.input.defined()) {
+      whole = load_case(index); // outside the lock: other cases load meanwhile
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      cache_.at(index) = whole;
+    }
+    if (!options_.training) { // callers own what they get
+      whole.input = whole.input.clone();
+      whole.target =
+          whole.target.defined() ? whole.target.clone() : whole.target;
+    }
+  } else {
+    whole = load_case(index);
+  }
+  at::Tensor input = whole.input, target = whole.target;
   if (options_.training) {
     if (!target.defined()) {
+      const MsdCase& c = cases_.at(index);
       throw std::runtime_error(c.image + ": training needs a label volume");
     }
     std::tie(input, target) = random_patch(input, target, options_.patch, rng);

@@ -75,6 +75,21 @@ TEST(MsdDataset, EvaluationAndTrainingSamples) {
   EXPECT_EQ(p.target.sizes().vec(), (std::vector<int64_t>{16, 16, 16}));
   EXPECT_GT(p.target.max().item<int64_t>(), 0);
 
+  // A cached dataset gives the same samples for the same seeds, and keeps
+  // working once the files are gone.
+  o.cache = true;
+  MsdDataset cached(o);
+  std::mt19937_64 r1(5), r2(5);
+  Sample first = cached.get(0, r1);
+  fs::remove(tmp / "imagesTr/case.nii");
+  Sample again = cached.get(0, r2);
+  EXPECT_TRUE(at::equal(first.input, again.input));
+  EXPECT_TRUE(at::equal(first.target, again.target));
+  EXPECT_NE(
+      error_of([&] { train.get(0, rng); }).find("case.nii"), std::string::npos);
+  fs::copy_file(kImage, tmp / "imagesTr/case.nii");
+
+  o.cache = false;
   o.split = "test";
   o.training = false;
   MsdDataset test(o);

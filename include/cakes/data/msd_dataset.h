@@ -6,6 +6,7 @@
 #include "cakes/data/transforms.h"
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct MsdOptions {
   // z-score over their non-zero voxels.
   double ct_lo = -1000.0;
   double ct_hi = 1000.0;
+  // Keep each case's normalised volume and labels in memory after the first
+  // read (decompressing a .nii.gz costs far more than cutting a patch).
+  // Thread-safe; costs the size of the split in float32 + int64.
+  bool cache = false;
 };
 
 struct MsdCase {
@@ -65,12 +70,18 @@ public:
     return name_;
   }
 
+  // The whole normalised case, before patches and flips (evaluation's input).
+  // Always reads the files (no cache).
+  Sample load_case(int64_t index) const;
+
 private:
   MsdOptions options_;
   std::string name_;
   std::vector<std::string> modalities_;
   std::vector<std::string> label_names_; // index = label value
   std::vector<MsdCase> cases_;
+  mutable std::mutex cache_mutex_;
+  mutable std::vector<Sample> cache_; // undefined input: not loaded yet
 };
 
 } // namespace cakes::data
