@@ -200,6 +200,7 @@ FrameFolderDataset::FrameFolderDataset(
       folder += " " + t[i];
     }
     e.folder = join(root, folder);
+    e.line = line_no;
     entries_.push_back(std::move(e));
   }
 }
@@ -231,7 +232,15 @@ Sample FrameFolderDataset::get(int64_t index, std::mt19937_64& rng) const {
       frames.push_back(frames.back());
       continue;
     }
-    at::Tensor f = read_jpeg(frame_path(index, idx[i]));
+    const std::string path = frame_path(index, idx[i]);
+    if (!fs::exists(path)) {
+      // Most often the list's frame count disagrees with the folder: say so.
+      throw std::runtime_error(
+          path + ": missing frame " + std::to_string(idx[i] + 1) + " of " +
+          std::to_string(e.num_frames) + " (count from " + options_.list_file +
+          ":" + std::to_string(e.line) + ")");
+    }
+    at::Tensor f = read_jpeg(path);
     if (!frames.empty() && f.sizes() != frames.front().sizes()) {
       throw std::runtime_error(
           frame_path(index, idx[i]) + ": frame size " +

@@ -126,6 +126,21 @@ TEST(FrameFolder, MissingFrameIsAnErrorNamingTheFrame) {
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
 
+TEST(FrameFolder, CountLargerThanTheFolderNamesFrameAndListLine) {
+  TempDir tmp("ff_count");
+  write_frame_folders(tmp.path(), {6}, {1}, 3, kH, kW);
+  FrameFolderOptions o = options_for(tmp);
+  std::ofstream(o.list_file) << "\nvideo0 40 1\n"; // folder holds 6 frames
+  FrameFolderDataset ds(o, identity_eval(4));
+  std::mt19937_64 rng(0);
+  const std::string msg = error_of([&] { ds.get(0, rng); });
+  // Centre sampling of 40 frames in 4 segments first wants frame 6 (0-based
+  // 5), which exists; the second, 0-based 15, does not.
+  EXPECT_NE(msg.find(ds.frame_path(0, 15)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(o.list_file + ":2"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
 TEST(FrameFolder, BadListLinesAreErrorsNamingTheFile) {
   TempDir tmp("ff_badlist");
   write_frame_folders(tmp.path(), {5}, {1}, 3, kH, kW);

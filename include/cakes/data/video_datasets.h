@@ -58,6 +58,7 @@ struct FrameFolderEntry {
   std::string folder; // absolute or relative to the working directory
   int64_t num_frames;
   int64_t label;
+  int64_t line; // in the list file, for error messages
 };
 
 class FrameFolderDataset : public Dataset {
