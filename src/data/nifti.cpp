@@ -199,7 +199,7 @@ void write_nifti_labels(
     fail(path, "nifticlib could not allocate the output image");
   }
   // i fastest on disk: reverse the axes so a C-order copy matches.
-  at::Tensor disk = labels.to(at::kShort).permute({2, 1, 0}).contiguous();
+  at::Tensor disk = labels.cpu().to(at::kShort).permute({2, 1, 0}).contiguous();
   std::memcpy(
       nim->data, disk.data_ptr<int16_t>(), disk.numel() * sizeof(int16_t));
 
