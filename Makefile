@@ -9,7 +9,8 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 # installed only when missing, so repeated runs cost nothing.
 DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev \
   libnifti2-dev libavformat-dev libavcodec-dev libswscale-dev libturbojpeg0-dev \
-  nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch
+  nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch \
+  pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio
 
 .PHONY: all deps configure build test demo bench format clean
 
