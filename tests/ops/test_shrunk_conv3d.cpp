@@ -212,7 +212,11 @@ INSTANTIATE_TEST_SUITE_P(
     ShrunkConv3dFloat32Random,
     ::testing::Combine(
         ::testing::Range(0, 5),
-        ::testing::Values(cakes::ops::Engine::Auto, cakes::ops::Engine::Gemm)));
+        ::testing::Values(cakes::ops::Engine::Auto, cakes::ops::Engine::Gemm)),
+    [](const auto& info) {
+      return std::to_string(std::get<0>(info.param)) +
+          (std::get<1>(info.param) == cakes::ops::Engine::Gemm ? "_gemm" : "_auto");
+    });
 
 TEST(ShrunkConv3d, Float32MatchesReference) {
   at::manual_seed(7);
