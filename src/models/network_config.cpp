@@ -132,7 +132,9 @@ Config parse_block(const nlohmann::ordered_json& j, size_t i) {
   const std::string where = "block " + std::to_string(i);
   if (!j.is_object())
     throw std::invalid_argument(
-        where + ": expected an object like {\"1x3x3\": 32, \"3x1x1\": 32}, got " + j.dump());
+        where +
+        ": expected an object like {\"1x3x3\": 32, \"3x1x1\": 32}, got " +
+        j.dump());
   try {
     return Config::parse(j.dump());
   } catch (const std::invalid_argument& e) {
@@ -148,7 +150,8 @@ NetworkConfig parse_network_config(const std::string& text) {
     j = nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     std::string msg = e.what();
-    throw std::invalid_argument("network configuration is not valid JSON: " + msg);
+    throw std::invalid_argument(
+        "network configuration is not valid JSON: " + msg);
   }
   if (!j.is_object() || !j.contains("blocks") || !j["blocks"].is_array())
     throw std::invalid_argument(
@@ -156,12 +159,14 @@ NetworkConfig parse_network_config(const std::string& text) {
   NetworkConfig c;
   if (j.contains("network")) {
     if (!j["network"].is_string())
-      throw std::invalid_argument("network configuration: \"network\" must be a string");
+      throw std::invalid_argument(
+          "network configuration: \"network\" must be a string");
     c.network = j["network"].get<std::string>();
   }
   if (j.contains("op")) {
     if (!j["op"].is_string())
-      throw std::invalid_argument("network configuration: \"op\" must be a string");
+      throw std::invalid_argument(
+          "network configuration: \"op\" must be a string");
     c.op = j["op"].get<std::string>();
   }
   for (size_t i = 0; i < j["blocks"].size(); ++i)
@@ -172,7 +177,8 @@ NetworkConfig parse_network_config(const std::string& text) {
 NetworkConfig load_network_config(const std::string& path) {
   std::ifstream f(path);
   if (!f)
-    throw std::invalid_argument("cannot read network configuration '" + path + "'");
+    throw std::invalid_argument(
+        "cannot read network configuration '" + path + "'");
   std::stringstream ss;
   ss << f.rdbuf();
   try {
@@ -183,7 +189,7 @@ NetworkConfig load_network_config(const std::string& path) {
 }
 
 const char* embedded_presets_json() {
-  return kPresets + 1;  // skip the newline after the raw-string opener
+  return kPresets + 1; // skip the newline after the raw-string opener
 }
 
 std::vector<std::string> preset_names() {
@@ -200,7 +206,8 @@ NetworkConfig preset(const std::string& name) {
     std::string known;
     for (const auto& n : preset_names())
       known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("unknown preset '" + name + "' (known: " + known + ")");
+    throw std::invalid_argument(
+        "unknown preset '" + name + "' (known: " + known + ")");
   }
   NetworkConfig c;
   c.network = j["network"].get<std::string>();

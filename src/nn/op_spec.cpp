@@ -21,15 +21,18 @@ OpBuilder fixed(std::function<LayerPlan(const Position&)> plan) {
   return [plan](const OpSpec& spec, const std::vector<Position>&) -> OpFactory {
     if (!spec.configs.empty())
       throw std::invalid_argument(
-          "operation '" + spec.op + "' takes no per-block configurations (got " +
+          "operation '" + spec.op +
+          "' takes no per-block configurations (got " +
           std::to_string(spec.configs.size()) + "); use --op cakes");
     return [plan](size_t, const Position& p) { return plan(p); };
   };
 }
 
-OpFactory build_cakes(const OpSpec& spec, const std::vector<Position>& positions) {
+OpFactory
+build_cakes(const OpSpec& spec, const std::vector<Position>& positions) {
   if (spec.configs.empty()) {
-    const auto cands = spec.candidates.empty() ? video_candidates() : spec.candidates;
+    const auto cands =
+        spec.candidates.empty() ? video_candidates() : spec.candidates;
     return [cands](size_t, const Position& p) {
       return LayerPlan{even_split(cands, p.out_channels)};
     };
@@ -84,7 +87,8 @@ std::map<std::string, OpBuilder>& builtins() {
 
 } // namespace
 
-OpFactory make_op_factory(const OpSpec& spec, const std::vector<Position>& positions) {
+OpFactory
+make_op_factory(const OpSpec& spec, const std::vector<Position>& positions) {
   OpBuilder builder;
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
@@ -126,8 +130,14 @@ Config even_split(const std::vector<SubKernel>& kernels, int64_t channels) {
 }
 
 std::vector<SubKernel> volumetric_candidates() {
-  return {{3, 3, 3}, {1, 3, 3}, {3, 1, 3}, {3, 3, 1},
-          {3, 1, 1}, {1, 3, 1}, {1, 1, 3}};
+  return {
+      {3, 3, 3},
+      {1, 3, 3},
+      {3, 1, 3},
+      {3, 3, 1},
+      {3, 1, 1},
+      {1, 3, 1},
+      {1, 1, 3}};
 }
 
 std::vector<SubKernel> video_candidates() {

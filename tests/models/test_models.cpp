@@ -57,7 +57,8 @@ void randomize_bn(torch::nn::Module& m) {
 
 } // namespace
 
-// ---- output shapes: every network x operation --------------------------------
+// ---- output shapes: every network x operation
+// --------------------------------
 
 struct ShapeCase {
   std::string net;
@@ -126,11 +127,13 @@ TEST(Models, VolumetricInputNotMultipleOf16IsAClearError) {
     seg->forward(torch::randn({1, 1, 16, 24, 16}));
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("multiple of 16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("multiple of 16"), std::string::npos)
+        << e.what();
   }
 }
 
-// ---- CAKES with one sub-kernel equals the plain operation --------------------
+// ---- CAKES with one sub-kernel equals the plain operation
+// --------------------
 
 TEST(Models, SingleKernelCakesEqualsConvNetworks) {
   for (const auto& k : {std::string("3x3x3"), std::string("1x3x3")}) {
@@ -138,18 +141,22 @@ TEST(Models, SingleKernelCakesEqualsConvNetworks) {
     for (int64_t depth : {18, 50}) {
       OpSpec spec{"cakes", {}, {}};
       for (const auto& p : i3d_resnet_positions(depth))
-        spec.configs.push_back(Config::uniform(SubKernel::parse(k), p.out_channels));
+        spec.configs.push_back(
+            Config::uniform(SubKernel::parse(k), p.out_channels));
       torch::manual_seed(1);
       I3DResNet ref(I3DResNetOptions().depth(depth).num_classes(4).op(
           op(k == "3x3x3" ? "conv3d" : "conv2d")));
       I3DResNet cak(I3DResNetOptions().depth(depth).num_classes(4).op(spec));
       randomize_bn(*ref);
-      EXPECT_EQ(copy_matching(*ref, *cak), int(ref->named_parameters().size() + ref->named_buffers().size()));
+      EXPECT_EQ(
+          copy_matching(*ref, *cak),
+          int(ref->named_parameters().size() + ref->named_buffers().size()));
       ref->eval();
       cak->eval();
       torch::NoGradGuard ng;
       const auto x = torch::randn({1, 3, 3, 32, 32});
-      EXPECT_TRUE(torch::allclose(ref->forward(x), cak->forward(x), 1e-4, 1e-5));
+      EXPECT_TRUE(
+          torch::allclose(ref->forward(x), cak->forward(x), 1e-4, 1e-5));
     }
   }
   // The volumetric network too, and a different net must differ (the check
@@ -170,7 +177,8 @@ TEST(Models, SingleKernelCakesEqualsConvNetworks) {
   EXPECT_FALSE(torch::allclose(ref->forward(x), other->forward(x), 1e-4, 1e-5));
 }
 
-// ---- BatchNorm folding --------------------------------------------------------
+// ---- BatchNorm folding
+// --------------------------------------------------------
 
 TEST(Models, FoldingBatchNormKeepsOutputs) {
   for (const std::string o : {"p3d", "cakes"}) {
@@ -205,10 +213,12 @@ TEST(Models, FoldingBatchNormKeepsOutputs) {
   EXPECT_TRUE(torch::allclose(before, m.forward(x), 1e-4, 1e-4));
 }
 
-// ---- configurations -----------------------------------------------------------
+// ---- configurations
+// -----------------------------------------------------------
 
 TEST(Models, EmbeddedPresetsEqualTheConfigsFile) {
-  std::ifstream f(std::string(CAKES_SOURCE_DIR) + "/configs/i3d_resnet50_ssv1.json");
+  std::ifstream f(
+      std::string(CAKES_SOURCE_DIR) + "/configs/i3d_resnet50_ssv1.json");
   ASSERT_TRUE(f);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -230,17 +240,19 @@ TEST(Models, ConfigValidationErrorsNameTheBlock) {
   const auto pos18 = i3d_resnet_positions(18);
   for (size_t i = 0; i < pos18.size(); ++i)
     widths_off += std::string(i ? "," : "") + "{\"1x3x3\":" +
-        std::to_string(pos18[i].out_channels - (i == 2 ? 1 : 0)) +
-        (i == 2 ? ",\"3x1x1\":2}" : "}");
+                  std::to_string(pos18[i].out_channels - (i == 2 ? 1 : 0)) +
+                  (i == 2 ? ",\"3x1x1\":2}" : "}");
   const std::vector<BadConfigCase> cases = {
       // wrong number of blocks
-      {R"({"network":"i3d_resnet18","blocks":[{"1x3x3":64}]})", "1 block configurations given but the network has 16"},
+      {R"({"network":"i3d_resnet18","blocks":[{"1x3x3":64}]})",
+       "1 block configurations given but the network has 16"},
       // channels not summing to the width, block 2 named
-      {"{\"blocks\":[" + widths_off + "]}",
-       "block 2 (layer1.1.conv1)"},
+      {"{\"blocks\":[" + widths_off + "]}", "block 2 (layer1.1.conv1)"},
       // unknown sub-kernel
-      {R"({"blocks":[{"1x3x3":32},{"2x3x3":32}]})", "block 1: bad sub-kernel '2x3x3'"},
-      {R"({"blocks":[{"1x3x3":32},{"3x3":32}]})", "block 1: bad sub-kernel '3x3'"},
+      {R"({"blocks":[{"1x3x3":32},{"2x3x3":32}]})",
+       "block 1: bad sub-kernel '2x3x3'"},
+      {R"({"blocks":[{"1x3x3":32},{"3x3":32}]})",
+       "block 1: bad sub-kernel '3x3'"},
       {R"({"blocks":[{"1x3x3":"a"}]})", "block 0"},
       {R"({"blocks":7})", "\"blocks\" array"},
       {R"(not json)", "not valid JSON"},
@@ -269,7 +281,8 @@ TEST(Models, ConfigValidationErrorsNameTheBlock) {
   EXPECT_THROW(make_model(a), std::invalid_argument);
 }
 
-// ---- SPEC §9 ------------------------------------------------------------------
+// ---- SPEC §9
+// ------------------------------------------------------------------
 
 struct PublishedCost {
   std::string op;
@@ -280,16 +293,23 @@ struct PublishedCost {
 
 TEST(Models, CostMatchesPublishedTable) {
   const std::vector<PublishedCost> table = {
-      {"conv2d", "", 32.7, 23.9},          {"conv3d", "", 62.3, 46.5},
-      {"p3d", "", 37.6, 27.6},             {"cakes", "CAKES12D_P", 28.8, 20.9},
-      {"cakes", "CAKES23D_P", 50.5, 37.5}, {"cakes", "CAKES23D_C", 41.2, 35.7},
-      {"cakes", "CAKES123D_P", 43.6, 33.5}, {"cakes", "CAKES123D_C", 38.5, 35.0},
+      {"conv2d", "", 32.7, 23.9},
+      {"conv3d", "", 62.3, 46.5},
+      {"p3d", "", 37.6, 27.6},
+      {"cakes", "CAKES12D_P", 28.8, 20.9},
+      {"cakes", "CAKES23D_P", 50.5, 37.5},
+      {"cakes", "CAKES23D_C", 41.2, 35.7},
+      {"cakes", "CAKES123D_P", 43.6, 33.5},
+      {"cakes", "CAKES123D_C", 38.5, 35.0},
   };
   for (const auto& row : table) {
     SCOPED_TRACE(row.op + " " + row.preset);
     ModelArgs a;
     a.network = "i3d_resnet50";
-    a.op = OpSpec{row.op, row.preset.empty() ? std::vector<Config>{} : preset(row.preset).blocks, {}};
+    a.op = OpSpec{
+        row.op,
+        row.preset.empty() ? std::vector<Config>{} : preset(row.preset).blocks,
+        {}};
     a.num_classes = 174;
     const auto r = make_model(a).cost({1, 3, 8, 224, 224});
     EXPECT_NEAR(r.total_macs() / 1e9, row.gmacs, 0.01 * row.gmacs);

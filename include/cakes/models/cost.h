@@ -13,8 +13,8 @@
 namespace cakes::models {
 
 struct LayerCost {
-  std::string name;       // module path, e.g. "layer1.0.conv2"
-  std::string operation;  // e.g. "conv 1x1x1", "cakes 3x3x3:28,1x3x3:35,3x1x1:1"
+  std::string name;      // module path, e.g. "layer1.0.conv2"
+  std::string operation; // e.g. "conv 1x1x1", "cakes 3x3x3:28,1x3x3:35,3x1x1:1"
   std::vector<int64_t> output_shape;
   int64_t macs = 0;
   int64_t params = 0;

@@ -21,7 +21,7 @@
 namespace cakes::models {
 
 struct I3DResNetOptions {
-  TORCH_ARG(int64_t, depth) = 50;  // 18, 34, 50 or 101
+  TORCH_ARG(int64_t, depth) = 50; // 18, 34, 50 or 101
   TORCH_ARG(int64_t, num_classes) = 174;
   TORCH_ARG(double, dropout) = 0.3;
   TORCH_ARG(OpSpec, op) = {};
@@ -33,7 +33,7 @@ struct I3DResNetOptions {
 std::vector<Position> i3d_resnet_positions(int64_t depth);
 
 class I3DBlockImpl : public torch::nn::Cloneable<I3DBlockImpl> {
- public:
+public:
   // `bottleneck` selects 1x1 - op - 1x1 (expansion 4) over op - op.
   I3DBlockImpl(
       bool bottleneck,
@@ -52,17 +52,17 @@ class I3DBlockImpl : public torch::nn::Cloneable<I3DBlockImpl> {
 
   int64_t out_channels() const;
 
- private:
+private:
   bool bottleneck_;
   int64_t in_channels_, width_, stride_;
   std::vector<LayerPlan> plans_;
-  std::vector<nn::OpLayer> convs_;  // conv1..conv3 (bottleneck) or conv1..conv2
+  std::vector<nn::OpLayer> convs_; // conv1..conv3 (bottleneck) or conv1..conv2
   nn::OpLayer downsample_{nullptr};
 };
 TORCH_MODULE(I3DBlock);
 
 class I3DResNetImpl : public torch::nn::Cloneable<I3DResNetImpl> {
- public:
+public:
   explicit I3DResNetImpl(I3DResNetOptions options);
   void reset() override;
 
@@ -74,7 +74,7 @@ class I3DResNetImpl : public torch::nn::Cloneable<I3DResNetImpl> {
 
   I3DResNetOptions options;
 
- private:
+private:
   nn::OpLayer stem_{nullptr};
   std::vector<std::vector<I3DBlock>> stages_;
   torch::nn::Dropout dropout_{nullptr};

@@ -16,7 +16,7 @@
 namespace cakes::models {
 
 struct NetworkConfig {
-  std::string network;  // e.g. "i3d_resnet50"; empty = any
+  std::string network; // e.g. "i3d_resnet50"; empty = any
   std::string op = "cakes";
   std::vector<Config> blocks;
 };

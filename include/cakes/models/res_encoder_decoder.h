@@ -27,12 +27,12 @@ struct ResEncoderDecoderOptions {
   TORCH_ARG(OpSpec, op) = OpSpec{"cakes", {}, volumetric_candidates()};
 };
 
-std::vector<Position> res_encoder_decoder_positions(
-    int64_t in_channels,
-    int64_t base_width);
+std::vector<Position>
+res_encoder_decoder_positions(int64_t in_channels, int64_t base_width);
 
-class ResEncoderDecoderImpl : public torch::nn::Cloneable<ResEncoderDecoderImpl> {
- public:
+class ResEncoderDecoderImpl
+    : public torch::nn::Cloneable<ResEncoderDecoderImpl> {
+public:
   explicit ResEncoderDecoderImpl(ResEncoderDecoderOptions options);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);
@@ -41,7 +41,7 @@ class ResEncoderDecoderImpl : public torch::nn::Cloneable<ResEncoderDecoderImpl>
 
   ResEncoderDecoderOptions options;
 
- private:
+private:
   struct Block {
     nn::OpLayer conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
   };
@@ -54,8 +54,8 @@ class ResEncoderDecoderImpl : public torch::nn::Cloneable<ResEncoderDecoderImpl>
   void check_input(const std::vector<int64_t>& sizes) const;
 
   nn::OpLayer stem_{nullptr};
-  std::vector<Block> enc_, dec_;          // dec_[l] for levels 0..2
-  std::vector<nn::OpLayer> up_;           // up_[l]: 1x1x1 projection to level l
+  std::vector<Block> enc_, dec_; // dec_[l] for levels 0..2
+  std::vector<nn::OpLayer> up_;  // up_[l]: 1x1x1 projection to level l
   torch::Tensor cls_weight_, cls_bias_;
 };
 TORCH_MODULE(ResEncoderDecoder);

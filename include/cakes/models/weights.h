@@ -2,9 +2,11 @@
 //
 // - Checkpoints: a model (and optionally its optimizer) in LibTorch's archive
 //   format (torch::serialize), read back into a network of the same structure.
-// - Import of a state dict written by PyTorch's torch.save with the key names of
+// - Import of a state dict written by PyTorch's torch.save with the key names
+// of
 //   the paper's code (docs/WEIGHTS.md).
-// - Inflation of a torchvision 2D ResNet state dict into an I3D ResNet (SPEC §5).
+// - Inflation of a torchvision 2D ResNet state dict into an I3D ResNet (SPEC
+// §5).
 //
 // Every loader first reads and checks every tensor (key present, shape equal)
 // and only then copies: on error the network is unchanged and the
@@ -57,6 +59,7 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path);
 void inflate_2d_resnet(I3DResNetImpl& net, const std::string& path);
 
 // SPEC §5 for one 2D kernel (c, C_in, 3, 3) to sub-kernel (kd, kh, kw).
-at::Tensor inflate_kernel(const at::Tensor& w2d, int64_t kd, int64_t kh, int64_t kw);
+at::Tensor
+inflate_kernel(const at::Tensor& w2d, int64_t kd, int64_t kh, int64_t kw);
 
 } // namespace cakes::models

@@ -20,7 +20,7 @@ struct ModelArgs {
   std::string network = "i3d_resnet50";
   OpSpec op;
   int64_t num_classes = 174;
-  int64_t in_channels = 1;  // volumetric networks only (video is RGB)
+  int64_t in_channels = 1; // volumetric networks only (video is RGB)
 };
 
 struct Model {

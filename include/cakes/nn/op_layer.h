@@ -23,13 +23,13 @@ struct OpLayerOptions {
       : in_channels_(in_channels), plan_(std::move(plan)) {}
   TORCH_ARG(int64_t, in_channels);
   TORCH_ARG(LayerPlan, plan);
-  TORCH_ARG(Triple, stride) = {1, 1, 1};  // applied by stage 0
+  TORCH_ARG(Triple, stride) = {1, 1, 1}; // applied by stage 0
   // Off where the ReLU comes after a residual addition.
   TORCH_ARG(bool, relu) = true;
 };
 
 class OpLayerImpl : public torch::nn::Cloneable<OpLayerImpl> {
- public:
+public:
   explicit OpLayerImpl(OpLayerOptions options);
 
   void reset() override;
@@ -48,7 +48,8 @@ class OpLayerImpl : public torch::nn::Cloneable<OpLayerImpl> {
 
   // Output sizes for input sizes (N, C_in, D, H, W) and the cost row.
   std::vector<int64_t> output_sizes(const std::vector<int64_t>& in) const;
-  models::LayerCost cost(const std::string& name, const std::vector<int64_t>& in) const;
+  models::LayerCost
+  cost(const std::string& name, const std::vector<int64_t>& in) const;
   // "conv 1x1x1" for one single-group stage that is not 3x3, else the stages'
   // configurations, e.g. "1x3x3:64 > 3x1x1:64".
   std::string describe() const;
@@ -67,13 +68,21 @@ class OpLayerImpl : public torch::nn::Cloneable<OpLayerImpl> {
 
   OpLayerOptions options;
 
- private:
+private:
   std::vector<std::vector<torch::Tensor>> stages_;
   torch::nn::BatchNorm3d bn_{nullptr};
-  torch::Tensor bias_;  // after folding
+  torch::Tensor bias_; // after folding
   bool folded_ = false;
 };
 TORCH_MODULE(OpLayer);
+
+// In-place y = relu(y + other) (residual additions) and y = [relu](y + bias
+// per channel), each in one pass when y is a contiguous float32 tensor outside
+// autograd, else through the usual ops.
+torch::Tensor add_relu_(torch::Tensor& y, const torch::Tensor& other);
+torch::Tensor
+bias_relu_(torch::Tensor& y, const torch::Tensor& bias, bool relu);
+bool fusable(const torch::Tensor& y);
 
 // A one-stage, one-group plan: plain convolution with `kernel`.
 inline LayerPlan plain_conv(SubKernel kernel, int64_t out_channels) {

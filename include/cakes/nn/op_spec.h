@@ -22,7 +22,7 @@ namespace cakes {
 
 // One position where the operation under study is placed.
 struct Position {
-  std::string name;  // e.g. "layer1.0.conv2"
+  std::string name; // e.g. "layer1.0.conv2"
   int64_t in_channels = 0;
   int64_t out_channels = 0;
   std::array<int64_t, 3> stride = {1, 1, 1};
@@ -49,7 +49,8 @@ using OpFactory = std::function<LayerPlan(size_t index, const Position&)>;
 // line naming the operation, or the position, on: an unknown operation, a
 // configuration count that differs from the number of positions, or a
 // configuration whose channels do not sum to the position's width.
-OpFactory make_op_factory(const OpSpec& spec, const std::vector<Position>& positions);
+OpFactory
+make_op_factory(const OpSpec& spec, const std::vector<Position>& positions);
 
 // A registered operation: given the spec and the positions, return a factory
 // (validate here; throw std::invalid_argument).
