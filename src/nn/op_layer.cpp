@@ -1,0 +1,190 @@
+#include "cakes/nn/op_layer.h"
+
+#include "cakes/ops/shrunk_conv3d.h"
+
+#include <torch/torch.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace cakes::nn {
+
+OpLayerImpl::OpLayerImpl(OpLayerOptions options_)
+    : options(std::move(options_)) {
+  reset();
+}
+
+void OpLayerImpl::reset() {
+  const auto& plan = options.plan();
+  if (plan.empty())
+    throw std::invalid_argument("OpLayer: empty plan");
+  if (options.in_channels() <= 0)
+    throw std::invalid_argument(
+        "OpLayer: in_channels must be positive, got " +
+        std::to_string(options.in_channels()));
+  stages_.clear();
+  int64_t c_in = options.in_channels();
+  torch::NoGradGuard no_grad;
+  for (size_t s = 0; s < plan.size(); ++s) {
+    if (plan[s].out_channels() <= 0)
+      throw std::invalid_argument(
+          "OpLayer: stage " + std::to_string(s) + " '" + plan[s].str() +
+          "' has no output channels");
+    std::vector<torch::Tensor> ws;
+    for (const auto& g : plan[s].groups()) {
+      const std::string name =
+          (plan.size() == 1 ? "" : "stage" + std::to_string(s) + "_") +
+          "weight_" + g.kernel.str();
+      auto w =
+          torch::empty({g.channels, c_in, g.kernel.d, g.kernel.h, g.kernel.w});
+      // He initialisation over each channel's own fan-in.
+      if (w.numel() > 0)
+        w.normal_(0.0, std::sqrt(2.0 / double(c_in * g.kernel.volume())));
+      ws.push_back(register_parameter(name, w));
+    }
+    stages_.push_back(std::move(ws));
+    c_in = plan[s].out_channels();
+  }
+  bn_ = register_module("bn", torch::nn::BatchNorm3d(c_in));
+  folded_ = false;
+}
+
+torch::Tensor OpLayerImpl::forward(const torch::Tensor& x) {
+  const auto& st = options.stride();
+  torch::Tensor y = x;
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    const std::vector<int64_t> stride =
+        s == 0 ? std::vector<int64_t>{st[0], st[1], st[2]}
+               : std::vector<int64_t>{1, 1, 1};
+    y = ops::shrunk_conv3d(y, stages_[s], stride);
+  }
+  if (folded_) {
+    TORCH_CHECK(
+        !is_training(),
+        "OpLayer: BatchNorm was folded; training is not possible");
+    if (fusable(y))
+      return bias_relu_(y, bias_, options.relu());
+    y.add_(bias_.view({1, -1, 1, 1, 1}));
+  } else {
+    y = bn_(y);
+  }
+  return options.relu() ? torch::relu_(y) : y;
+}
+
+namespace {
+
+// One pass over y instead of one per elementwise op: these passes are memory
+// bound and cost the same in every variant of a network, so they pull time
+// ratios towards 1.
+template <typename Fn> void per_channel(torch::Tensor& y, Fn fn) {
+  const int64_t n = y.size(0), c = y.size(1),
+                inner = y.numel() / std::max<int64_t>(1, n * c);
+  float* p = y.data_ptr<float>();
+  at::parallel_for(0, n * c, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      fn(i % c, p + i * inner, i * inner, inner);
+  });
+}
+
+} // namespace
+
+bool fusable(const torch::Tensor& y) {
+  return y.scalar_type() == torch::kFloat && y.is_contiguous() &&
+         y.dim() >= 2 && !(torch::GradMode::is_enabled() && y.requires_grad());
+}
+
+torch::Tensor
+bias_relu_(torch::Tensor& y, const torch::Tensor& bias, bool relu) {
+  const float* b = bias.data_ptr<float>();
+  per_channel(y, [&](int64_t ch, float* v, int64_t, int64_t len) {
+    const float add = b[ch];
+    if (relu)
+      for (int64_t k = 0; k < len; ++k)
+        v[k] = std::max(v[k] + add, 0.f);
+    else
+      for (int64_t k = 0; k < len; ++k)
+        v[k] += add;
+  });
+  return y;
+}
+
+torch::Tensor add_relu_(torch::Tensor& y, const torch::Tensor& other) {
+  if (!fusable(y) || !fusable(other) || other.sizes() != y.sizes())
+    return torch::relu_(y.add_(other));
+  const float* o = other.data_ptr<float>();
+  per_channel(y, [&](int64_t, float* v, int64_t off, int64_t len) {
+    for (int64_t k = 0; k < len; ++k)
+      v[k] = std::max(v[k] + o[off + k], 0.f);
+  });
+  return y;
+}
+
+void OpLayerImpl::fold_batchnorm() {
+  if (folded_)
+    return;
+  torch::NoGradGuard no_grad;
+  const auto& o = bn_->options;
+  auto scale = torch::ones({out_channels()});
+  auto shift = torch::zeros({out_channels()});
+  const auto inv_std = (bn_->running_var + o.eps()).rsqrt();
+  if (o.affine()) {
+    scale = bn_->weight * inv_std;
+    shift = bn_->bias - bn_->running_mean * scale;
+  } else {
+    scale = inv_std;
+    shift = -bn_->running_mean * scale;
+  }
+  int64_t offset = 0;
+  for (auto& w : stages_.back()) {
+    const int64_t c = w.size(0);
+    w.mul_(scale.narrow(0, offset, c).view({-1, 1, 1, 1, 1}));
+    offset += c;
+  }
+  bias_ = register_buffer("folded_bias", shift.contiguous());
+  folded_ = true;
+}
+
+std::vector<int64_t>
+OpLayerImpl::output_sizes(const std::vector<int64_t>& in) const {
+  const auto& st = options.stride();
+  std::vector<int64_t> out = {in.at(0), out_channels(), 0, 0, 0};
+  for (int a = 0; a < 3; ++a)
+    out[2 + a] = in.at(2 + a) == 0 ? 0 : (in[2 + a] - 1) / st[a] + 1;
+  return out;
+}
+
+models::LayerCost OpLayerImpl::cost(
+    const std::string& name, const std::vector<int64_t>& in) const {
+  models::LayerCost row;
+  row.name = name;
+  row.operation = describe();
+  row.output_shape = output_sizes(in);
+  const auto& out = row.output_shape;
+  // Every stage produces the layer's output resolution (stride in stage 0).
+  const int64_t positions = out[0] * out[2] * out[3] * out[4];
+  int64_t c_in = options.in_channels();
+  for (const auto& cfg : options.plan()) {
+    row.macs += positions * c_in * cfg.taps_times_channels();
+    c_in = cfg.out_channels();
+  }
+  for (const auto& p : parameters())
+    row.params += p.numel();
+  return row;
+}
+
+std::string OpLayerImpl::describe() const {
+  const auto& plan = options.plan();
+  if (plan.size() == 1 && plan[0].groups().size() == 1) {
+    const auto& k = plan[0].groups()[0].kernel;
+    return "conv " + k.str();
+  }
+  std::string s;
+  for (const auto& c : plan)
+    s += (s.empty() ? "" : " > ") + c.str();
+  return s;
+}
+
+} // namespace cakes::nn

@@ -1,0 +1,287 @@
+// cakes info: per-layer cost of a network; cakes bench model: its latency next
+// to the 3D variant's, with the time ratio beside the MAC ratio.
+#include "commands.h"
+
+#include "cakes/models/network_config.h"
+#include "cakes/models/zoo.h"
+#include "cakes/util/timing.h"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace cakes::cli {
+namespace {
+
+struct NetArgs {
+  std::string net = "i3d_resnet50", op = "conv3d", preset, config;
+  int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
+};
+
+void add_net_options(CLI::App* c, NetArgs& a) {
+  c->add_option(
+      "--net", a.net, "network: i3d_resnet18/34/50/101, res_encoder_decoder");
+  c->add_option("--op", a.op, "operation: conv3d, conv2d, p3d, cakes");
+  c->add_option(
+      "--preset",
+      a.preset,
+      "built-in per-block configuration (implies --op cakes)");
+  c->add_option(
+      "--config", a.config, "network configuration file (docs/CONFIGS.md)");
+  c->add_option("--frames", a.frames, "frames T (video)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--size", a.size, "spatial size (video H=W; volumes D=H=W)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--classes", a.classes, "classes")->check(CLI::PositiveNumber);
+  c->add_option("--batch", a.batch, "batch size")->check(CLI::PositiveNumber);
+  c->add_option("--in-channels", a.in_channels, "input channels (volumetric)")
+      ->check(CLI::PositiveNumber);
+}
+
+models::ModelArgs model_args(const NetArgs& a, bool op_given) {
+  if (!a.preset.empty() && !a.config.empty())
+    throw std::invalid_argument("give --preset or --config, not both");
+  models::ModelArgs m;
+  m.network = a.net;
+  m.num_classes = a.classes;
+  m.in_channels = a.in_channels;
+  m.op.op = a.op;
+  if (!a.preset.empty() || !a.config.empty()) {
+    const auto nc = a.preset.empty() ? models::load_network_config(a.config)
+                                     : models::preset(a.preset);
+    const std::string what = a.preset.empty() ? a.config : "preset " + a.preset;
+    if (!nc.network.empty() && nc.network != a.net)
+      throw std::invalid_argument(
+          what + " is for " + nc.network + ", not " + a.net);
+    if (op_given && a.op != nc.op)
+      throw std::invalid_argument(
+          what + " configures --op " + nc.op + ", not " + a.op);
+    m.op.op = nc.op;
+    m.op.configs = nc.blocks;
+  }
+  return m;
+}
+
+std::vector<int64_t> input_sizes(const NetArgs& a, const models::Model& m) {
+  if (m.video)
+    return {a.batch, 3, a.frames, a.size, a.size};
+  return {a.batch, m.in_channels, a.size, a.size, a.size};
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r;
+  for (auto v : s)
+    r += (r.empty() ? "" : "x") + std::to_string(v);
+  return r;
+}
+
+std::string op_label(const models::ModelArgs& m, const NetArgs& a) {
+  return m.op.op + (a.preset.empty() ? "" : " " + a.preset) +
+         (a.config.empty() ? "" : " " + a.config);
+}
+
+} // namespace
+
+void add_info(CLI::App& app) {
+  auto a = std::make_shared<NetArgs>();
+  auto json = std::make_shared<bool>(false);
+  auto* c =
+      app.add_subcommand("info", "per-layer MACs and parameters of a network");
+  add_net_options(c, *a);
+  c->add_flag("--json", *json, "print JSON");
+  c->callback([a, json, c] {
+    const auto margs = model_args(*a, c->count("--op") > 0);
+    const auto model = models::make_model(margs);
+    const auto in = input_sizes(*a, model);
+    const auto r = model.cost(in);
+    if (*json) {
+      nlohmann::ordered_json j;
+      j["network"] = a->net;
+      j["operation"] = op_label(margs, *a);
+      j["input"] = in;
+      for (const auto& l : r.layers)
+        j["layers"].push_back(
+            {{"name", l.name},
+             {"operation", l.operation},
+             {"output_shape", l.output_shape},
+             {"macs", l.macs},
+             {"params", l.params}});
+      j["total_macs"] = r.total_macs();
+      j["total_params"] = r.total_params();
+      std::cout << j.dump(1) << "\n";
+      return;
+    }
+    std::printf(
+        "%s, op %s, input %s\n\n%-22s %-34s %-18s %12s %10s\n",
+        a->net.c_str(),
+        op_label(margs, *a).c_str(),
+        shape_str(in).c_str(),
+        "layer",
+        "operation",
+        "output",
+        "MACs",
+        "params");
+    for (const auto& l : r.layers)
+      std::printf(
+          "%-22s %-34s %-18s %12lld %10lld\n",
+          l.name.c_str(),
+          l.operation.c_str(),
+          shape_str(l.output_shape).c_str(),
+          (long long)l.macs,
+          (long long)l.params);
+    std::printf(
+        "\ntotal: %.2f GMACs (convolutions and classifier), %.2f M parameters "
+        "(incl. BatchNorm scale/shift and classifier)\n",
+        r.total_macs() / 1e9,
+        r.total_params() / 1e6);
+  });
+}
+
+void add_bench_model(CLI::App& bench) {
+  auto a = std::make_shared<NetArgs>();
+  struct Flags {
+    bool train = false, json = false, no_fold = false;
+    int threads = 0, warmup = 2, repeats = 5;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* c = bench.add_subcommand(
+      "model",
+      "network latency next to its 3D variant (time ratio vs MAC ratio)");
+  add_net_options(c, *a);
+  c->add_flag(
+      "--train",
+      f->train,
+      "also time a training step (forward, backward, SGD)");
+  c->add_flag("--no-fold", f->no_fold, "keep BatchNorm separate at inference");
+  c->add_option("--threads", f->threads, "threads (0 = all cores)");
+  c->add_option("--warmup", f->warmup, "warm-up runs");
+  c->add_option("--repeats", f->repeats, "timed runs (median reported)")
+      ->check(CLI::PositiveNumber);
+  c->add_flag("--json", f->json, "print JSON");
+  c->callback([a, f, c] {
+    set_threads(f->threads);
+    torch::manual_seed(0);
+    const auto margs = model_args(*a, c->count("--op") > 0);
+    models::ModelArgs base = margs;
+    base.op = OpSpec{"conv3d", {}, {}};
+    std::vector<models::ModelArgs> variants = {margs, base};
+    std::vector<std::string> labels = {op_label(margs, *a), "conv3d"};
+
+    std::vector<models::Model> nets;
+    std::vector<int64_t> macs;
+    for (const auto& v : variants) {
+      nets.push_back(models::make_model(v));
+      macs.push_back(
+          nets.back().cost(input_sizes(*a, nets.back())).total_macs());
+    }
+    const auto in_sizes = input_sizes(*a, nets[0]);
+    const auto x = torch::randn(in_sizes);
+    std::vector<std::function<void()>> infer;
+    for (auto& n : nets) {
+      n.module->eval();
+      if (!f->no_fold)
+        n.fold_batchnorm();
+      infer.push_back([&n, &x] {
+        torch::NoGradGuard ng;
+        n.forward(x);
+      });
+    }
+    const auto ti = time_interleaved(infer, f->warmup, f->repeats);
+    std::vector<Timing> tt(2);
+    if (f->train) {
+      nets.clear(); // free the folded copies first
+      std::vector<models::Model> tnets;
+      std::vector<std::shared_ptr<torch::optim::SGD>> opts;
+      for (const auto& v : variants) {
+        tnets.push_back(models::make_model(v));
+        tnets.back().module->train();
+        opts.push_back(std::make_shared<torch::optim::SGD>(
+            tnets.back().module->parameters(),
+            torch::optim::SGDOptions(1e-3).momentum(0.9)));
+      }
+      const auto target =
+          tnets[0].video
+              ? torch::zeros({a->batch}, torch::kLong)
+              : torch::zeros(
+                    {a->batch, a->size, a->size, a->size}, torch::kLong);
+      std::vector<std::function<void()>> steps;
+      for (size_t i = 0; i < tnets.size(); ++i)
+        steps.push_back([&, i] {
+          opts[i]->zero_grad();
+          auto loss = torch::cross_entropy_loss(tnets[i].forward(x), target);
+          loss.backward();
+          opts[i]->step();
+        });
+      tt = time_interleaved(steps, f->warmup, f->repeats);
+    }
+    nlohmann::ordered_json j;
+    j["network"] = a->net;
+    j["input"] = shape_str(in_sizes);
+    j["threads"] = at::get_num_threads();
+    j["bn_folded"] = !f->no_fold;
+    if (!f->json)
+      std::printf(
+          "cakes bench model: %s, input %s, %d threads, BN %s, medians of %d "
+          "after %d "
+          "warm-up\n\n%-26s %9s %10s %10s %9s %9s%s\n",
+          a->net.c_str(),
+          j["input"].get<std::string>().c_str(),
+          at::get_num_threads(),
+          f->no_fold ? "separate" : "folded",
+          f->repeats,
+          f->warmup,
+          "operation",
+          "GMACs",
+          "MAC ratio",
+          "infer ms",
+          "ratio",
+          "min ratio",
+          f->train ? "   train ms      ratio" : "");
+    for (size_t i = 0; i < 2; ++i) {
+      const double mr = double(macs[i]) / double(macs[1]);
+      const double ir = ti[i].median_ms / ti[1].median_ms;
+      // The fastest runs are the least disturbed by other processes on a
+      // shared machine; their ratio is reported beside the medians'.
+      const double imr = ti[i].min_ms / ti[1].min_ms;
+      const double tr = f->train ? tt[i].median_ms / tt[1].median_ms : 0.0;
+      nlohmann::ordered_json r;
+      r["operation"] = labels[i];
+      r["macs"] = macs[i];
+      r["mac_ratio_vs_3d"] = mr;
+      r["inference_ms"] = ti[i].median_ms;
+      r["inference_ratio_vs_3d"] = ir;
+      r["inference_min_ms"] = ti[i].min_ms;
+      r["inference_min_ratio_vs_3d"] = imr;
+      if (f->train) {
+        r["train_step_ms"] = tt[i].median_ms;
+        r["train_ratio_vs_3d"] = tr;
+      }
+      j["results"].push_back(r);
+      if (!f->json) {
+        std::printf(
+            "%-26s %9.2f %10.3f %10.1f %9.3f %9.3f",
+            labels[i].c_str(),
+            macs[i] / 1e9,
+            mr,
+            ti[i].median_ms,
+            ir,
+            imr);
+        if (f->train)
+          std::printf(" %10.1f %10.3f", tt[i].median_ms, tr);
+        std::printf("\n");
+      }
+    }
+    if (f->json)
+      std::cout << j.dump(1) << "\n";
+    else
+      std::printf(
+          "\nratio = median time / median time of the conv3d variant, both "
+          "measured interleaved in this run; min ratio = the same with the "
+          "fastest runs; MAC ratio = MACs / MACs of conv3d\n");
+  });
+}
+
+} // namespace cakes::cli
