@@ -251,62 +251,51 @@ std::pair<int64_t, int64_t> border(const std::vector<Group>& groups, const Geome
   return {ph, pw};
 }
 
-// Weight gradient of NC output channels x NE entries, reduced over every
-// position of every sample; each block owns its outputs, so no races. Both
-// tensors are on the padded row width, the output gradient with zero border
-// columns, so no lane needs a mask.
-struct ReduceArgs {
-  const Segment* entries;  // nch == 1 each
-  const float* in;
-  int64_t in_ch_stride, in_n_stride, in_plane;
-  const float* dy;  // first channel of the block
-  int64_t dy_ch_stride, dy_n_stride, dy_plane;
-  int64_t batch, D, nvec;
-  const float* zeros;  // a zero plane: read for planes outside the input
-  float* dw;  // dW row of the block's first channel, at its first entry
-  int64_t dw_row;
-};
+// Weight gradient: dW[co][ci][t] = sum over samples and positions of
+// dY[co][p] * X[ci][p + off_t]. A job owns (a block of up to 4 output
+// channels) x (one input channel, all its taps), so jobs never race. It walks
+// the positions in chunks of kRedChunk vectors: within a chunk the output
+// gradient rows and the input rows of the three planes a tap can reach stay in
+// L1 while every tap sub-block reuses them. Registers hold NC x NE partial
+// sums per chunk, added into a small per-job array of vectors; one horizontal
+// sum per weight at the end. Both tensors are on the padded row width, the
+// output gradient with zero border columns, so no lane needs a mask, and taps
+// whose plane lies outside the input read a zero plane (no branch in the loop).
+constexpr int64_t kRedChunk = 64;
 
 template <int NC, int NE>
-__attribute__((target("avx512f"))) void block_reduce(const ReduceArgs& a) {
+__attribute__((target("avx512f"))) void reduce_chunk(
+    const float* const* xb,
+    const float* yb,
+    int64_t dy_ch_stride,
+    int64_t nv,
+    float* part,  // [NC][taps][16], at this sub-block's first tap
+    int64_t part_row) {
   __m512 acc[NC][NE];
   for (int k = 0; k < NC; ++k)
     for (int j = 0; j < NE; ++j)
       acc[k][j] = _mm512_setzero_ps();
-  for (int64_t n = 0; n < a.batch; ++n) {
-    for (int64_t d = 0; d < a.D; ++d) {
-      // No branch in the inner loop (it would cost as much as the FMAs):
-      // entries whose plane lies outside the input read a zero plane.
-      const float* xb[NE];
-      for (int j = 0; j < NE; ++j) {
-        const Segment& e = a.entries[j];
-        const int64_t id = d + e.od;
-        xb[j] = (id >= 0 && id < a.D)
-            ? a.in + n * a.in_n_stride + e.ch0 * a.in_ch_stride + id * a.in_plane + e.shift
-            : a.zeros;
-      }
-      const float* yb = a.dy + n * a.dy_n_stride + d * a.dy_plane;
-      for (int64_t v = 0; v < a.nvec; ++v) {
-        __m512 y[NC];
-        for (int k = 0; k < NC; ++k)
-          y[k] = _mm512_loadu_ps(yb + k * a.dy_ch_stride + v * kLanes);
-        for (int j = 0; j < NE; ++j) {
-          const __m512 x = _mm512_loadu_ps(xb[j] + v * kLanes);
-          for (int k = 0; k < NC; ++k)
-            acc[k][j] = _mm512_fmadd_ps(y[k], x, acc[k][j]);
-        }
-      }
+  for (int64_t v = 0; v < nv; ++v) {
+    __m512 y[NC];
+    for (int k = 0; k < NC; ++k)
+      y[k] = _mm512_loadu_ps(yb + k * dy_ch_stride + v * kLanes);
+    for (int j = 0; j < NE; ++j) {
+      const __m512 x = _mm512_loadu_ps(xb[j] + v * kLanes);
+      for (int k = 0; k < NC; ++k)
+        acc[k][j] = _mm512_fmadd_ps(y[k], x, acc[k][j]);
     }
   }
   for (int k = 0; k < NC; ++k)
-    for (int j = 0; j < NE; ++j)
-      a.dw[k * a.dw_row + j] = _mm512_reduce_add_ps(acc[k][j]);
+    for (int j = 0; j < NE; ++j) {
+      float* dst = part + k * part_row + j * kLanes;
+      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), acc[k][j]));
+    }
 }
 
-using ReduceFn = void (*)(const ReduceArgs&);
+using ReduceFn = void (*)(const float* const*, const float*, int64_t, int64_t, float*, int64_t);
 template <int NC, int... NE>
 constexpr std::array<ReduceFn, sizeof...(NE)> reduce_row(std::integer_sequence<int, NE...>) {
-  return {&block_reduce<NC, NE + 1>...};
+  return {&reduce_chunk<NC, NE + 1>...};
 }
 template <int... NC>
 constexpr std::array<std::array<ReduceFn, kRedEnt>, sizeof...(NC)> reduce_table(
@@ -314,6 +303,10 @@ constexpr std::array<std::array<ReduceFn, kRedEnt>, sizeof...(NC)> reduce_table(
   return {reduce_row<NC + 1>(std::make_integer_sequence<int, kRedEnt>())...};
 }
 const auto kReduce = reduce_table(std::make_integer_sequence<int, kRedOut>());
+
+__attribute__((target("avx512f"))) float hsum(const float* v) {
+  return _mm512_reduce_add_ps(_mm512_loadu_ps(v));
+}
 
 } // namespace
 
@@ -435,45 +428,59 @@ void grad_weight(
     dy = dst;
   }
   struct Job {
-    const Segment* entries;
-    int64_t r0;
-    int ne, nc;
+    size_t group;
     int64_t co0;  // within the group
-    int64_t c_global0;
-    float* dw;
-    int64_t row;
+    int nc;
+    int64_t c_global0, ci;
   };
-  std::vector<std::vector<Segment>> lists;
-  lists.reserve(groups.size());
+  std::vector<std::vector<Tap>> taps(groups.size());
   std::vector<Job> jobs;
   int64_t c0 = 0;
   for (size_t gi = 0; gi < groups.size(); ++gi) {
-    const auto& grp = groups[gi];
-    const auto taps = taps_of(grp, g);
-    // Entry r = ci * vol + tap: the natural (c, C_in, kd, kh, kw) column order.
-    std::vector<Segment> entries;
-    for (int64_t ci = 0; ci < g.in_channels; ++ci)
-      for (const auto& t : taps)
-        entries.push_back({ci, 1, t.od, (t.oh + ph) * x.Wp + t.ow + pw});
-    lists.push_back(std::move(entries));
-    const int64_t row = g.in_channels * static_cast<int64_t>(taps.size());
-    // Entry blocks inner: consecutive jobs of a thread share the same block of
-    // output-gradient channels, which stays in cache.
-    for (const auto& [co0, nc] : balanced_blocks(grp.channels, kRedOut))
-      for (const auto& [r0, ne] : balanced_blocks(row, kRedEnt))
-        jobs.push_back(
-            {lists.back().data(), r0, ne, nc, co0, c0 + co0, grad_weights[gi], row});
-    c0 += grp.channels;
+    taps[gi] = taps_of(groups[gi], g);
+    for (const auto& [co0, nc] : balanced_blocks(groups[gi].channels, kRedOut))
+      for (int64_t ci = 0; ci < g.in_channels; ++ci)
+        jobs.push_back({gi, co0, nc, c0 + co0, ci});
+    c0 += groups[gi].channels;
   }
   const int64_t x_cs = g.D * x.plane, dy_cs = g.D * dy_plane;
   const std::vector<float> zeros(nvec * kLanes, 0.0f);
   at::parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t b, int64_t e) {
+    std::vector<float> part;
     for (int64_t i = b; i < e; ++i) {
       const Job& j = jobs[i];
-      ReduceArgs a{j.entries + j.r0, x.data, x_cs, g.in_channels * x_cs, x.plane,
-                   dy + j.c_global0 * dy_cs, dy_cs, g.out_channels * dy_cs, dy_plane,
-                   g.batch, g.D, nvec, zeros.data(), j.dw + j.co0 * j.row + j.r0, j.row};
-      kReduce[j.nc - 1][j.ne - 1](a);
+      const auto& tp = taps[j.group];
+      const int64_t nt = static_cast<int64_t>(tp.size());
+      part.assign(j.nc * nt * kLanes, 0.0f);
+      const auto tap_blocks = balanced_blocks(nt, kRedEnt);
+      for (int64_t n = 0; n < g.batch; ++n) {
+        const float* xn = x.data + (n * g.in_channels + j.ci) * x_cs;
+        for (int64_t d = 0; d < g.D; ++d) {
+          const float* yb = dy + (n * g.out_channels + j.c_global0) * dy_cs + d * dy_plane;
+          for (int64_t v0 = 0; v0 < nvec; v0 += kRedChunk) {
+            const int64_t nv = std::min(kRedChunk, nvec - v0);
+            for (const auto& [t0, ne] : tap_blocks) {
+              const float* xb[kRedEnt];
+              for (int k = 0; k < ne; ++k) {
+                const Tap& t = tp[t0 + k];
+                const int64_t id = d + t.od;
+                xb[k] = (id >= 0 && id < g.D)
+                    ? xn + id * x.plane + (t.oh + ph) * x.Wp + t.ow + pw + v0 * kLanes
+                    : zeros.data() + v0 * kLanes;
+              }
+              kReduce[j.nc - 1][ne - 1](
+                  xb, yb + v0 * kLanes, dy_cs, nv, part.data() + t0 * kLanes, nt * kLanes);
+            }
+          }
+        }
+      }
+      const Group& grp = groups[j.group];
+      float* dw = grad_weights[j.group];
+      for (int k = 0; k < j.nc; ++k)
+        for (int64_t t = 0; t < nt; ++t)
+          dw[((j.co0 + k) * g.in_channels + j.ci) * nt + tp[t].index] =
+              hsum(part.data() + (k * nt + t) * kLanes);
+      (void)grp;
     }
   });
 }
