@@ -58,7 +58,9 @@ bool same(
 // Runs the PyTorch fixture writer once per test binary run.
 const fs::path& fixtures() {
   static const fs::path dir = [] {
-    auto d = temp_dir("fixtures");
+    static const auto d = temp_dir("fixtures");
+    // The fixtures are ~180 MB; they live for this process only.
+    std::atexit([] { fs::remove_all(d); });
     const std::string cmd =
         "/usr/bin/python3 " + std::string(CAKES_SOURCE_DIR) +
         "/tests/models/paper_fixture.py " + CAKES_SOURCE_DIR +
@@ -110,6 +112,7 @@ TEST(Weights, CheckpointRoundTripWithOptimizer) {
   step(c, opt_c);
   EXPECT_TRUE(same(*b, snapshot(*a), 1e-5));
   EXPECT_FALSE(same(*c, snapshot(*a), 1e-5));
+  fs::remove_all(fs::path(path).parent_path());
 }
 
 TEST(Weights, CheckpointMismatchNamesKeyAndShapesAndLoadsNothing) {
@@ -135,6 +138,7 @@ TEST(Weights, CheckpointMismatchNamesKeyAndShapesAndLoadsNothing) {
   auto c = small_net(18, OpSpec{"conv2d", {}, {}});
   EXPECT_THROW(load_checkpoint(*c, path), std::invalid_argument);
   EXPECT_THROW(load_checkpoint(*c, path + ".missing"), std::invalid_argument);
+  fs::remove_all(fs::path(path).parent_path());
 }
 
 TEST(Weights, ImportPaperLayoutMatchesPyTorch) {
