@@ -26,5 +26,6 @@ void run_layer_bench(const LayerBenchArgs& args);
 
 void add_bench(CLI::App& app);
 void add_demo(CLI::App& app);
+void add_launch(CLI::App& app);
 
 } // namespace cakes::cli

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cakes::cli::add_bench(app);
   cakes::cli::add_demo(app);
+  cakes::cli::add_launch(app);
   // Subcommands run inside parse(); whatever they throw is reported as one
   // line and a non-zero exit, never a crash or a backtrace.
   try {
