@@ -178,6 +178,16 @@ LaunchResult launch_local(const LaunchOptions& o) {
         break;
       }
     }
+    if (!alive.empty() && o.stop_requested) {
+      if (const int sig = o.stop_requested(); sig > 0) {
+        stop_all(alive, o.kill_grace_seconds);
+        if (result.failed_rank < 0) {
+          result.exit_code = 128 + sig;
+          result.failure = "stopped by signal " + std::to_string(sig);
+        }
+        break;
+      }
+    }
     if (!reaped) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

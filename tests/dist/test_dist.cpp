@@ -623,6 +623,32 @@ TEST(Launch, OneFailingProcessStopsTheOthers) {
   EXPECT_EQ(dist::launch_local(o).exit_code, 0);
   EXPECT_THROW(
       dist::launch_local(dist::LaunchOptions{}), std::invalid_argument);
+
+  // A stop request (the CLI's SIGTERM handler) stops every process.
+  o.args = {"-c", "exec sleep 60"};
+  int polls = 0;
+  o.stop_requested = [&] { return ++polls > 5 ? SIGTERM : 0; };
+  const auto t1 = Clock::now();
+  const auto stopped = dist::launch_local(o);
+  EXPECT_EQ(stopped.exit_code, 128 + SIGTERM);
+  EXPECT_EQ(stopped.failure, "stopped by signal 15");
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t1).count(), 10.0);
+}
+
+TEST(Launch, TheCliForwardsAFailedRanksExitCode) {
+  const std::string cakes = std::string(CAKES_BINARY_DIR) + "/cakes";
+  // Every rank runs "cakes demo --help" (exit 0), or "cakes demo" with an
+  // unknown flag (CLI11's parse error code, non-zero).
+  EXPECT_EQ(
+      std::system(
+          (cakes + " launch --nproc 2 -- demo --help >/dev/null").c_str()),
+      0);
+  const int status = std::system(
+      (cakes +
+       " launch --nproc 2 --kill-grace 1 -- demo --no-such-flag 2>/dev/null")
+          .c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 
 #include "cakes/dist/launch.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -15,6 +16,12 @@
 namespace cakes::cli {
 
 namespace {
+
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+}
 
 std::string self_executable() {
   std::string buf(4096, '\0');
@@ -53,6 +60,14 @@ void add_launch(CLI::App& app) {
       ->required();
   cmd->callback([o] {
     o->executable = self_executable();
+    // A terminal's Ctrl-C reaches the whole process group anyway; a
+    // scheduler's SIGTERM to the launcher alone must reach the ranks too.
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    o->stop_requested = [] { return static_cast<int>(g_stop_signal); };
     const dist::LaunchResult r = dist::launch_local(*o);
     if (r.exit_code != 0) {
       std::cerr << "cakes launch: " << r.failure << "; stopped the others\n";

@@ -3,6 +3,7 @@
 // MASTER_PORT in its environment (the variables from_env_and_flags reads).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,10 @@ struct LaunchOptions {
   double kill_grace_seconds = 5;
   // Added to (or replacing in) every process's environment.
   std::vector<std::pair<std::string, std::string>> env;
+  // Polled while waiting; when it returns a signal number > 0 (e.g. the
+  // caller's SIGTERM handler fired) every process is stopped as above and
+  // launch_local returns 128 + that number.
+  std::function<int()> stop_requested;
 };
 
 struct LaunchResult {
