@@ -36,6 +36,48 @@ std::string self_executable() {
 
 } // namespace
 
+void add_dist_flags(CLI::App& command, dist::DistFlags& flags) {
+  const char* group =
+      "Distributed (default: WORLD_SIZE, RANK, ... or one process)";
+  command
+      .add_option_function<int>(
+          "--world-size",
+          [&flags](const int& v) { flags.world_size = v; },
+          "processes in the job (WORLD_SIZE)")
+      ->group(group);
+  command
+      .add_option_function<int>(
+          "--rank",
+          [&flags](const int& v) { flags.rank = v; },
+          "this process, 0..world-size-1 (RANK)")
+      ->group(group);
+  command
+      .add_option_function<std::string>(
+          "--master-addr",
+          [&flags](const std::string& v) { flags.master_addr = v; },
+          "address of rank 0's machine (MASTER_ADDR)")
+      ->group(group);
+  command
+      .add_option_function<int>(
+          "--master-port",
+          [&flags](const int& v) { flags.master_port = v; },
+          "rendezvous port on rank 0's machine (MASTER_PORT)")
+      ->group(group);
+  command
+      .add_option_function<double>(
+          "--dist-timeout",
+          [&flags](const double& v) { flags.timeout_seconds = v; },
+          "seconds before a missing or dead rank is an error "
+          "(CAKES_DIST_TIMEOUT)")
+      ->group(group);
+  command
+      .add_option_function<std::string>(
+          "--dist-backend",
+          [&flags](const std::string& v) { flags.backend = v; },
+          "auto, gloo or nccl (CAKES_DIST_BACKEND)")
+      ->group(group);
+}
+
 void add_launch(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "launch",
