@@ -325,7 +325,9 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     // Every rank took the same number of steps (the distributed sampler
     // gives them equal shares).
     const std::vector<double> all = parallel->sum(
-        {sum.mean_loss, static_cast<double>(sum.samples), sum.mean_grad_norm,
+        {sum.mean_loss,
+         static_cast<double>(sum.samples),
+         sum.mean_grad_norm,
          1.0});
     const double ranks = all[3];
     sum.mean_loss = all[0] / ranks;
