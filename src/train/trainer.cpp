@@ -147,6 +147,9 @@ Trainer::Trainer(Model model, LossFn loss, TrainerOptions options)
     s_->optimizer = std::make_unique<torch::optim::AdamW>(
         groups, torch::optim::AdamWOptions(lr));
   }
+  if (s_->options.parallel) {
+    s_->options.parallel->attach(*s_->model.module);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -202,14 +205,21 @@ void Trainer::resume(const std::string& path) {
   s_->model.module->to(s_->options.device);
   s_->epoch = meta.epoch;
   s_->step = meta.step;
+  // Ranks start from one generator state and draw alike, so rank 0's state
+  // (the one saved) is every rank's.
   if (meta.rng_state.defined()) {
     set_cpu_rng_state(meta.rng_state);
+  }
+  if (s_->options.parallel) {
+    s_->options.parallel->after_resume(*s_->model.module, s_->step);
   }
 }
 
 EpochSummary Trainer::train_epoch(Loader& loader) {
   State& s = *s_;
   const TrainerOptions& o = s.options;
+  ParallelHooks* parallel = o.parallel.get();
+  const bool is_main = !parallel || parallel->is_main();
   EpochSummary sum;
   sum.epoch = s.epoch;
   const int64_t steps = loader.batches_in_epoch(s.epoch);
@@ -232,6 +242,9 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
       group.options().set_lr(lr);
     }
     s.optimizer->zero_grad();
+    if (parallel) {
+      parallel->begin_step();
+    }
     at::Tensor loss = s.loss(s.model.forward(input), target);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
@@ -240,6 +253,9 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
           std::to_string(s.epoch) + " step " + std::to_string(s.step));
     }
     loss.backward();
+    if (parallel) {
+      parallel->finish_gradients(*s.model.module);
+    }
     if (o.after_backward) {
       o.after_backward(*s.model.module);
     }
@@ -255,7 +271,7 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     sum.samples += input.size(0);
     sum.lr = lr;
 
-    if (o.progress) {
+    if (o.progress && is_main) {
       const bool last = step_in_epoch == steps;
       const bool due = o.progress_is_terminal
                            ? seconds_since(last_print) >= 0.2 || last
@@ -290,7 +306,7 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
       }
     }
   }
-  if (o.progress && o.progress_is_terminal) {
+  if (o.progress && o.progress_is_terminal && is_main) {
     *o.progress << '\n' << std::flush;
   }
   sum.steps = step_in_epoch;
@@ -305,6 +321,22 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
   sum.loader_samples_per_second = ls.samples_per_second();
   sum.loader_wait_seconds = ls.wait_seconds;
   sum.warnings = loader.take_warnings();
+  if (parallel) {
+    // Every rank took the same number of steps (the distributed sampler
+    // gives them equal shares).
+    const std::vector<double> all = parallel->sum(
+        {sum.mean_loss,
+         static_cast<double>(sum.samples),
+         sum.mean_grad_norm,
+         1.0});
+    const double ranks = all[3];
+    sum.mean_loss = all[0] / ranks;
+    sum.samples = static_cast<int64_t>(all[1]);
+    sum.mean_grad_norm = all[2] / ranks;
+    sum.samples_per_second =
+        static_cast<double>(sum.samples) / std::max(1e-9, sum.seconds);
+    parallel->end_epoch(*s.model.module);
+  }
   s.epoch++;
 
   if (o.validate) {
@@ -312,10 +344,10 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     sum.metrics = o.validate(sum.epoch);
     s.model.module->train();
   }
-  if (!o.checkpoint_path.empty()) {
+  if (!o.checkpoint_path.empty() && is_main) {
     save_checkpoint(o.checkpoint_path);
   }
-  if (!o.log_path.empty()) {
+  if (!o.log_path.empty() && is_main) {
     nlohmann::json j = {
         {"epoch", sum.epoch},
         {"step", s.step},

@@ -2,6 +2,8 @@
 // CLI stays thin: parse, call the library, report.
 #pragma once
 
+#include "cakes/dist/options.h"
+
 #include <CLI/CLI.hpp>
 
 #include <string>
@@ -12,7 +14,8 @@ namespace cakes::cli {
 // Applies --threads (0 = all cores) to LibTorch and OpenMP.
 void set_threads(int threads);
 // Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
-std::vector<int64_t> parse_dims(const std::string& text, const std::string& what);
+std::vector<int64_t>
+parse_dims(const std::string& text, const std::string& what);
 
 struct LayerBenchArgs {
   int64_t in = 64, out = 64;
@@ -29,5 +32,10 @@ void add_demo(CLI::App& app);
 void add_info(CLI::App& app);
 // Adds `model` under the existing `bench` subcommand.
 void add_bench_model(CLI::App& bench);
+void add_launch(CLI::App& app);
+// Adds --world-size, --rank, --master-addr, --master-port, --dist-timeout and
+// --dist-backend to a subcommand (train, search); pass the filled flags to
+// cakes::dist::from_env_and_flags, which also reads the environment.
+void add_dist_flags(CLI::App& command, dist::DistFlags& flags);
 
 } // namespace cakes::cli

@@ -9,6 +9,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <array>
+#include <functional>
 
 namespace cakes::nn {
 
@@ -53,6 +54,11 @@ class CakesConv3dImpl : public torch::nn::Cloneable<CakesConv3dImpl> {
   }
 
   CakesConv3dOptions options;
+  // When set, forward calls it instead of bn() (same module, parameters and
+  // buffers, so checkpoints are unchanged); cakes::dist sets it for
+  // BatchNorm synchronized across processes.
+  std::function<torch::Tensor(torch::nn::BatchNorm3dImpl&, const torch::Tensor&)>
+      batch_norm_override;
 
  private:
   std::vector<torch::Tensor> weights_;

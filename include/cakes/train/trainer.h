@@ -51,6 +51,31 @@ template <class Holder> Model make_model(Holder holder, std::string network) {
   return m;
 }
 
+// Data-parallel training plugs in here (cakes::dist::DataParallel). Every
+// rank runs the same Trainer calls in the same order; the hooks do the
+// communication.
+class ParallelHooks {
+public:
+  virtual ~ParallelHooks() = default;
+  // Once, from the Trainer's constructor, with the model on its device
+  // (e.g. take rank 0's weights, register gradient hooks).
+  virtual void attach(torch::nn::Module& module) = 0;
+  // Before each step's forward and backward.
+  virtual void begin_step() = 0;
+  // After backward, before after_backward, clipping and the step: the
+  // gradients must then be the average over ranks.
+  virtual void finish_gradients(torch::nn::Module& module) = 0;
+  // At the end of each epoch, before validation and the checkpoint.
+  virtual void end_epoch(torch::nn::Module& module) = 0;
+  // After Trainer::resume loaded `step` (e.g. check all ranks agree).
+  virtual void after_resume(torch::nn::Module& module, int64_t step) = 0;
+  // Element-wise sum over ranks (the epoch summary's loss and samples).
+  virtual std::vector<double> sum(std::vector<double> values) = 0;
+  // Only the main rank shows progress, appends to the log and writes
+  // checkpoints.
+  virtual bool is_main() const = 0;
+};
+
 // (model output, batch target) -> scalar loss.
 using LossFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
 
@@ -124,6 +149,11 @@ struct TrainerOptions {
   // Called after each epoch (model in eval mode); the values join the summary
   // and the log.
   std::function<std::map<std::string, double>(int64_t epoch)> validate;
+  // Data-parallel training (cakes/dist/data_parallel.h); null: one process.
+  // With it, EpochSummary::samples and mean_loss are over all ranks, while
+  // progress lines show the main rank's own figures. validate runs on every
+  // rank.
+  std::shared_ptr<ParallelHooks> parallel;
 };
 
 class Trainer {
