@@ -86,8 +86,7 @@ Config Config::parse(const std::string& text) {
         throw std::invalid_argument(
             "bad configuration JSON: channels of '" + it.key() +
             "' must be an integer, got " + it.value().dump());
-      groups.push_back(
-          {SubKernel::parse(it.key()), it.value().get<int64_t>()});
+      groups.push_back({SubKernel::parse(it.key()), it.value().get<int64_t>()});
     }
   } else {
     std::stringstream ss(t);

@@ -66,9 +66,8 @@ int64_t shrunk_conv3d_macs(
 } // namespace cakes::ops
 
 TORCH_LIBRARY(cakes, m) {
-  m.def(
-      "shrunk_conv3d(Tensor input, Tensor[] weights, int[3] stride=[1,1,1], "
-      "int[3] dilation=[1,1,1]) -> Tensor");
+  m.def("shrunk_conv3d(Tensor input, Tensor[] weights, int[3] stride=[1,1,1], "
+        "int[3] dilation=[1,1,1]) -> Tensor");
   m.def(
       "_shrunk_conv3d_backward(Tensor grad_output, Tensor input, "
       "Tensor[] weights, int[3] stride, int[3] dilation, bool[2] output_mask) "

@@ -14,7 +14,8 @@ Timing summarise(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   t.min_ms = samples.front();
   const size_t n = samples.size();
-  t.median_ms = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  t.median_ms =
+      n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
   return t;
 }
 
@@ -33,9 +34,7 @@ Timing time_it(const std::function<void()>& fn, int warmup, int repeats) {
 }
 
 std::vector<Timing> time_interleaved(
-    const std::vector<std::function<void()>>& fns,
-    int warmup,
-    int repeats) {
+    const std::vector<std::function<void()>>& fns, int warmup, int repeats) {
   for (int i = 0; i < warmup; ++i)
     for (const auto& f : fns)
       f();

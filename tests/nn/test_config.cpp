@@ -50,19 +50,22 @@ TEST(Config, MalformedTextIsAClearError) {
 }
 
 TEST(CakesConv3d, NamedParametersShapesAndForward) {
-  cakes::nn::CakesConv3d layer(8, Config::parse("3x3x3:4,1x3x3:3,3x1x1:0,1x1x1:1"));
+  cakes::nn::CakesConv3d layer(
+      8, Config::parse("3x3x3:4,1x3x3:3,3x1x1:0,1x1x1:1"));
   auto params = layer->named_parameters();
   ASSERT_TRUE(params.contains("weight_3x3x3"));
-  EXPECT_EQ(params["weight_1x3x3"].sizes(), torch::IntArrayRef({3, 8, 1, 3, 3}));
+  EXPECT_EQ(
+      params["weight_1x3x3"].sizes(), torch::IntArrayRef({3, 8, 1, 3, 3}));
   EXPECT_EQ(params["weight_3x1x1"].numel(), 0);
   EXPECT_EQ(params["bn.weight"].size(0), 8);
   auto x = torch::randn({2, 8, 4, 6, 6});
   auto y = layer->forward(x);
   EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 8, 4, 6, 6}));
-  EXPECT_GE(y.min().item<float>(), 0.0f);  // ReLU
+  EXPECT_GE(y.min().item<float>(), 0.0f); // ReLU
   // With a stride the spatial axes shrink and time (a stride of 1) does not.
   cakes::nn::CakesConv3d strided(
-      cakes::nn::CakesConv3dOptions(8, Config::parse("1x3x3:5")).stride({1, 2, 2}));
+      cakes::nn::CakesConv3dOptions(8, Config::parse("1x3x3:5"))
+          .stride({1, 2, 2}));
   EXPECT_EQ(strided->forward(x).sizes(), torch::IntArrayRef({2, 5, 4, 3, 3}));
 }
 

@@ -1,6 +1,6 @@
 // cakes::shrunk_conv3d against the paper's formulation (one at::conv3d per
-// group, then torch.cat) in float64: values and every gradient, over hundreds of
-// random shapes; a central-difference check; and every bad-argument case.
+// group, then torch.cat) in float64: values and every gradient, over hundreds
+// of random shapes; a central-difference check; and every bad-argument case.
 #include "cakes/ops/shrunk_conv3d.h"
 
 #include <ATen/ATen.h>
@@ -13,8 +13,14 @@
 namespace {
 
 const std::vector<std::array<int64_t, 3>> kAllShapes = {
-    {3, 3, 3}, {1, 3, 3}, {3, 1, 3}, {3, 3, 1},
-    {3, 1, 1}, {1, 3, 1}, {1, 1, 3}, {1, 1, 1}};
+    {3, 3, 3},
+    {1, 3, 3},
+    {3, 1, 3},
+    {3, 3, 1},
+    {3, 1, 1},
+    {1, 3, 1},
+    {1, 1, 3},
+    {1, 1, 1}};
 
 at::Tensor reference(
     const at::Tensor& x,
@@ -28,8 +34,14 @@ at::Tensor reference(
       pad.push_back(dil[a] * (w.size(2 + a) - 1) / 2);
     if (w.size(0) == 0) {
       // at::conv3d rejects zero output channels; the empty slice it would give:
-      auto y = at::conv3d(x, at::zeros({1, x.size(1), w.size(2), w.size(3), w.size(4)}, x.options()),
-                          {}, stride, pad, dil);
+      auto y = at::conv3d(
+          x,
+          at::zeros(
+              {1, x.size(1), w.size(2), w.size(3), w.size(4)}, x.options()),
+          {},
+          stride,
+          pad,
+          dil);
       outs.push_back(y.slice(1, 0, 0));
       continue;
     }
@@ -46,10 +58,12 @@ struct Case {
   std::string str() const {
     std::ostringstream os;
     os << "N=" << n << " C_in=" << c_in << " in=" << d << "x" << h << "x" << w
-       << " stride=" << at::IntArrayRef(stride) << " dil=" << at::IntArrayRef(dil)
-       << " noncontig=" << non_contiguous << " groups=";
+       << " stride=" << at::IntArrayRef(stride)
+       << " dil=" << at::IntArrayRef(dil) << " noncontig=" << non_contiguous
+       << " groups=";
     for (auto& g : groups)
-      os << g.first[0] << "x" << g.first[1] << "x" << g.first[2] << ":" << g.second << " ";
+      os << g.first[0] << "x" << g.first[1] << "x" << g.first[2] << ":"
+         << g.second << " ";
     return os.str();
   }
 };
@@ -106,15 +120,18 @@ TEST_P(ShrunkConv3dRandom, MatchesPerGroupConvAndConcat) {
     at::Tensor x;
     if (c.non_contiguous) {
       // Stored as (N, C, W, H, D) and viewed back: same values, odd strides.
-      x = at::randn({c.n, c.c_in, c.w, c.h, c.d}, opts).permute({0, 1, 4, 3, 2});
+      x = at::randn({c.n, c.c_in, c.w, c.h, c.d}, opts)
+              .permute({0, 1, 4, 3, 2});
     } else {
       x = at::randn({c.n, c.c_in, c.d, c.h, c.w}, opts);
     }
     x.requires_grad_(true);
     std::vector<at::Tensor> ws;
     for (auto& g : c.groups)
-      ws.push_back(at::randn({g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, opts)
-                       .requires_grad_(true));
+      ws.push_back(
+          at::randn(
+              {g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, opts)
+              .requires_grad_(true));
 
     auto y = cakes::ops::shrunk_conv3d(x, ws, c.stride, c.dil);
     auto x_ref = x.detach().clone().requires_grad_(true);
@@ -133,10 +150,11 @@ TEST_P(ShrunkConv3dRandom, MatchesPerGroupConvAndConcat) {
     y_ref.backward(gy);
     ASSERT_TRUE(x.grad().defined());
     ASSERT_TRUE(at::allclose(x.grad(), x_ref.grad(), 1e-10, 1e-10))
-        << "input grad max diff " << (x.grad() - x_ref.grad()).abs().max().item<double>();
+        << "input grad max diff "
+        << (x.grad() - x_ref.grad()).abs().max().item<double>();
     for (size_t g = 0; g < ws.size(); ++g) {
       ASSERT_TRUE(ws[g].grad().defined()) << "group " << g;
-      if (ws[g].size(0) == 0)  // the reference never touches an empty group
+      if (ws[g].size(0) == 0) // the reference never touches an empty group
         continue;
       ASSERT_TRUE(at::allclose(ws[g].grad(), ws_ref[g].grad(), 1e-10, 1e-10))
           << "weight grad of group " << g << " max diff "
@@ -155,7 +173,9 @@ class ShrunkConv3dFloat32Random
 TEST_P(ShrunkConv3dFloat32Random, MatchesFloat64Reference) {
   const auto [block, engine] = GetParam();
   struct Restore {
-    ~Restore() { cakes::ops::set_engine(cakes::ops::Engine::Auto); }
+    ~Restore() {
+      cakes::ops::set_engine(cakes::ops::Engine::Auto);
+    }
   } restore;
   cakes::ops::set_engine(engine);
   std::mt19937 rng(99 + block);
@@ -173,7 +193,8 @@ TEST_P(ShrunkConv3dFloat32Random, MatchesFloat64Reference) {
     auto xd = at::randn({c.n, c.c_in, c.d, c.h, c.w}, at::kDouble);
     std::vector<at::Tensor> wd;
     for (auto& g : c.groups)
-      wd.push_back(at::randn({g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, at::kDouble));
+      wd.push_back(at::randn(
+          {g.second, c.c_in, g.first[0], g.first[1], g.first[2]}, at::kDouble));
     auto x = xd.to(at::kFloat).requires_grad_(true);
     std::vector<at::Tensor> ws;
     for (auto& w : wd)
@@ -185,24 +206,31 @@ TEST_P(ShrunkConv3dFloat32Random, MatchesFloat64Reference) {
     auto y = cakes::ops::shrunk_conv3d(x, ws, c.stride, c.dil);
     auto y_ref = reference(x_ref, ws_ref, c.stride, c.dil);
     ASSERT_EQ(y.sizes(), y_ref.sizes());
-    // Sums of up to a few hundred O(1) products: float32 rounding ~1e-5 relative.
+    // Sums of up to a few hundred O(1) products: float32 rounding ~1e-5
+    // relative.
     auto close = [](const at::Tensor& a, const at::Tensor& b) {
       return at::allclose(a.to(at::kDouble), b, 1e-4, 1e-3);
     };
-    ASSERT_TRUE(close(y, y_ref)) << "max diff " << (y.to(at::kDouble) - y_ref).abs().max().item<double>();
+    ASSERT_TRUE(close(y, y_ref))
+        << "max diff "
+        << (y.to(at::kDouble) - y_ref).abs().max().item<double>();
     if (y.numel() == 0)
       continue;
     auto gy = at::randn_like(y_ref);
     y.backward(gy.to(at::kFloat));
     y_ref.backward(gy);
     ASSERT_TRUE(close(x.grad(), x_ref.grad()))
-        << "input grad max diff " << (x.grad().to(at::kDouble) - x_ref.grad()).abs().max().item<double>();
+        << "input grad max diff "
+        << (x.grad().to(at::kDouble) - x_ref.grad()).abs().max().item<double>();
     for (size_t g = 0; g < ws.size(); ++g) {
       if (ws[g].size(0) == 0)
         continue;
       ASSERT_TRUE(close(ws[g].grad(), ws_ref[g].grad()))
           << "weight grad of group " << g << " max diff "
-          << (ws[g].grad().to(at::kDouble) - ws_ref[g].grad()).abs().max().item<double>();
+          << (ws[g].grad().to(at::kDouble) - ws_ref[g].grad())
+                 .abs()
+                 .max()
+                 .item<double>();
     }
   }
 }
@@ -215,23 +243,32 @@ INSTANTIATE_TEST_SUITE_P(
         ::testing::Values(cakes::ops::Engine::Auto, cakes::ops::Engine::Gemm)),
     [](const auto& info) {
       return std::to_string(std::get<0>(info.param)) +
-          (std::get<1>(info.param) == cakes::ops::Engine::Gemm ? "_gemm" : "_auto");
+             (std::get<1>(info.param) == cakes::ops::Engine::Gemm ? "_gemm"
+                                                                  : "_auto");
     });
 
 TEST(ShrunkConv3d, Float32MatchesReference) {
   at::manual_seed(7);
   auto x = at::randn({2, 16, 5, 12, 12});
   std::vector<at::Tensor> ws{
-      at::randn({11, 16, 3, 3, 3}) * 0.1, at::randn({10, 16, 1, 3, 3}) * 0.1,
-      at::randn({0, 16, 3, 1, 1}), at::randn({9, 16, 3, 1, 1}) * 0.1,
+      at::randn({11, 16, 3, 3, 3}) * 0.1,
+      at::randn({10, 16, 1, 3, 3}) * 0.1,
+      at::randn({0, 16, 3, 1, 1}),
+      at::randn({9, 16, 3, 1, 1}) * 0.1,
       at::randn({4, 16, 1, 1, 1}) * 0.1};
-  for (const std::vector<int64_t>& s : {std::vector<int64_t>{1, 1, 1}, {1, 2, 2}, {2, 2, 2}}) {
+  for (const std::vector<int64_t>& s :
+       {std::vector<int64_t>{1, 1, 1}, {1, 2, 2}, {2, 2, 2}}) {
     auto y = cakes::ops::shrunk_conv3d(x, ws, s);
-    auto y_ref = reference(x.to(at::kDouble), [&] {
-      std::vector<at::Tensor> d;
-      for (auto& w : ws) d.push_back(w.to(at::kDouble));
-      return d;
-    }(), s, {1, 1, 1});
+    auto y_ref = reference(
+        x.to(at::kDouble),
+        [&] {
+          std::vector<at::Tensor> d;
+          for (auto& w : ws)
+            d.push_back(w.to(at::kDouble));
+          return d;
+        }(),
+        s,
+        {1, 1, 1});
     EXPECT_TRUE(at::allclose(y.to(at::kDouble), y_ref, 1e-4, 1e-4))
         << "stride " << at::IntArrayRef(s) << " max diff "
         << (y.to(at::kDouble) - y_ref).abs().max().item<double>();
@@ -256,7 +293,8 @@ TEST(ShrunkConv3d, CentralDifferenceGradient) {
   struct Small {
     std::vector<int64_t> stride, dil;
   };
-  for (const Small& s : {Small{{1, 1, 1}, {1, 1, 1}}, Small{{2, 1, 2}, {1, 2, 1}}}) {
+  for (const Small& s :
+       {Small{{1, 1, 1}, {1, 1, 1}}, Small{{2, 1, 2}, {1, 2, 1}}}) {
     auto x = at::randn({2, 3, 4, 5, 4}, at::kDouble).requires_grad_(true);
     std::vector<at::Tensor> ws{
         at::randn({2, 3, 3, 3, 3}, at::kDouble).requires_grad_(true),
@@ -265,7 +303,10 @@ TEST(ShrunkConv3d, CentralDifferenceGradient) {
     const auto probe = at::randn({2, 5, 4, 5, 4}, at::kDouble);
     auto loss = [&] {
       auto y = cakes::ops::shrunk_conv3d(x, ws, s.stride, s.dil);
-      return (y * probe.slice(2, 0, y.size(2)).slice(3, 0, y.size(3)).slice(4, 0, y.size(4))).sum();
+      return (y * probe.slice(2, 0, y.size(2))
+                      .slice(3, 0, y.size(3))
+                      .slice(4, 0, y.size(4)))
+          .sum();
     };
     loss().backward();
     std::vector<at::Tensor> params{x};
@@ -274,7 +315,8 @@ TEST(ShrunkConv3d, CentralDifferenceGradient) {
     for (size_t p = 0; p < params.size(); ++p) {
       auto flat = params[p].detach().view({-1});
       const auto grad = params[p].grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); i += std::max<int64_t>(1, flat.numel() / 13)) {
+      for (int64_t i = 0; i < flat.numel();
+           i += std::max<int64_t>(1, flat.numel() / 13)) {
         at::NoGradGuard ng;
         const double orig = flat[i].item<double>();
         flat[i] = orig + eps;
@@ -283,7 +325,8 @@ TEST(ShrunkConv3d, CentralDifferenceGradient) {
         const double down = loss().item<double>();
         flat[i] = orig;
         const double numeric = (up - down) / (2 * eps);
-        EXPECT_NEAR(numeric, grad[i].item<double>(), 1e-5 * (1 + std::abs(numeric)))
+        EXPECT_NEAR(
+            numeric, grad[i].item<double>(), 1e-5 * (1 + std::abs(numeric)))
             << "param " << p << " element " << i;
       }
     }
@@ -315,32 +358,70 @@ TEST(ShrunkConv3d, BadArgumentsRaiseClearErrors) {
   const auto x = at::randn({1, 4, 5, 5, 5});
   const auto w = at::randn({2, 4, 3, 3, 3});
   expect_error([&] { shrunk_conv3d(at::randn({4, 5, 5}), {w}); }, "got rank 3");
-  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 3, 3, 3, 3})}); }, "has 3 input channels");
-  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 4, 2, 3, 3})}); }, "1 or odd");
-  expect_error([&] { shrunk_conv3d(x, {at::randn({2, 4, 3, 3})}); }, "of rank 5");
-  expect_error([&] { shrunk_conv3d(x, {w.to(at::kDouble)}); }, "has dtype Double but the input has dtype Float");
-  expect_error([&] { shrunk_conv3d(x, {w}, {1, 0, 1}); }, "expected positive strides");
-  expect_error([&] { shrunk_conv3d(x, {w}, {1, -2, 1}); }, "expected positive strides");
-  expect_error([&] { shrunk_conv3d(x, {w}, {1, 1, 1}, {1, 0, 1}); }, "expected positive dilations");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {at::randn({2, 3, 3, 3, 3})});
+      },
+      "has 3 input channels");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {at::randn({2, 4, 2, 3, 3})});
+      },
+      "1 or odd");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {at::randn({2, 4, 3, 3})});
+      },
+      "of rank 5");
+  expect_error(
+      [&] { shrunk_conv3d(x, {w.to(at::kDouble)}); },
+      "has dtype Double but the input has dtype Float");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {w}, {1, 0, 1});
+      },
+      "expected positive strides");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {w}, {1, -2, 1});
+      },
+      "expected positive strides");
+  expect_error(
+      [&] {
+        shrunk_conv3d(x, {w}, {1, 1, 1}, {1, 0, 1});
+      },
+      "expected positive dilations");
   expect_error([&] { shrunk_conv3d(x, {}); }, "at least one weight");
-  expect_error([&] { shrunk_conv3d(x.to(at::kInt), {w.to(at::kInt)}); }, "float32 or float64");
+  expect_error(
+      [&] { shrunk_conv3d(x.to(at::kInt), {w.to(at::kInt)}); },
+      "float32 or float64");
   expect_error([&] { shrunk_conv3d(x, {w}, {1, 1}); }, "");
   expect_error(
       [&] {
         auto y = shrunk_conv3d(x, {w});
-        cakes::ops::shrunk_conv3d_backward(at::randn({1, 2, 4, 5, 5}), x, {w}, {1, 1, 1}, {1, 1, 1}, {true, true});
+        cakes::ops::shrunk_conv3d_backward(
+            at::randn({1, 2, 4, 5, 5}),
+            x,
+            {w},
+            {1, 1, 1},
+            {1, 1, 1},
+            {true, true});
       },
       "expected grad_output of shape");
 }
 
 TEST(ShrunkConv3d, MacsFollowSpec) {
   // N * D_out*H_out*W_out * C_in * sum c_i * vol_i
-  std::vector<at::Tensor> ws{at::empty({22, 64, 3, 3, 3}), at::empty({21, 64, 1, 3, 3}),
-                             at::empty({21, 64, 3, 1, 1})};
-  EXPECT_EQ(cakes::ops::shrunk_conv3d_macs({1, 64, 8, 56, 56}, ws, {1, 1, 1}),
-            int64_t(8) * 56 * 56 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
-  EXPECT_EQ(cakes::ops::shrunk_conv3d_macs({2, 64, 8, 56, 56}, ws, {1, 2, 2}),
-            int64_t(2) * 8 * 28 * 28 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
+  std::vector<at::Tensor> ws{
+      at::empty({22, 64, 3, 3, 3}),
+      at::empty({21, 64, 1, 3, 3}),
+      at::empty({21, 64, 3, 1, 1})};
+  EXPECT_EQ(
+      cakes::ops::shrunk_conv3d_macs({1, 64, 8, 56, 56}, ws, {1, 1, 1}),
+      int64_t(8) * 56 * 56 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
+  EXPECT_EQ(
+      cakes::ops::shrunk_conv3d_macs({2, 64, 8, 56, 56}, ws, {1, 2, 2}),
+      int64_t(2) * 8 * 28 * 28 * 64 * (22 * 27 + 21 * 9 + 21 * 3));
 }
 
 } // namespace

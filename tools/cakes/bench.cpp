@@ -21,7 +21,9 @@ namespace {
 std::vector<at::Tensor> make_weights(const Config& cfg, int64_t c_in) {
   std::vector<at::Tensor> ws;
   for (const auto& g : cfg.groups())
-    ws.push_back(at::randn({g.channels, c_in, g.kernel.d, g.kernel.h, g.kernel.w}) * 0.05);
+    ws.push_back(
+        at::randn({g.channels, c_in, g.kernel.d, g.kernel.h, g.kernel.w}) *
+        0.05);
   return ws;
 }
 
@@ -54,7 +56,8 @@ void run_layer_bench(const LayerBenchArgs& a) {
         "bad --input '" + a.input + "': expected NxDxHxW, e.g. 1x8x56x56");
   const auto sv = parse_dims(a.stride, "--stride");
   if (sv.size() != 3)
-    throw std::invalid_argument("bad --stride '" + a.stride + "': expected DxHxW");
+    throw std::invalid_argument(
+        "bad --stride '" + a.stride + "': expected DxHxW");
   const std::vector<int64_t> stride(sv.begin(), sv.end());
 
   at::manual_seed(0);
@@ -67,26 +70,31 @@ void run_layer_bench(const LayerBenchArgs& a) {
   struct Candidate {
     std::string name;
     int64_t macs;
-    std::function<at::Tensor(const at::Tensor&, const std::vector<at::Tensor>&)> fn;
+    std::function<at::Tensor(const at::Tensor&, const std::vector<at::Tensor>&)>
+        fn;
     const std::vector<at::Tensor>* weights;
   };
   const std::vector<Candidate> cands = {
-      {"cakes fused (" + cfg.str() + ")", macs,
+      {"cakes fused (" + cfg.str() + ")",
+       macs,
        [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
          return ops::shrunk_conv3d(in, w, stride);
        },
        &ws},
-      {"per-group conv3d + cat", macs,
+      {"per-group conv3d + cat",
+       macs,
        [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
          return per_group_concat(in, w, stride);
        },
        &ws},
-      {"full 3x3x3 at::conv3d", full_macs,
+      {"full 3x3x3 at::conv3d",
+       full_macs,
        [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
          return at::conv3d(in, w[0], {}, stride, {1, 1, 1});
        },
        &full},
-      {"full 3x3x3 cakes op", full_macs,
+      {"full 3x3x3 cakes op",
+       full_macs,
        [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
          return ops::shrunk_conv3d(in, w, stride);
        },
@@ -132,14 +140,27 @@ void run_layer_bench(const LayerBenchArgs& a) {
   j["ideal_speedup"] = double(full_macs) / double(macs);
   if (!a.json) {
     std::printf(
-        "cakes bench layer: C_in %lld -> C_out %lld, input %s, stride %s, %d threads\n"
+        "cakes bench layer: C_in %lld -> C_out %lld, input %s, stride %s, %d "
+        "threads\n"
         "split %s: %.3f GMACs vs %.3f for 3x3x3 (ideal speed-up %.2fx)\n\n",
-        (long long)a.in, (long long)a.out, a.input.c_str(), a.stride.c_str(),
-        at::get_num_threads(), cfg.str().c_str(), macs / 1e9, full_macs / 1e9,
+        (long long)a.in,
+        (long long)a.out,
+        a.input.c_str(),
+        a.stride.c_str(),
+        at::get_num_threads(),
+        cfg.str().c_str(),
+        macs / 1e9,
+        full_macs / 1e9,
         double(full_macs) / macs);
     std::printf(
-        "%-44s %8s %9s %9s %7s %10s %7s\n", "variant", "GMACs", "fwd ms",
-        "GFLOP/s", "vs 3D", "fwd+bwd ms", "vs 3D");
+        "%-44s %8s %9s %9s %7s %10s %7s\n",
+        "variant",
+        "GMACs",
+        "fwd ms",
+        "GFLOP/s",
+        "vs 3D",
+        "fwd+bwd ms",
+        "vs 3D");
   }
   for (size_t i = 0; i < cands.size(); ++i) {
     const double gf = 2.0 * cands[i].macs / (tf[i].median_ms * 1e6);
@@ -156,9 +177,14 @@ void run_layer_bench(const LayerBenchArgs& a) {
     j["results"].push_back(r);
     if (!a.json)
       std::printf(
-          "%-44s %8.3f %9.3f %9.1f %6.2fx %10.3f %6.2fx\n", cands[i].name.c_str(),
-          cands[i].macs / 1e9, tf[i].median_ms, gf, base_f / tf[i].median_ms,
-          tb[i].median_ms, a.no_backward ? 0.0 : base_b / tb[i].median_ms);
+          "%-44s %8.3f %9.3f %9.1f %6.2fx %10.3f %6.2fx\n",
+          cands[i].name.c_str(),
+          cands[i].macs / 1e9,
+          tf[i].median_ms,
+          gf,
+          base_f / tf[i].median_ms,
+          tb[i].median_ms,
+          a.no_backward ? 0.0 : base_b / tb[i].median_ms);
   }
   const double vs_pg_f = tf[1].median_ms / tf[0].median_ms;
   const double vs_pg_b = a.no_backward ? 0 : tb[1].median_ms / tb[0].median_ms;
@@ -169,9 +195,13 @@ void run_layer_bench(const LayerBenchArgs& a) {
   } else {
     std::printf(
         "\nfused vs per-group+cat: %.2fx forward, %.2fx forward+backward\n"
-        "(medians of %d runs after %d warm-up; 'vs 3D' = time of the full 3x3x3 "
+        "(medians of %d runs after %d warm-up; 'vs 3D' = time of the full "
+        "3x3x3 "
         "at::conv3d / time of the row)\n",
-        vs_pg_f, vs_pg_b, a.repeats, a.warmup);
+        vs_pg_f,
+        vs_pg_b,
+        a.repeats,
+        a.warmup);
   }
 }
 
@@ -181,10 +211,13 @@ void add_bench(CLI::App& app) {
   auto args = std::make_shared<LayerBenchArgs>();
   auto* layer = bench->add_subcommand(
       "layer", "fused CAKES op vs per-group convs + concat vs full 3x3x3");
-  layer->add_option("--in", args->in, "input channels")->check(CLI::PositiveNumber);
-  layer->add_option("--out", args->out, "output channels")->check(CLI::PositiveNumber);
+  layer->add_option("--in", args->in, "input channels")
+      ->check(CLI::PositiveNumber);
+  layer->add_option("--out", args->out, "output channels")
+      ->check(CLI::PositiveNumber);
   layer->add_option("--input", args->input, "NxDxHxW of the input");
-  layer->add_option("--split", args->split, "configuration, e.g. 3x3x3:22,1x3x3:21,3x1x1:21");
+  layer->add_option(
+      "--split", args->split, "configuration, e.g. 3x3x3:22,1x3x3:21,3x1x1:21");
   layer->add_option("--stride", args->stride, "stride DxHxW");
   layer->add_option("--threads", args->threads, "threads (0 = all cores)");
   layer->add_option("--warmup", args->warmup, "warm-up runs");

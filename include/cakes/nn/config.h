@@ -1,8 +1,9 @@
 // Configuration of a CAKES layer: which sub-kernel each output channel uses.
 //
 // A configuration is an ordered list of (sub-kernel, channels) groups; output
-// channels are the groups concatenated in that order (SPEC §2). It is plain data
-// with no LibTorch dependency so that tools and cost models can use it cheaply.
+// channels are the groups concatenated in that order (SPEC §2). It is plain
+// data with no LibTorch dependency so that tools and cost models can use it
+// cheaply.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +34,11 @@ struct SubKernel {
 
 struct KernelGroup {
   SubKernel kernel;
-  int64_t channels = 0;  // may be 0: the group is present but empty
+  int64_t channels = 0; // may be 0: the group is present but empty
 };
 
 class Config {
- public:
+public:
   Config() = default;
   explicit Config(std::vector<KernelGroup> groups);
 
@@ -49,8 +50,8 @@ class Config {
   // All channels in one sub-kernel, e.g. uniform({3,3,3}, 64).
   static Config uniform(SubKernel kernel, int64_t channels);
 
-  std::string str() const;   // compact form
-  std::string json() const;  // JSON object, group order kept
+  std::string str() const;  // compact form
+  std::string json() const; // JSON object, group order kept
 
   const std::vector<KernelGroup>& groups() const {
     return groups_;
@@ -61,7 +62,7 @@ class Config {
 
   friend bool operator==(const Config& a, const Config& b);
 
- private:
+private:
   std::vector<KernelGroup> groups_;
 };
 

@@ -37,7 +37,8 @@ at::Tensor shrunk_conv3d(
     at::IntArrayRef dilation = {1, 1, 1});
 
 // The backward op (registered as cakes::_shrunk_conv3d_backward); output_mask
-// selects (grad_input, grad_weights). Exposed for the autograd kernel and tests.
+// selects (grad_input, grad_weights). Exposed for the autograd kernel and
+// tests.
 std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
     const at::Tensor& grad_output,
     const at::Tensor& input,
@@ -47,7 +48,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
     std::array<bool, 2> output_mask);
 
 // Which CPU implementation runs the op. Auto: direct AVX-512 kernels for
-// float32 at stride 1 when the CPU has AVX-512, the general engine (tiled im2col
+// float32 at stride 1 when the CPU has AVX-512, the general engine (tiled
+// im2col
 // + oneDNN sgemm) otherwise; the general engine always serves float64, strides
 // > 1 and CPUs without AVX-512. Gemm forces the general engine (tests and
 // benchmarks compare the two). Process-wide.

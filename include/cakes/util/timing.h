@@ -19,8 +19,6 @@ Timing time_it(const std::function<void()>& fn, int warmup, int repeats);
 // Runs several candidates interleaved (A B C A B C ...) so that slow drifts of
 // the machine hit them alike; returns one Timing per candidate.
 std::vector<Timing> time_interleaved(
-    const std::vector<std::function<void()>>& fns,
-    int warmup,
-    int repeats);
+    const std::vector<std::function<void()>>& fns, int warmup, int repeats);
 
 } // namespace cakes

@@ -11,7 +11,7 @@ namespace {
 
 class ShrunkConv3dFunction
     : public torch::autograd::Function<ShrunkConv3dFunction> {
- public:
+public:
   static torch::autograd::variable_list forward(
       torch::autograd::AutogradContext* ctx,
       const at::Tensor& input,
@@ -38,15 +38,19 @@ class ShrunkConv3dFunction
     for (size_t i = 0; i < weights.size(); ++i)
       any_weight = any_weight || ctx->needs_input_grad(1 + i);
     auto [grad_in, grad_w] = shrunk_conv3d_backward(
-        grad_outputs[0], input, weights, ctx->saved_data["stride"].toIntVector(),
+        grad_outputs[0],
+        input,
+        weights,
+        ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["dilation"].toIntVector(),
         {ctx->needs_input_grad(0), any_weight});
     torch::autograd::variable_list grads{grad_in};
     for (size_t i = 0; i < weights.size(); ++i)
       grads.push_back(
-          any_weight && ctx->needs_input_grad(1 + i) ? grad_w[i] : at::Tensor());
-    grads.emplace_back();  // stride
-    grads.emplace_back();  // dilation
+          any_weight && ctx->needs_input_grad(1 + i) ? grad_w[i]
+                                                     : at::Tensor());
+    grads.emplace_back(); // stride
+    grads.emplace_back(); // dilation
     return grads;
   }
 };

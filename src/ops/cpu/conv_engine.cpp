@@ -20,7 +20,8 @@ constexpr size_t kMaxColBytes = size_t(4) << 20;
 
 // Orders the taps of one class so that each term's taps are as contiguous as
 // possible: taps with the same membership signature form a block, and the block
-// order minimising the total number of runs is searched exhaustively when small.
+// order minimising the total number of runs is searched exhaustively when
+// small.
 std::vector<int> search_block_order(const std::vector<std::vector<bool>>& sigs);
 
 std::vector<int> order_taps(
@@ -62,7 +63,8 @@ std::vector<int> order_taps(
   return order;
 }
 
-std::vector<int> search_block_order(const std::vector<std::vector<bool>>& sigs) {
+std::vector<int>
+search_block_order(const std::vector<std::vector<bool>>& sigs) {
   const size_t nb = sigs.size(), nterms = sigs.empty() ? 0 : sigs[0].size();
   auto runs_of = [&](const std::vector<int>& perm) {
     int total = 0;
@@ -81,7 +83,7 @@ std::vector<int> search_block_order(const std::vector<std::vector<bool>>& sigs) 
   // Most-shared blocks first is a good default; the search refines it.
   std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) {
     return std::count(sigs[a].begin(), sigs[a].end(), true) >
-        std::count(sigs[b].begin(), sigs[b].end(), true);
+           std::count(sigs[b].begin(), sigs[b].end(), true);
   });
   if (nb <= 8) {
     std::vector<int> p = perm, best = perm;
@@ -108,10 +110,7 @@ ConvPlan::ConvPlan(
     Shape3 out_size,
     std::array<int64_t, 3> stride,
     std::vector<TermSpec> specs)
-    : in_c_(in_channels),
-      out_c_(out_channels),
-      in_(in_size),
-      out_(out_size),
+    : in_c_(in_channels), out_c_(out_channels), in_(in_size), out_(out_size),
       stride_(stride) {
   // Group terms that read the same input channels into one im2col class.
   std::vector<int> term_cls(specs.size(), -1);
@@ -135,8 +134,14 @@ ConvPlan::ConvPlan(
 
   terms_.resize(specs.size());
   for (size_t t = 0; t < specs.size(); ++t)
-    terms_[t] = {-1, specs[t].out_c0, specs[t].out_c,
-                 static_cast<int64_t>(specs[t].taps.size()), {}, {}, false};
+    terms_[t] = {
+        -1,
+        specs[t].out_c0,
+        specs[t].out_c,
+        static_cast<int64_t>(specs[t].taps.size()),
+        {},
+        {},
+        false};
   for (size_t c = 0; c < classes_.size(); ++c) {
     // Union of the class's taps, then membership of each term.
     std::vector<Offset> uni;
@@ -158,9 +163,10 @@ ConvPlan::ConvPlan(
       pos[order[i]] = static_cast<int>(i);
     }
     classes_[c].identity = classes_[c].taps.size() == 1 &&
-        classes_[c].taps[0] == Offset{0, 0, 0} && stride_[0] == 1 &&
-        stride_[1] == 1 && stride_[2] == 1 && in_.d == out_.d &&
-        in_.h == out_.h && in_.w == out_.w;
+                           classes_[c].taps[0] == Offset{0, 0, 0} &&
+                           stride_[0] == 1 && stride_[1] == 1 &&
+                           stride_[2] == 1 && in_.d == out_.d &&
+                           in_.h == out_.h && in_.w == out_.w;
 
     for (size_t k = 0; k < cls_terms[c].size(); ++k) {
       const int t = cls_terms[c][k];
@@ -170,7 +176,7 @@ ConvPlan::ConvPlan(
       term.out_c = specs[t].out_c;
       term.ntaps = static_cast<int64_t>(specs[t].taps.size());
       // The term's taps sorted by their row in the class's col.
-      std::vector<std::pair<int, int>> rows;  // (col row, index in spec taps)
+      std::vector<std::pair<int, int>> rows; // (col row, index in spec taps)
       for (size_t i = 0; i < specs[t].taps.size(); ++i) {
         const auto u =
             std::find(uni.begin(), uni.end(), specs[t].taps[i]) - uni.begin();
@@ -209,12 +215,12 @@ ConvPlan::ConvPlan(
     for (auto& term : terms_)
       term.first_write = false;
 
-  // Tile height: whole output rows, about kTargetTileM positions, bounded by the
-  // im2col buffer size.
+  // Tile height: whole output rows, about kTargetTileM positions, bounded by
+  // the im2col buffer size.
   const int64_t row = std::max<int64_t>(out_.w, 1);
   rows_per_tile_ = std::max<int64_t>(1, kTargetTileM / row);
-  while (rows_per_tile_ > 1 && col_elems(rows_per_tile_ * row) * sizeof(float) >
-             kMaxColBytes)
+  while (rows_per_tile_ > 1 &&
+         col_elems(rows_per_tile_ * row) * sizeof(float) > kMaxColBytes)
     rows_per_tile_--;
 }
 
@@ -242,10 +248,7 @@ std::vector<ConvPlan::Tile> ConvPlan::tiles(int64_t batch) const {
 
 template <typename T>
 void ConvPlan::im2col(
-    const Class& c,
-    const T* in_n,
-    const Tile& tile,
-    T* col) const {
+    const Class& c, const T* in_n, const Tile& tile, T* col) const {
   const int64_t W = out_.w, m = tile.m;
   const int64_t in_hw = in_.h * in_.w, in_s = in_.d * in_hw;
   const int64_t r0 = tile.p0 / W, nrows = m / W;
@@ -293,47 +296,72 @@ void ConvPlan::forward(
   TORCH_INTERNAL_ASSERT(weights.size() == terms_.size());
   const auto all = tiles(batch);
   const int64_t in_sn = in_c_ * in_.numel(), out_s = out_.numel();
-  at::parallel_for(0, static_cast<int64_t>(all.size()), 1, [&](int64_t b, int64_t e) {
-    std::vector<T> col;
-    std::vector<const T*> col_of(classes_.size());
-    for (int64_t ti = b; ti < e; ++ti) {
-      const Tile& tile = all[ti];
-      const T* in_n = in + tile.n * in_sn;
-      col.resize(col_elems(tile.m));
-      size_t off = 0;
-      for (size_t c = 0; c < classes_.size(); ++c) {
-        if (classes_[c].identity) {
-          col_of[c] = nullptr;
-          continue;
-        }
-        im2col(classes_[c], in_n, tile, col.data() + off);
-        col_of[c] = col.data() + off;
-        off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
-      }
-      for (size_t t = 0; t < terms_.size(); ++t) {
-        const Term& term = terms_[t];
-        if (term.runs.empty())
-          continue;
-        const Class& c = classes_[term.cls];
-        T* C = out + (tile.n * out_c_ + term.out_c0) * out_s + tile.p0;
-        const int64_t K_all = term.ntaps * c.in_c;
-        for (size_t r = 0; r < term.runs.size(); ++r) {
-          const Run& run = term.runs[r];
-          const T beta = (r == 0 && term.first_write) ? T(0) : T(1);
-          const T* A = weights[t] + run.wcol0 * c.in_c;
-          if (c.identity) {
-            const T* B = in_n + c.in_c0 * in_.numel() + tile.p0;
-            gemm(false, false, term.out_c, tile.m, c.in_c, T(1), A, K_all, B,
-                 in_.numel(), beta, C, out_s);
-          } else {
-            const T* B = col_of[term.cls] + run.row0 * c.in_c * tile.m;
-            gemm(false, false, term.out_c, tile.m, run.ntaps * c.in_c, T(1), A,
-                 K_all, B, tile.m, beta, C, out_s);
+  at::parallel_for(
+      0, static_cast<int64_t>(all.size()), 1, [&](int64_t b, int64_t e) {
+        std::vector<T> col;
+        std::vector<const T*> col_of(classes_.size());
+        for (int64_t ti = b; ti < e; ++ti) {
+          const Tile& tile = all[ti];
+          const T* in_n = in + tile.n * in_sn;
+          col.resize(col_elems(tile.m));
+          size_t off = 0;
+          for (size_t c = 0; c < classes_.size(); ++c) {
+            if (classes_[c].identity) {
+              col_of[c] = nullptr;
+              continue;
+            }
+            im2col(classes_[c], in_n, tile, col.data() + off);
+            col_of[c] = col.data() + off;
+            off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
+          }
+          for (size_t t = 0; t < terms_.size(); ++t) {
+            const Term& term = terms_[t];
+            if (term.runs.empty())
+              continue;
+            const Class& c = classes_[term.cls];
+            T* C = out + (tile.n * out_c_ + term.out_c0) * out_s + tile.p0;
+            const int64_t K_all = term.ntaps * c.in_c;
+            for (size_t r = 0; r < term.runs.size(); ++r) {
+              const Run& run = term.runs[r];
+              const T beta = (r == 0 && term.first_write) ? T(0) : T(1);
+              const T* A = weights[t] + run.wcol0 * c.in_c;
+              if (c.identity) {
+                const T* B = in_n + c.in_c0 * in_.numel() + tile.p0;
+                gemm(
+                    false,
+                    false,
+                    term.out_c,
+                    tile.m,
+                    c.in_c,
+                    T(1),
+                    A,
+                    K_all,
+                    B,
+                    in_.numel(),
+                    beta,
+                    C,
+                    out_s);
+              } else {
+                const T* B = col_of[term.cls] + run.row0 * c.in_c * tile.m;
+                gemm(
+                    false,
+                    false,
+                    term.out_c,
+                    tile.m,
+                    run.ntaps * c.in_c,
+                    T(1),
+                    A,
+                    K_all,
+                    B,
+                    tile.m,
+                    beta,
+                    C,
+                    out_s);
+              }
+            }
           }
         }
-      }
-    }
-  });
+      });
 }
 
 template <typename T>
@@ -347,52 +375,67 @@ void ConvPlan::weight_grad(
   const int64_t in_sn = in_c_ * in_.numel(), out_s = out_.numel();
   std::vector<size_t> woff(terms_.size() + 1, 0);
   for (size_t t = 0; t < terms_.size(); ++t) {
-    const int64_t in_c = terms_[t].runs.empty() ? 0 : classes_[terms_[t].cls].in_c;
+    const int64_t in_c =
+        terms_[t].runs.empty() ? 0 : classes_[terms_[t].cls].in_c;
     woff[t + 1] = woff[t] + terms_[t].out_c * terms_[t].ntaps * in_c;
   }
   // One private accumulator per thread, summed at the end: tiles of one thread
   // run in order, so results do not depend on scheduling within a thread.
   const int nthreads = at::get_num_threads();
   std::vector<std::vector<T>> acc(nthreads);
-  at::parallel_for(0, static_cast<int64_t>(all.size()), 1, [&](int64_t b, int64_t e) {
-    auto& mine = acc[at::get_thread_num()];
-    if (mine.empty())
-      mine.assign(woff.back(), T(0));
-    std::vector<T> col;
-    std::vector<const T*> col_of(classes_.size());
-    for (int64_t ti = b; ti < e; ++ti) {
-      const Tile& tile = all[ti];
-      const T* in_n = in + tile.n * in_sn;
-      col.resize(col_elems(tile.m));
-      size_t off = 0;
-      for (size_t c = 0; c < classes_.size(); ++c) {
-        if (classes_[c].identity) {
-          col_of[c] = nullptr;
-          continue;
+  at::parallel_for(
+      0, static_cast<int64_t>(all.size()), 1, [&](int64_t b, int64_t e) {
+        auto& mine = acc[at::get_thread_num()];
+        if (mine.empty())
+          mine.assign(woff.back(), T(0));
+        std::vector<T> col;
+        std::vector<const T*> col_of(classes_.size());
+        for (int64_t ti = b; ti < e; ++ti) {
+          const Tile& tile = all[ti];
+          const T* in_n = in + tile.n * in_sn;
+          col.resize(col_elems(tile.m));
+          size_t off = 0;
+          for (size_t c = 0; c < classes_.size(); ++c) {
+            if (classes_[c].identity) {
+              col_of[c] = nullptr;
+              continue;
+            }
+            im2col(classes_[c], in_n, tile, col.data() + off);
+            col_of[c] = col.data() + off;
+            off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
+          }
+          for (size_t t = 0; t < terms_.size(); ++t) {
+            const Term& term = terms_[t];
+            if (term.runs.empty())
+              continue;
+            const Class& c = classes_[term.cls];
+            const T* A =
+                grad_out + (tile.n * out_c_ + term.out_c0) * out_s + tile.p0;
+            const int64_t K_all = term.ntaps * c.in_c;
+            for (const Run& run : term.runs) {
+              T* C = mine.data() + woff[t] + run.wcol0 * c.in_c;
+              const T* B = c.identity
+                               ? in_n + c.in_c0 * in_.numel() + tile.p0
+                               : col_of[term.cls] + run.row0 * c.in_c * tile.m;
+              const int64_t ldb = c.identity ? in_.numel() : tile.m;
+              gemm(
+                  false,
+                  true,
+                  term.out_c,
+                  run.ntaps * c.in_c,
+                  tile.m,
+                  T(1),
+                  A,
+                  out_s,
+                  B,
+                  ldb,
+                  T(1),
+                  C,
+                  K_all);
+            }
+          }
         }
-        im2col(classes_[c], in_n, tile, col.data() + off);
-        col_of[c] = col.data() + off;
-        off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
-      }
-      for (size_t t = 0; t < terms_.size(); ++t) {
-        const Term& term = terms_[t];
-        if (term.runs.empty())
-          continue;
-        const Class& c = classes_[term.cls];
-        const T* A = grad_out + (tile.n * out_c_ + term.out_c0) * out_s + tile.p0;
-        const int64_t K_all = term.ntaps * c.in_c;
-        for (const Run& run : term.runs) {
-          T* C = mine.data() + woff[t] + run.wcol0 * c.in_c;
-          const T* B = c.identity
-              ? in_n + c.in_c0 * in_.numel() + tile.p0
-              : col_of[term.cls] + run.row0 * c.in_c * tile.m;
-          const int64_t ldb = c.identity ? in_.numel() : tile.m;
-          gemm(false, true, term.out_c, run.ntaps * c.in_c, tile.m, T(1), A,
-               out_s, B, ldb, T(1), C, K_all);
-        }
-      }
-    }
-  });
+      });
   for (size_t t = 0; t < terms_.size(); ++t) {
     if (terms_[t].runs.empty())
       continue;
@@ -424,9 +467,21 @@ void gemm(
   if (M == 0 || N == 0)
     return;
   const dnnl_status_t st = dnnl_sgemm(
-      trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
-      beta, C, ldc);
-  TORCH_CHECK(st == dnnl_success, "cakes: oneDNN sgemm failed with status ", st);
+      trans_a ? 'T' : 'N',
+      trans_b ? 'T' : 'N',
+      M,
+      N,
+      K,
+      alpha,
+      A,
+      lda,
+      B,
+      ldb,
+      beta,
+      C,
+      ldc);
+  TORCH_CHECK(
+      st == dnnl_success, "cakes: oneDNN sgemm failed with status ", st);
 }
 
 void gemm(

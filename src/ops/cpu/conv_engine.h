@@ -1,10 +1,11 @@
 // The engine behind cakes::shrunk_conv3d on CPU (internal header).
 //
-// A heterogeneous convolution is described as a list of *terms*. A term reads an
-// input channel range, applies one tap set (a list of spatial offsets), and writes
-// (or accumulates into) an output channel range:
+// A heterogeneous convolution is described as a list of *terms*. A term reads
+// an input channel range, applies one tap set (a list of spatial offsets), and
+// writes (or accumulates into) an output channel range:
 //
-//   out[n, oc0+o, p] (+)= sum_{t in taps} sum_{i} W[o, t, i] * in[n, ic0+i, p*s + off_t]
+//   out[n, oc0+o, p] (+)= sum_{t in taps} sum_{i} W[o, t, i] * in[n, ic0+i, p*s
+//   + off_t]
 //
 // The forward pass is one term per sub-kernel group (all read every input
 // channel, each writes its own output channels). The input gradient is one term
@@ -13,8 +14,8 @@
 // tiled im2col + GEMM loop; the weight gradient reuses the forward plan.
 //
 // Why this shape (see docs/DESIGN.md): GEMMs are vectorised over output
-// positions, so any channel count is efficient (no padding of a 21-channel group
-// to 32), each term writes its rows of an NCDHW destination in place (no
+// positions, so any channel count is efficient (no padding of a 21-channel
+// group to 32), each term writes its rows of an NCDHW destination in place (no
 // per-group buffers, no concatenation), and no multiply-add is spent on the
 // zeros of a shrunk kernel. Terms that read the same channels share one im2col
 // buffer, whose taps are ordered so that each term's taps form few contiguous
@@ -43,16 +44,17 @@ struct Shape3 {
 };
 
 struct TermSpec {
-  int64_t in_c0, in_c;    // input channel range read
-  int64_t out_c0, out_c;  // output channel range written
+  int64_t in_c0, in_c;   // input channel range read
+  int64_t out_c0, out_c; // output channel range written
   std::vector<Offset> taps;
 };
 
-// A plan fixes geometry, the im2col layout and each term's GEMM runs. Weights are
-// supplied per term as a row-major matrix [out_c][ntaps * in_c] whose columns are
-// ordered (tap in plan order, input channel): use tap_order() to lay them out.
+// A plan fixes geometry, the im2col layout and each term's GEMM runs. Weights
+// are supplied per term as a row-major matrix [out_c][ntaps * in_c] whose
+// columns are ordered (tap in plan order, input channel): use tap_order() to
+// lay them out.
 class ConvPlan {
- public:
+public:
   ConvPlan(
       int64_t in_channels,
       Shape3 in_size,
@@ -92,16 +94,16 @@ class ConvPlan {
       const T* grad_out,
       const std::vector<T*>& grad_weights) const;
 
- private:
+private:
   struct Run {
-    int64_t row0;  // first col row (tap position in the class) of the run
+    int64_t row0; // first col row (tap position in the class) of the run
     int64_t ntaps;
     int64_t wcol0; // first weight column / in_c
   };
   struct Class {
     int64_t in_c0, in_c;
-    std::vector<Offset> taps;  // union of its terms' taps, in col order
-    bool identity = false;     // a single zero offset at stride 1: read input as is
+    std::vector<Offset> taps; // union of its terms' taps, in col order
+    bool identity = false; // a single zero offset at stride 1: read input as is
   };
   struct Term {
     int cls;
@@ -111,7 +113,7 @@ class ConvPlan {
     bool first_write;
   };
   struct Tile {
-    int64_t n, p0, m;  // sample, first output position, positions
+    int64_t n, p0, m; // sample, first output position, positions
   };
 
   std::vector<Tile> tiles(int64_t batch) const;

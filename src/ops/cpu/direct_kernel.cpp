@@ -19,10 +19,10 @@ namespace cakes::detail::direct {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kMaxOut = 6;  // output channels per register block (sums)
-constexpr int kMaxVec = 4;  // 16-position vectors per register block (sums)
-constexpr int kRedOut = 4;  // weight gradient: output channels per block
-constexpr int kRedEnt = 5;  // weight gradient: entries per block
+constexpr int kMaxOut = 6; // output channels per register block (sums)
+constexpr int kMaxVec = 4; // 16-position vectors per register block (sums)
+constexpr int kRedOut = 4; // weight gradient: output channels per block
+constexpr int kRedEnt = 5; // weight gradient: entries per block
 // Channels per segment. Segments run channel-block outer, tap inner, so the
 // lines a block of channels touches stay in L1 while every tap reuses them.
 int64_t g_channel_block = 8;
@@ -37,7 +37,7 @@ int64_t g_channel_block = 8;
 // as it is (Wp == W, no copy).
 struct Padded {
   const float* data;
-  int64_t ph, pw, Wp, plane;  // plane: floats between consecutive D planes
+  int64_t ph, pw, Wp, plane; // plane: floats between consecutive D planes
   std::shared_ptr<float[]> keep;
 };
 
@@ -66,7 +66,8 @@ Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
         std::memcpy(row + pw, s + h * l.W, sizeof(float) * l.W);
         std::memset(row + pw + l.W, 0, sizeof(float) * pw);
       }
-      std::memset(p + (l.H + ph) * Wp, 0, sizeof(float) * (plane - (l.H + ph) * Wp));
+      std::memset(
+          p + (l.H + ph) * Wp, 0, sizeof(float) * (plane - (l.H + ph) * Wp));
     }
   });
   return {dst, ph, pw, Wp, plane, buf};
@@ -75,19 +76,19 @@ Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
 // A run of consecutive channels read with one tap offset: the inner loop walks
 // channels with the offset fixed.
 struct Segment {
-  int64_t ch0, nch;  // channels of the tensor being read
-  int64_t od;        // plane offset along D
-  int64_t shift;     // padded in-plane offset: (oh + ph) * Wp + (ow + pw)
+  int64_t ch0, nch; // channels of the tensor being read
+  int64_t od;       // plane offset along D
+  int64_t shift;    // padded in-plane offset: (oh + ph) * Wp + (ow + pw)
 };
 
 struct SumArgs {
   const Segment* segs;
   int64_t n_segs;
-  const float* in;  // sample base of the (padded) tensor being read
+  const float* in; // sample base of the (padded) tensor being read
   int64_t in_ch_stride, plane, d, D;
-  int64_t q0;  // first position (on the padded row width) of the block
+  int64_t q0; // first position (on the padded row width) of the block
   int64_t H, W, Wp;
-  float* out;  // first output channel of the block, plane d (unpadded)
+  float* out; // first output channel of the block, plane d (unpadded)
   int64_t out_ch_stride;
 };
 
@@ -96,7 +97,8 @@ struct SumArgs {
 // for NO output channels and NV vectors of positions, in registers; weights
 // packed [segment][channel][o].
 template <int NO, int NV>
-__attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float* w) {
+__attribute__((target("avx512f"))) void
+block_sum(const SumArgs& a, const float* w) {
   __m512 acc[NO][NV];
   for (int o = 0; o < NO; ++o)
     for (int v = 0; v < NV; ++v)
@@ -108,7 +110,8 @@ __attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float*
     const int64_t id = a.d + sg.od;
     if (id < 0 || id >= a.D)
       continue;
-    const float* base = a.in + sg.ch0 * a.in_ch_stride + id * a.plane + a.q0 + sg.shift;
+    const float* base =
+        a.in + sg.ch0 * a.in_ch_stride + id * a.plane + a.q0 + sg.shift;
     for (int64_t c = 0; c < sg.nch; ++c, base += a.in_ch_stride, wr += NO) {
       __m512 x[NV];
       for (int v = 0; v < NV; ++v)
@@ -125,7 +128,8 @@ __attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float*
     for (int v = 0; v < NV; ++v) {
       const int64_t q = a.q0 + v * kLanes;
       const int64_t left = std::min<int64_t>(kLanes, n_valid - q);
-      const __mmask16 m = left >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      const __mmask16 m =
+          left >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
       for (int o = 0; o < NO; ++o)
         _mm512_mask_storeu_ps(a.out + o * a.out_ch_stride + q, m, acc[o][v]);
     }
@@ -139,7 +143,7 @@ __attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float*
     if (q >= n_valid)
       break;
     for (int64_t r = q / a.Wp; r * a.Wp < q + kLanes && r < a.H; ++r) {
-      const int64_t first = r * a.Wp - q;  // lane of column 0 (may be < 0)
+      const int64_t first = r * a.Wp - q; // lane of column 0 (may be < 0)
       const int64_t lo = std::max<int64_t>(0, first);
       const int64_t hi = std::min<int64_t>(kLanes, first + a.W);
       if (hi <= lo)
@@ -155,12 +159,13 @@ __attribute__((target("avx512f"))) void block_sum(const SumArgs& a, const float*
 using SumFn = void (*)(const SumArgs&, const float*);
 
 template <int NO, int... NV>
-constexpr std::array<SumFn, sizeof...(NV)> sum_row(std::integer_sequence<int, NV...>) {
+constexpr std::array<SumFn, sizeof...(NV)>
+sum_row(std::integer_sequence<int, NV...>) {
   return {&block_sum<NO, NV + 1>...};
 }
 template <int... NO>
-constexpr std::array<std::array<SumFn, kMaxVec>, sizeof...(NO)> sum_table(
-    std::integer_sequence<int, NO...>) {
+constexpr std::array<std::array<SumFn, kMaxVec>, sizeof...(NO)>
+sum_table(std::integer_sequence<int, NO...>) {
   return {sum_row<NO + 1>(std::make_integer_sequence<int, kMaxVec>())...};
 }
 const auto kSum = sum_table(std::make_integer_sequence<int, kMaxOut>());
@@ -180,7 +185,7 @@ struct SumPlan {
 void run_sums(
     const std::vector<SumPlan>& plans,
     const Padded& in,
-    const Layout& l,  // of the output
+    const Layout& l, // of the output
     int64_t in_channels,
     float* out) {
   const int64_t nvec = (l.H * in.Wp + kLanes - 1) / kLanes;
@@ -189,15 +194,26 @@ void run_sums(
   const int64_t in_cs = l.D * in.plane, out_cs = l.D * l.H * l.W;
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
-      const int64_t n = it / (l.D * nchunk), d = (it / nchunk) % l.D, c = it % nchunk;
+      const int64_t n = it / (l.D * nchunk), d = (it / nchunk) % l.D,
+                    c = it % nchunk;
       const int64_t v0 = c * kMaxVec;
       const int nv = static_cast<int>(std::min<int64_t>(kMaxVec, nvec - v0));
       for (const auto& plan : plans) {
         for (const auto& blk : plan.blocks) {
-          SumArgs a{plan.segs.data(), static_cast<int64_t>(plan.segs.size()),
-                    in.data + n * in_channels * in_cs, in_cs, in.plane, d, l.D,
-                    v0 * kLanes, l.H, l.W, in.Wp,
-                    out + (n * l.channels + blk.out0) * out_cs + d * l.H * l.W, out_cs};
+          SumArgs a{
+              plan.segs.data(),
+              static_cast<int64_t>(plan.segs.size()),
+              in.data + n * in_channels * in_cs,
+              in_cs,
+              in.plane,
+              d,
+              l.D,
+              v0 * kLanes,
+              l.H,
+              l.W,
+              in.Wp,
+              out + (n * l.channels + blk.out0) * out_cs + d * l.H * l.W,
+              out_cs};
           kSum[blk.nout - 1][nv - 1](a, blk.w.data());
         }
       }
@@ -208,7 +224,8 @@ void run_sums(
 // Splits `channels` into register blocks of at most `max_block`, as equal as
 // possible: a narrow tail block (e.g. 2 of 32) does as many loads per FMA as a
 // full one and would run several times slower.
-std::vector<std::pair<int64_t, int>> balanced_blocks(int64_t channels, int max_block) {
+std::vector<std::pair<int64_t, int>>
+balanced_blocks(int64_t channels, int max_block) {
   std::vector<std::pair<int64_t, int>> out;
   if (channels <= 0)
     return out;
@@ -225,7 +242,7 @@ std::vector<std::pair<int64_t, int>> balanced_blocks(int64_t channels, int max_b
 
 struct Tap {
   int64_t od, oh, ow;
-  int64_t index;  // position in the kernel, (a * kh + b) * kw + c
+  int64_t index; // position in the kernel, (a * kh + b) * kw + c
 };
 
 std::vector<Tap> taps_of(const Group& grp, const Geometry& g) {
@@ -234,13 +251,16 @@ std::vector<Tap> taps_of(const Group& grp, const Geometry& g) {
     for (int64_t b = 0; b < grp.kh; ++b)
       for (int64_t c = 0; c < grp.kw; ++c)
         taps.push_back(
-            {(a - grp.kd / 2) * g.dil_d, (b - grp.kh / 2) * g.dil_h,
-             (c - grp.kw / 2) * g.dil_w, (a * grp.kh + b) * grp.kw + c});
+            {(a - grp.kd / 2) * g.dil_d,
+             (b - grp.kh / 2) * g.dil_h,
+             (c - grp.kw / 2) * g.dil_w,
+             (a * grp.kh + b) * grp.kw + c});
   return taps;
 }
 
 // Border needed by every group's in-plane reach.
-std::pair<int64_t, int64_t> border(const std::vector<Group>& groups, const Geometry& g) {
+std::pair<int64_t, int64_t>
+border(const std::vector<Group>& groups, const Geometry& g) {
   int64_t ph = 0, pw = 0;
   for (const auto& grp : groups) {
     if (grp.channels == 0)
@@ -269,7 +289,7 @@ __attribute__((target("avx512f"))) void reduce_chunk(
     const float* yb,
     int64_t dy_ch_stride,
     int64_t nv,
-    float* part,  // [NC][taps][16], at this sub-block's first tap
+    float* part, // [NC][taps][16], at this sub-block's first tap
     int64_t part_row) {
   __m512 acc[NC][NE];
   for (int k = 0; k < NC; ++k)
@@ -292,14 +312,16 @@ __attribute__((target("avx512f"))) void reduce_chunk(
     }
 }
 
-using ReduceFn = void (*)(const float* const*, const float*, int64_t, int64_t, float*, int64_t);
+using ReduceFn = void (*)(
+    const float* const*, const float*, int64_t, int64_t, float*, int64_t);
 template <int NC, int... NE>
-constexpr std::array<ReduceFn, sizeof...(NE)> reduce_row(std::integer_sequence<int, NE...>) {
+constexpr std::array<ReduceFn, sizeof...(NE)>
+reduce_row(std::integer_sequence<int, NE...>) {
   return {&reduce_chunk<NC, NE + 1>...};
 }
 template <int... NC>
-constexpr std::array<std::array<ReduceFn, kRedEnt>, sizeof...(NC)> reduce_table(
-    std::integer_sequence<int, NC...>) {
+constexpr std::array<std::array<ReduceFn, kRedEnt>, sizeof...(NC)>
+reduce_table(std::integer_sequence<int, NC...>) {
   return {reduce_row<NC + 1>(std::make_integer_sequence<int, kRedEnt>())...};
 }
 const auto kReduce = reduce_table(std::make_integer_sequence<int, kRedOut>());
@@ -319,20 +341,28 @@ bool available() {
   return ok;
 }
 
-void forward(const Geometry& g, const std::vector<Group>& groups, const float* in, float* out) {
+void forward(
+    const Geometry& g,
+    const std::vector<Group>& groups,
+    const float* in,
+    float* out) {
   const auto [ph, pw] = border(groups, g);
-  const Padded src = pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
+  const Padded src =
+      pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
   std::vector<SumPlan> plans;
   int64_t out0 = 0;
   for (const auto& grp : groups) {
     SumPlan p;
     const auto taps = taps_of(grp, g);
-    const int64_t vol = static_cast<int64_t>(taps.size()), row = g.in_channels * vol;
+    const int64_t vol = static_cast<int64_t>(taps.size()),
+                  row = g.in_channels * vol;
     std::vector<int64_t> seg_tap;
     for (int64_t c0 = 0; c0 < g.in_channels; c0 += g_channel_block)
       for (const auto& t : taps) {
         p.segs.push_back(
-            {c0, std::min(g_channel_block, g.in_channels - c0), t.od,
+            {c0,
+             std::min(g_channel_block, g.in_channels - c0),
+             t.od,
              (t.oh + ph) * src.Wp + t.ow + pw});
         seg_tap.push_back(t.index);
       }
@@ -340,16 +370,19 @@ void forward(const Geometry& g, const std::vector<Group>& groups, const float* i
       SumPlan::Block blk{out0 + o0, nb, {}};
       blk.w.reserve(row * nb);
       for (size_t si = 0; si < p.segs.size(); ++si)
-        for (int64_t ci = p.segs[si].ch0; ci < p.segs[si].ch0 + p.segs[si].nch; ++ci)
+        for (int64_t ci = p.segs[si].ch0; ci < p.segs[si].ch0 + p.segs[si].nch;
+             ++ci)
           for (int o = 0; o < nb; ++o)
-            blk.w.push_back(grp.weight[(o0 + o) * row + ci * vol + seg_tap[si]]);
+            blk.w.push_back(
+                grp.weight[(o0 + o) * row + ci * vol + seg_tap[si]]);
       p.blocks.push_back(std::move(blk));
     }
     out0 += grp.channels;
     if (!p.blocks.empty())
       plans.push_back(std::move(p));
   }
-  run_sums(plans, src, {g.batch, g.out_channels, g.D, g.H, g.W}, g.in_channels, out);
+  run_sums(
+      plans, src, {g.batch, g.out_channels, g.D, g.H, g.W}, g.in_channels, out);
 }
 
 void grad_input(
@@ -362,11 +395,12 @@ void grad_input(
   // tap) over the output gradient with flipped offsets; blocks over input
   // channels.
   const auto [ph, pw] = border(groups, g);
-  const Padded src = pad_planes(grad_out, {g.batch, g.out_channels, g.D, g.H, g.W}, ph, pw);
+  const Padded src =
+      pad_planes(grad_out, {g.batch, g.out_channels, g.D, g.H, g.W}, ph, pw);
   SumPlan p;
   struct Src {
     const Group* grp;
-    int64_t tap, co0;  // co0: first channel within the group
+    int64_t tap, co0; // co0: first channel within the group
   };
   std::vector<Src> srcs;
   int64_t c0 = 0;
@@ -375,14 +409,17 @@ void grad_input(
     for (int64_t b = 0; b < grp.channels; b += g_channel_block)
       for (const auto& t : taps) {
         p.segs.push_back(
-            {c0 + b, std::min(g_channel_block, grp.channels - b), -t.od,
+            {c0 + b,
+             std::min(g_channel_block, grp.channels - b),
+             -t.od,
              (-t.oh + ph) * src.Wp - t.ow + pw});
         srcs.push_back({&grp, t.index, b});
       }
     c0 += grp.channels;
   }
   if (p.segs.empty()) {
-    std::memset(grad_in, 0, sizeof(float) * g.batch * g.in_channels * g.D * g.H * g.W);
+    std::memset(
+        grad_in, 0, sizeof(float) * g.batch * g.in_channels * g.D * g.H * g.W);
     return;
   }
   for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut)) {
@@ -392,11 +429,17 @@ void grad_input(
       const int64_t vol = s.grp->kd * s.grp->kh * s.grp->kw;
       for (int64_t co = s.co0; co < s.co0 + p.segs[si].nch; ++co)
         for (int o = 0; o < nb; ++o)
-          blk.w.push_back(s.grp->weight[(co * g.in_channels + i0 + o) * vol + s.tap]);
+          blk.w.push_back(
+              s.grp->weight[(co * g.in_channels + i0 + o) * vol + s.tap]);
     }
     p.blocks.push_back(std::move(blk));
   }
-  run_sums({p}, src, {g.batch, g.in_channels, g.D, g.H, g.W}, g.out_channels, grad_in);
+  run_sums(
+      {p},
+      src,
+      {g.batch, g.in_channels, g.D, g.H, g.W},
+      g.out_channels,
+      grad_in);
 }
 
 void grad_weight(
@@ -406,7 +449,8 @@ void grad_weight(
     const float* grad_out,
     const std::vector<float*>& grad_weights) {
   const auto [ph, pw] = border(groups, g);
-  const Padded x = pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
+  const Padded x =
+      pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
   // The output gradient on the same row width Wp, zero in the border columns
   // (and past the plane), so junk positions contribute nothing.
   const int64_t nvec = (g.H * x.Wp + kLanes - 1) / kLanes;
@@ -422,14 +466,15 @@ void grad_weight(
       for (int64_t i = b; i < e; ++i)
         for (int64_t h = 0; h < g.H; ++h)
           std::memcpy(
-              dst + i * dy_plane + h * x.Wp, grad_out + (i * g.H + h) * g.W,
+              dst + i * dy_plane + h * x.Wp,
+              grad_out + (i * g.H + h) * g.W,
               sizeof(float) * g.W);
     });
     dy = dst;
   }
   struct Job {
     size_t group;
-    int64_t co0;  // within the group
+    int64_t co0; // within the group
     int nc;
     int64_t c_global0, ci;
   };
@@ -445,44 +490,53 @@ void grad_weight(
   }
   const int64_t x_cs = g.D * x.plane, dy_cs = g.D * dy_plane;
   const std::vector<float> zeros(nvec * kLanes, 0.0f);
-  at::parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t b, int64_t e) {
-    std::vector<float> part;
-    for (int64_t i = b; i < e; ++i) {
-      const Job& j = jobs[i];
-      const auto& tp = taps[j.group];
-      const int64_t nt = static_cast<int64_t>(tp.size());
-      part.assign(j.nc * nt * kLanes, 0.0f);
-      const auto tap_blocks = balanced_blocks(nt, kRedEnt);
-      for (int64_t n = 0; n < g.batch; ++n) {
-        const float* xn = x.data + (n * g.in_channels + j.ci) * x_cs;
-        for (int64_t d = 0; d < g.D; ++d) {
-          const float* yb = dy + (n * g.out_channels + j.c_global0) * dy_cs + d * dy_plane;
-          for (int64_t v0 = 0; v0 < nvec; v0 += kRedChunk) {
-            const int64_t nv = std::min(kRedChunk, nvec - v0);
-            for (const auto& [t0, ne] : tap_blocks) {
-              const float* xb[kRedEnt];
-              for (int k = 0; k < ne; ++k) {
-                const Tap& t = tp[t0 + k];
-                const int64_t id = d + t.od;
-                xb[k] = (id >= 0 && id < g.D)
-                    ? xn + id * x.plane + (t.oh + ph) * x.Wp + t.ow + pw + v0 * kLanes
-                    : zeros.data() + v0 * kLanes;
+  at::parallel_for(
+      0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t b, int64_t e) {
+        std::vector<float> part;
+        for (int64_t i = b; i < e; ++i) {
+          const Job& j = jobs[i];
+          const auto& tp = taps[j.group];
+          const int64_t nt = static_cast<int64_t>(tp.size());
+          part.assign(j.nc * nt * kLanes, 0.0f);
+          const auto tap_blocks = balanced_blocks(nt, kRedEnt);
+          for (int64_t n = 0; n < g.batch; ++n) {
+            const float* xn = x.data + (n * g.in_channels + j.ci) * x_cs;
+            for (int64_t d = 0; d < g.D; ++d) {
+              const float* yb = dy +
+                                (n * g.out_channels + j.c_global0) * dy_cs +
+                                d * dy_plane;
+              for (int64_t v0 = 0; v0 < nvec; v0 += kRedChunk) {
+                const int64_t nv = std::min(kRedChunk, nvec - v0);
+                for (const auto& [t0, ne] : tap_blocks) {
+                  const float* xb[kRedEnt];
+                  for (int k = 0; k < ne; ++k) {
+                    const Tap& t = tp[t0 + k];
+                    const int64_t id = d + t.od;
+                    xb[k] = (id >= 0 && id < g.D)
+                                ? xn + id * x.plane + (t.oh + ph) * x.Wp +
+                                      t.ow + pw + v0 * kLanes
+                                : zeros.data() + v0 * kLanes;
+                  }
+                  kReduce[j.nc - 1][ne - 1](
+                      xb,
+                      yb + v0 * kLanes,
+                      dy_cs,
+                      nv,
+                      part.data() + t0 * kLanes,
+                      nt * kLanes);
+                }
               }
-              kReduce[j.nc - 1][ne - 1](
-                  xb, yb + v0 * kLanes, dy_cs, nv, part.data() + t0 * kLanes, nt * kLanes);
             }
           }
+          const Group& grp = groups[j.group];
+          float* dw = grad_weights[j.group];
+          for (int k = 0; k < j.nc; ++k)
+            for (int64_t t = 0; t < nt; ++t)
+              dw[((j.co0 + k) * g.in_channels + j.ci) * nt + tp[t].index] =
+                  hsum(part.data() + (k * nt + t) * kLanes);
+          (void)grp;
         }
-      }
-      const Group& grp = groups[j.group];
-      float* dw = grad_weights[j.group];
-      for (int k = 0; k < j.nc; ++k)
-        for (int64_t t = 0; t < nt; ++t)
-          dw[((j.co0 + k) * g.in_channels + j.ci) * nt + tp[t].index] =
-              hsum(part.data() + (k * nt + t) * kLanes);
-      (void)grp;
-    }
-  });
+      });
 }
 
 } // namespace cakes::detail::direct

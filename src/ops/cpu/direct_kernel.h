@@ -1,4 +1,5 @@
-// Direct float32 AVX-512 kernels for shrunk convolutions at stride 1 (internal).
+// Direct float32 AVX-512 kernels for shrunk convolutions at stride 1
+// (internal).
 //
 // Why not oneDNN here (measured, see docs/DESIGN.md): oneDNN has no primitive
 // for a convolution whose output channels use different kernel shapes. Its
@@ -22,12 +23,12 @@
 namespace cakes::detail::direct {
 
 struct Group {
-  const float* weight;  // (c, C_in, kd, kh, kw) contiguous
+  const float* weight; // (c, C_in, kd, kh, kw) contiguous
   int64_t channels, kd, kh, kw;
 };
 
 struct Geometry {
-  int64_t batch, in_channels, out_channels, D, H, W;  // stride 1: in == out size
+  int64_t batch, in_channels, out_channels, D, H, W; // stride 1: in == out size
   int64_t dil_d, dil_h, dil_w;
 };
 
@@ -37,7 +38,11 @@ void set_channel_block(int64_t channels);
 // True when this CPU can run the kernels (AVX-512F).
 bool available();
 
-void forward(const Geometry& g, const std::vector<Group>& groups, const float* in, float* out);
+void forward(
+    const Geometry& g,
+    const std::vector<Group>& groups,
+    const float* in,
+    float* out);
 void grad_input(
     const Geometry& g,
     const std::vector<Group>& groups,
