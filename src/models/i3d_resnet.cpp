@@ -59,7 +59,7 @@ std::vector<Position> block_positions(
     return {{name + ".conv2", width, width, st, name + ".conv3"}};
   return {
       {name + ".conv1", in, width, st, name + ".conv2"},
-      {name + ".conv2", width, width, {1, 1, 1}}};
+      {name + ".conv2", width, width, {1, 1, 1}, ""}};
 }
 
 std::string block_name(int s, int64_t b) {
