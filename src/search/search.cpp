@@ -189,7 +189,7 @@ std::vector<std::vector<double>> importance(const SuperNet& net) {
   std::vector<std::vector<double>> out;
   for (const auto& l : net.layers) {
     const auto g =
-        l.layer->bn()->weight.detach().abs().to(torch::kDouble).contiguous();
+        l.layer.ptr()->bn()->weight.detach().abs().to(torch::kDouble).contiguous();
     out.emplace_back(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return out;

@@ -60,7 +60,7 @@ TEST(SuperNet, ShapesPerCandidateSet) {
     auto net = small(c.network, c.cands);
     ASSERT_EQ(net.layers.size(), c.searched);
     for (const auto& l : net.layers) {
-      EXPECT_EQ(l.layer->bn()->weight.size(0), c.n * l.width);
+      EXPECT_EQ(l.layer.ptr()->bn()->weight.size(0), c.n * l.width);
       const auto& ws = l.layer->stages().at(0);
       ASSERT_EQ(int64_t(ws.size()), c.n);
       for (size_t k = 0; k < ws.size(); ++k) {
@@ -88,7 +88,7 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
   torch::manual_seed(1);
   for (auto& l : net.layers) { // signs of both kinds
     torch::NoGradGuard ng;
-    l.layer->bn()->weight.uniform_(-1, 1);
+    l.layer.ptr()->bn()->weight.uniform_(-1, 1);
   }
   for (bool reweight : {true, false}) {
     SCOPED_TRACE(reweight);
@@ -97,7 +97,7 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
     net.model.forward(x).sum().backward();
     std::vector<torch::Tensor> before;
     for (auto& l : net.layers)
-      before.push_back(l.layer->bn()->weight.grad().clone());
+      before.push_back(l.layer.ptr()->bn()->weight.grad().clone());
     const double s = 1e-2;
     add_l1_subgradient(net, s, reweight);
     const std::vector<double> w = reweight
@@ -105,7 +105,7 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
         : std::vector<double>{1, 1, 1};
     for (size_t i = 0; i < net.layers.size(); ++i) {
       const auto& l = net.layers[i];
-      const auto g = l.layer->bn()->weight;
+      const auto g = l.layer.ptr()->bn()->weight;
       for (int64_t c = 0; c < g.size(0); ++c) {
         const double expected = before[i][c].item<double>() +
             s * w[c / l.width] * (g[c].item<double>() > 0 ? 1 : -1);
@@ -257,7 +257,7 @@ TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
   {
     torch::NoGradGuard ng;
     for (auto& l : net.layers) {
-      auto bn = l.layer->bn();
+      auto bn = l.layer.ptr()->bn();
       bn->weight.uniform_(-1, 1);
       bn->bias.uniform_(-0.5, 0.5);
       bn->running_mean.uniform_(-0.2, 0.2);
@@ -277,7 +277,7 @@ TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
   for (size_t l = 0; l < net.layers.size(); ++l) {
     auto drop = torch::ones({3 * net.layers[l].width}, torch::kBool);
     drop.index_fill_(0, torch::tensor(d.kept[l]), false);
-    auto bn = net.layers[l].layer->bn();
+    auto bn = net.layers[l].layer.ptr()->bn();
     bn->weight.masked_fill_(drop, 0);
     bn->bias.masked_fill_(drop, 0);
   }
