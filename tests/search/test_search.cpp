@@ -218,7 +218,10 @@ void expect_budget(
   const double target = fraction * cm.reference;
   const auto d = derive(net, imp, cm, target);
   EXPECT_LE(d.cost, target);
-  EXPECT_GT(d.cost, 0.97 * target); // the budget is used, not wasted
+  // The budget is used, not wasted (unless the plain derivation fits).
+  const double plain = derive(net, imp, cm).cost;
+  EXPECT_GT(d.cost, 0.97 * std::min(target, plain));
+  EXPECT_GT(plain, target) << "the budget should bind in this test";
   // The cost model agrees with the derived network's own cost report, and
   // its reference with the 3x3x3 network's.
   models::ModelArgs a = net.args;
