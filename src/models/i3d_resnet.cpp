@@ -53,11 +53,13 @@ std::vector<Position> block_positions(
     int64_t width,
     int64_t stride) {
   const std::array<int64_t, 3> st = {1, stride, stride};
+  // The position's reader is the next convolution of the block, except where
+  // the output goes into the residual addition (Position::reader).
   if (bottleneck)
-    return {{name + ".conv2", width, width, st}};
+    return {{name + ".conv2", width, width, st, name + ".conv3"}};
   return {
-      {name + ".conv1", in, width, st},
-      {name + ".conv2", width, width, {1, 1, 1}}};
+      {name + ".conv1", in, width, st, name + ".conv2"},
+      {name + ".conv2", width, width, {1, 1, 1}, ""}};
 }
 
 std::string block_name(int s, int64_t b) {
@@ -105,7 +107,9 @@ void I3DBlockImpl::reset() {
     convs_.push_back(register_module(
         "conv3",
         nn::OpLayer(
-            OpLayerOptions(width_, nn::plain_conv({1, 1, 1}, width_ * 4))
+            OpLayerOptions(
+                plans_.at(0).back().out_channels(),
+                nn::plain_conv({1, 1, 1}, width_ * 4))
                 .relu(false))));
   } else {
     convs_.push_back(register_module(
@@ -113,7 +117,9 @@ void I3DBlockImpl::reset() {
         nn::OpLayer(OpLayerOptions(in_channels_, plans_.at(0)).stride(st))));
     convs_.push_back(register_module(
         "conv2",
-        nn::OpLayer(OpLayerOptions(width_, plans_.at(1)).relu(false))));
+        nn::OpLayer(
+            OpLayerOptions(plans_.at(0).back().out_channels(), plans_.at(1))
+                .relu(false))));
   }
   if (stride_ != 1 || in_channels_ != out_channels())
     downsample_ = register_module(

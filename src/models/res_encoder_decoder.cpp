@@ -19,19 +19,20 @@ int64_t width(int64_t base, int level) {
 // The one walk over the operation positions, in configuration order.
 template <typename Fn>
 void for_each_position(int64_t in_channels, int64_t base, Fn&& fn) {
-  fn(Position{"stem", in_channels, base, {2, 2, 2}});
+  fn(Position{"stem", in_channels, base, {2, 2, 2}, ""});
   int64_t in = base;
   for (int l = 0; l < kLevels; ++l) {
     const std::string n = "enc" + std::to_string(l);
     const int64_t s = l == 0 ? 1 : 2;
-    fn(Position{n + ".conv1", in, width(base, l), {s, s, s}});
-    fn(Position{n + ".conv2", width(base, l), width(base, l), {1, 1, 1}});
+    fn(Position{n + ".conv1", in, width(base, l), {s, s, s}, n + ".conv2"});
+    fn(Position{n + ".conv2", width(base, l), width(base, l), {1, 1, 1}, ""});
     in = width(base, l);
   }
   for (int l = kLevels - 2; l >= 0; --l) {
     const std::string n = "dec" + std::to_string(l);
-    fn(Position{n + ".conv1", width(base, l), width(base, l), {1, 1, 1}});
-    fn(Position{n + ".conv2", width(base, l), width(base, l), {1, 1, 1}});
+    fn(Position{
+        n + ".conv1", width(base, l), width(base, l), {1, 1, 1}, n + ".conv2"});
+    fn(Position{n + ".conv2", width(base, l), width(base, l), {1, 1, 1}, ""});
   }
 }
 
@@ -78,8 +79,11 @@ void ResEncoderDecoderImpl::reset() {
   size_t i = 0;
   auto layer = [&](bool relu) {
     const auto& p = positions[i];
-    OpLayer m(
-        OpLayerOptions(p.in_channels, plans[i++]).stride(p.stride).relu(relu));
+    // A position read by this one may be wider than its nominal width.
+    const int64_t in = i > 0 && positions[i - 1].reader == p.name
+        ? plans[i - 1].back().out_channels()
+        : p.in_channels;
+    OpLayer m(OpLayerOptions(in, plans[i++]).stride(p.stride).relu(relu));
     const auto dot = p.name.find('.');
     if (dot == std::string::npos)
       return register_module(p.name, m);

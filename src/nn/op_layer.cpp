@@ -52,7 +52,83 @@ void OpLayerImpl::reset() {
   folded_ = false;
 }
 
+void OpLayerImpl::select_outputs(torch::Tensor out_index) {
+  if (out_index.defined()) {
+    TORCH_CHECK(
+        out_index.dim() == 1 && out_index.scalar_type() == torch::kLong,
+        "OpLayer::select_outputs: expected a 1-D int64 index, got ",
+        out_index.sizes(),
+        " ",
+        out_index.scalar_type());
+    out_index = std::get<0>(out_index.sort());
+  }
+  select_out_ = out_index;
+}
+
+void OpLayerImpl::select_inputs(torch::Tensor in_index) {
+  TORCH_CHECK(
+      !in_index.defined() ||
+          (in_index.dim() == 1 && in_index.scalar_type() == torch::kLong),
+      "OpLayer::select_inputs: expected a 1-D int64 index");
+  select_in_ = in_index;
+}
+
+// Sliced weights and BatchNorm entries: index_select keeps the gradient path
+// to the full parameters, so only the selected entries receive gradients.
+torch::Tensor OpLayerImpl::forward_selected(const torch::Tensor& x) {
+  TORCH_CHECK(!folded_, "OpLayer: channel selection on a folded layer");
+  const auto& st = options.stride();
+  torch::Tensor y = x;
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    std::vector<torch::Tensor> ws = stages_[s];
+    if (s == 0 && select_in_.defined())
+      for (auto& w : ws)
+        w = w.index_select(1, select_in_);
+    if (s + 1 == stages_.size() && select_out_.defined()) {
+      int64_t offset = 0;
+      for (auto& w : ws) {
+        const int64_t c = stages_[s][&w - ws.data()].size(0);
+        const auto in_group =
+            select_out_.ge(offset).logical_and(select_out_.lt(offset + c));
+        w = w.index_select(0, select_out_.masked_select(in_group) - offset);
+        offset += c;
+      }
+    }
+    const std::vector<int64_t> stride =
+        s == 0 ? std::vector<int64_t>{st[0], st[1], st[2]}
+               : std::vector<int64_t>{1, 1, 1};
+    y = ops::shrunk_conv3d(y, ws, stride);
+  }
+  if (select_out_.defined()) {
+    const auto& o = bn_->options;
+    const auto& idx = select_out_;
+    auto mean = bn_->running_mean.index_select(0, idx);
+    auto var = bn_->running_var.index_select(0, idx);
+    y = torch::batch_norm(
+        y,
+        o.affine() ? bn_->weight.index_select(0, idx) : torch::Tensor(),
+        o.affine() ? bn_->bias.index_select(0, idx) : torch::Tensor(),
+        mean,
+        var,
+        is_training(),
+        o.momentum().value_or(0.1),
+        o.eps(),
+        /*cudnn_enabled=*/false);
+    if (is_training()) {
+      torch::NoGradGuard no_grad;
+      bn_->running_mean.index_copy_(0, idx, mean);
+      bn_->running_var.index_copy_(0, idx, var);
+      bn_->num_batches_tracked.add_(1);
+    }
+  } else {
+    y = bn_(y);
+  }
+  return options.relu() ? torch::relu(y) : y;
+}
+
 torch::Tensor OpLayerImpl::forward(const torch::Tensor& x) {
+  if (select_out_.defined() || select_in_.defined())
+    return forward_selected(x);
   const auto& st = options.stride();
   torch::Tensor y = x;
   for (size_t s = 0; s < stages_.size(); ++s) {

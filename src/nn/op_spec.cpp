@@ -76,6 +76,15 @@ bool register_builtins() {
         Config::uniform({3, 1, 1}, p.out_channels)};
   });
   r["cakes"] = build_cakes;
+  r["super"] = [](const OpSpec& spec,
+                  const std::vector<Position>&) -> OpFactory {
+    if (!spec.configs.empty())
+      throw std::invalid_argument(
+          "operation 'super' takes no per-block configurations");
+    const auto cands =
+        spec.candidates.empty() ? video_candidates() : spec.candidates;
+    return [cands](size_t, const Position& p) { return super_plan(cands, p); };
+  };
   return true;
 }
 
@@ -117,6 +126,18 @@ std::vector<std::string> registered_ops() {
   for (const auto& kv : builtins())
     names.push_back(kv.first);
   return names;
+}
+
+LayerPlan
+super_plan(const std::vector<SubKernel>& candidates, const Position& p) {
+  if (candidates.empty())
+    throw std::invalid_argument("super: no candidate sub-kernels");
+  if (p.reader.empty())
+    return LayerPlan{even_split(candidates, p.out_channels)};
+  std::vector<KernelGroup> groups;
+  for (const auto& k : candidates)
+    groups.push_back({k, p.out_channels});
+  return LayerPlan{Config(std::move(groups))};
 }
 
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels) {

@@ -30,6 +30,8 @@ void run_layer_bench(const LayerBenchArgs& args);
 void add_bench(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_info(CLI::App& app);
+// search, derive, profile (search.cpp).
+void add_search(CLI::App& app);
 // Adds `model` under the existing `bench` subcommand.
 void add_bench_model(CLI::App& bench);
 void add_launch(CLI::App& app);

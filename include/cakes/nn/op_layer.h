@@ -66,9 +66,21 @@ public:
     return bn_;
   }
 
+  // Channel subsets for the performance-priority search (SPEC §4). When set,
+  // forward uses only these output channels (indices into the last stage's
+  // concatenated output, in any order; output channel k is channel out[k]) with
+  // the matching rows of the last stage's weights and BatchNorm entries (whose
+  // running statistics are updated in place), and/or only these input channels
+  // (columns of stage 0's weights). Gradients reach only the selected entries.
+  // An undefined tensor restores the full layer. Int64 index tensors.
+  void select_outputs(torch::Tensor out_index);
+  void select_inputs(torch::Tensor in_index);
+
   OpLayerOptions options;
 
 private:
+  torch::Tensor select_out_, select_in_;
+  torch::Tensor forward_selected(const torch::Tensor& x);
   std::vector<std::vector<torch::Tensor>> stages_;
   torch::nn::BatchNorm3d bn_{nullptr};
   torch::Tensor bias_; // after folding

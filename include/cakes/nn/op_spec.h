@@ -26,6 +26,11 @@ struct Position {
   int64_t in_channels = 0;
   int64_t out_channels = 0;
   std::array<int64_t, 3> stride = {1, 1, 1};
+  // Module path of the convolution that is the only reader of this position's
+  // output (e.g. "layer1.0.conv3"), empty when the output also feeds a residual
+  // addition or a skip. Only such positions may produce more channels than
+  // out_channels: the reader then reads them all (super-networks, SPEC §4).
+  std::string reader;
 };
 
 // Convolution stages of one position, applied in order; stage i reads the
@@ -58,6 +63,12 @@ using OpBuilder =
     std::function<OpFactory(const OpSpec&, const std::vector<Position>&)>;
 void register_op(const std::string& name, OpBuilder builder);
 std::vector<std::string> registered_ops();
+
+// The super-network operation (SPEC §4), registered as "super": every position
+// with a reader gets every candidate at full width (one stage, N * out_channels
+// channels in candidate order); positions without one keep even_split of the
+// candidates (they cannot widen, see Position::reader).
+LayerPlan super_plan(const std::vector<SubKernel>& candidates, const Position& p);
 
 // Even split of `channels` over `kernels`, remainder to the first groups.
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels);

@@ -1,0 +1,196 @@
+// Search for CAKES configurations (SPEC §4): super-networks, the cost-priority
+// (C) L1 sub-gradient, the performance-priority (P) random channel subsets,
+// derivation of a configuration (per layer, or under a global MACs/latency
+// budget) and weight inheritance from the super-network.
+//
+// A super-network is one of our networks built with the "super" operation
+// (op_spec.h): every position that has a reader (Position::reader) holds every
+// candidate at full width, N * C_out channels in candidate order (candidate n
+// owns channels [n*C_out, (n+1)*C_out)), one BatchNorm over them all, and the
+// reader convolution reads all N * C_out. Positions whose output feeds a
+// residual addition cannot widen; they keep an even split of the candidates and
+// are not searched (the ResNet-18/34 second convolutions, the encoder-decoder's
+// stem and second convolutions). Every position of I3D ResNet-50/101 is
+// searched.
+//
+// Library code never prints; errors are std::invalid_argument /
+// std::runtime_error with one-line messages.
+#pragma once
+
+#include "cakes/models/zoo.h"
+#include "cakes/nn/op_layer.h"
+#include "cakes/train/trainer.h"
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace cakes::search {
+
+// "3x3x3,1x3x3,3x1x1" or a named set: video_12d, video_23d, video_123d,
+// volumetric_2d, volumetric_1d, volumetric_all. Throws std::invalid_argument
+// naming the offending entry on an unknown candidate, and on an empty or
+// repeated one.
+std::vector<SubKernel> parse_candidates(const std::string& text);
+std::string candidates_str(const std::vector<SubKernel>& candidates);
+
+// w_op per candidate: kernel volume over the sum of the set's volumes (27:9:3
+// -> 9/13, 3/13, 1/13), or 1 for every candidate without re-weighting.
+std::vector<double>
+l1_weights(const std::vector<SubKernel>& candidates, bool reweight);
+
+// One searched position of a super-network.
+struct SearchLayer {
+  size_t position = 0; // index into SuperNet::positions
+  std::string name;    // module path of the position
+  int64_t width = 0;   // C_out: channels kept per layer
+  nn::OpLayer layer{nullptr};
+  nn::OpLayer reader{nullptr};
+};
+
+struct SuperNet {
+  models::ModelArgs args; // args.op is {"super", {}, candidates}
+  std::vector<SubKernel> candidates;
+  models::Model model;
+  std::vector<Position> positions; // all positions, configuration order
+  std::vector<SearchLayer> layers; // the searched ones, in order
+};
+
+// Builds the super-network of `args.network` (args.op is replaced). Throws
+// std::invalid_argument on an unknown network or an empty candidate list.
+SuperNet
+build_supernet(models::ModelArgs args, std::vector<SubKernel> candidates);
+
+// Cost-priority search: grad(gamma) += sparsity * w_op * sign(gamma) on the
+// BatchNorm scales of every searched layer (call after backward). Scales
+// without a gradient get one.
+void add_l1_subgradient(SuperNet& net, double sparsity, bool reweight);
+
+// Restricts every searched layer to `kept[l]` (global channel indices of layer
+// l, any order; output order becomes ascending) and its reader to the same
+// input columns; `clear_selection` restores the full super-network. In eval
+// mode a selection computes the derived network with inherited weights.
+void select(SuperNet& net, const std::vector<std::vector<int64_t>>& kept);
+void clear_selection(SuperNet& net);
+// Performance-priority step: per layer a uniformly random subset of exactly
+// C_out of the N * C_out channels. Returns the subsets (as select()).
+std::vector<std::vector<int64_t>>
+select_random(SuperNet& net, std::mt19937_64& rng);
+
+// |gamma| of each searched layer's BatchNorm, N * C_out values per layer.
+std::vector<std::vector<double>> importance(const SuperNet& net);
+
+// Per-channel cost of each candidate at each searched layer plus the cost of
+// everything that does not depend on the derivation (fixed positions, stem,
+// 1x1 convs and readers at their derived width, classifier). Units: MACs from
+// the network's cost report, or milliseconds from a latency table.
+struct CostModel {
+  std::string unit;                      // "MACs" or "ms"
+  std::vector<std::vector<double>> cost; // [layer][candidate], per channel
+  double fixed = 0;
+  double reference = 0; // the all-3x3x3 network in the same unit
+  double total(const std::vector<std::vector<int64_t>>& counts) const;
+  // The all-cheapest-candidate cost: the lowest any derivation reaches.
+  double minimum(const std::vector<int64_t>& widths) const;
+};
+
+// MACs for an input of `input_sizes` (N, C, D, H, W).
+CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input_sizes);
+
+// Latency table: per searched layer and candidate, milliseconds of a forward
+// pass of that layer with C_out channels of the candidate alone, and the rest
+// of the network (measured whole-network time minus the modelled layers).
+struct LatencyTable {
+  std::string network;
+  std::vector<SubKernel> candidates;
+  std::vector<int64_t> input_sizes;
+  int threads = 0;
+  std::vector<std::string> layers;
+  std::vector<std::vector<double>> layer_ms; // [layer][candidate], C_out chans
+  double rest_ms = 0;
+  double reference_ms = 0; // all-3x3x3 network, modelled
+  std::string json() const;
+  static LatencyTable parse(const std::string& json_text);
+};
+// Measures the table on this machine (median of `repeats` timed runs each).
+LatencyTable measure_latency(
+    const SuperNet& net,
+    std::vector<int64_t> input_sizes,
+    int repeats = 5);
+// Throws std::invalid_argument when the table was measured for another
+// network, candidate set or layer list.
+CostModel latency_cost_model(const SuperNet& net, const LatencyTable& table);
+
+struct Derivation {
+  std::vector<std::vector<int64_t>> kept; // per searched layer, ascending
+  std::vector<std::vector<int64_t>> counts; // [layer][candidate]
+  std::vector<Config> configs;              // one per position (all of them)
+  double cost = 0;                          // in the cost model's unit
+  double importance = 0;                    // sum of kept |gamma|
+};
+
+// Per layer the C_out channels with the largest importance; ties go to the
+// cheaper candidate, then the lower index. Without `budget`, that is SPEC §4
+// (widths preserved). With `budget` (cost model units), channels are chosen
+// across all layers by importance per unit of cost (a Lagrangian relaxation:
+// per layer top C_out of importance - lambda * cost, lambda the smallest that
+// meets the budget), never above it. Throws std::invalid_argument when the
+// budget is below the all-cheapest-candidate cost.
+Derivation derive(
+    const SuperNet& net,
+    const std::vector<std::vector<double>>& importance,
+    const CostModel& cost,
+    std::optional<double> budget = std::nullopt);
+
+// The derived network's configuration file (docs/CONFIGS.md).
+std::string config_json(const SuperNet& net, const Derivation& d);
+
+// Builds the derived network and copies the super-network's kept channels into
+// it (conv filters, BatchNorm entries and statistics, the reader's input
+// columns; everything else as is).
+models::Model inherit(const SuperNet& net, const Derivation& d);
+
+// Search checkpoints are trainer checkpoints whose network string is
+// "cakes-search " + this JSON.
+struct SearchMeta {
+  std::string network;
+  std::vector<SubKernel> candidates;
+  int64_t num_classes = 0;
+  int64_t in_channels = 1;
+  std::string mode; // "C" or "P"
+  std::vector<int64_t> input_sizes; // for cost: (N, C, D, H, W)
+};
+std::string search_network_string(const SearchMeta& meta);
+// Throws std::runtime_error "FILE is not a search checkpoint (...)" otherwise.
+SearchMeta read_search_meta(const std::string& checkpoint_path);
+// Rebuilds the super-network and loads the checkpoint's weights.
+SuperNet load_search_checkpoint(const std::string& path, SearchMeta* meta);
+
+// Derivation with costs proportional to kernel volume (ties to the cheaper
+// candidate, no budget): what `cakes search` writes and what the search
+// evaluates after every epoch.
+Derivation derive_by_volume(const SuperNet& net);
+
+struct SearchOptions {
+  std::string mode = "C"; // "C" (cost-priority) or "P" (performance-priority)
+  double sparsity = 1e-4; // C: the L1 strength s
+  bool reweight = true;   // C: w_op by kernel volume, else 1
+  uint64_t seed = 0;      // P: the channel subsets
+  train::TrainerOptions trainer; // after_backward and validate are set here
+};
+
+// Trains the super-network (the trainer checkpoints as `meta`). `validate`,
+// when given, runs after every epoch with the super-network restricted to its
+// currently derived sub-network (derive_by_volume) in eval mode. Throws
+// std::invalid_argument on an unknown mode.
+std::vector<train::EpochSummary> run_search(
+    SuperNet& net,
+    const SearchMeta& meta,
+    train::Loader& loader,
+    train::LossFn loss,
+    SearchOptions options,
+    std::function<std::map<std::string, double>(SuperNet&)> validate = {});
+
+} // namespace cakes::search

@@ -1,0 +1,312 @@
+// `cakes search`, `cakes derive`, `cakes profile` (SPEC §4): thin wrappers over
+// include/cakes/search/search.h.
+#include "commands.h"
+#include "data_options.h"
+
+#include "cakes/search/search.h"
+#include "cakes/train/losses.h"
+#include "cakes/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <unistd.h>
+
+namespace cakes::cli {
+namespace {
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f)
+    throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  if (!f)
+    throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string gmacs(double macs) {
+  std::ostringstream s;
+  s.precision(4);
+  s << macs / 1e9 << " GMACs";
+  return s.str();
+}
+
+void report(
+    const search::SuperNet& net,
+    const search::Derivation& d,
+    const search::CostModel& cm) {
+  const bool macs = cm.unit == "MACs";
+  std::cout << "derived " << net.layers.size() << " searched layers of "
+            << net.positions.size() << " positions; cost "
+            << (macs ? gmacs(d.cost) : std::to_string(d.cost) + " ms")
+            << " = " << d.cost / cm.reference << " x the 3x3x3 network ("
+            << (macs ? gmacs(cm.reference)
+                     : std::to_string(cm.reference) + " ms")
+            << ")\n";
+  for (size_t l = 0; l < net.layers.size(); ++l)
+    std::cout << "  " << net.layers[l].name << "  "
+              << d.configs[net.layers[l].position].str() << "\n";
+}
+
+struct SearchArgs {
+  std::string net = "i3d_resnet50", candidates = "video_123d", mode = "C";
+  double sparsity = 1e-4, lr = 0.04, weight_decay = 3e-4, clip = 20;
+  bool no_reweight = false;
+  int64_t epochs = 1, batch = 8, workers = 2;
+  uint64_t seed = 0;
+  std::string out_dir;
+  int threads = 0;
+  DataOptions data;
+};
+
+void run_search_command(const SearchArgs& a) {
+  set_threads(a.threads);
+  const auto candidates = search::parse_candidates(a.candidates);
+  if (a.mode != "C" && a.mode != "P")
+    throw std::invalid_argument(
+        "unknown --mode '" + a.mode + "' (expected C or P)");
+  auto train_set = make_dataset(a.data, /*training=*/true);
+  auto val_set = make_dataset(a.data, /*training=*/false);
+  std::mt19937_64 rng(a.seed);
+  const auto first = train_set.dataset->get(0, rng).input;
+
+  search::SearchMeta meta;
+  meta.network = a.net;
+  meta.candidates = candidates;
+  meta.num_classes = train_set.num_classes;
+  meta.in_channels = first.size(0);
+  meta.mode = a.mode;
+  meta.input_sizes = {1};
+  for (auto s : first.sizes())
+    meta.input_sizes.push_back(s);
+
+  models::ModelArgs margs;
+  margs.network = a.net;
+  margs.num_classes = meta.num_classes;
+  margs.in_channels = meta.in_channels;
+  auto net = search::build_supernet(margs, candidates);
+  if (net.layers.empty())
+    throw std::invalid_argument(
+        "network '" + a.net + "' has no position that can be searched");
+
+  std::filesystem::create_directories(a.out_dir);
+  search::SearchOptions o;
+  o.mode = a.mode;
+  o.sparsity = a.sparsity;
+  o.reweight = !a.no_reweight;
+  o.seed = a.seed;
+  o.trainer.epochs = a.epochs;
+  o.trainer.schedule.base_lr = a.lr;
+  o.trainer.optimizer.weight_decay = a.weight_decay;
+  o.trainer.clip_grad_norm = a.clip;
+  o.trainer.checkpoint_path = a.out_dir + "/search.ckpt";
+  o.trainer.log_path = a.out_dir + "/search.log.jsonl";
+  o.trainer.progress = &std::cout;
+  o.trainer.progress_is_terminal = isatty(1);
+
+  train::LoaderOptions lo;
+  lo.batch_size = a.batch;
+  lo.num_workers = int(a.workers);
+  lo.seed = a.seed;
+  lo.drop_last = true;
+  train::Loader loader(train_set.dataset, lo);
+
+  std::function<std::map<std::string, double>(search::SuperNet&)> validate;
+  if (!train_set.volumetric) {
+    validate = [&](search::SuperNet& n) {
+      torch::NoGradGuard no_grad;
+      train::LoaderOptions vo;
+      vo.batch_size = a.batch;
+      vo.shuffle = false;
+      train::Loader vl(val_set.dataset, vo);
+      vl.start_epoch(0);
+      int64_t right = 0, total = 0;
+      while (auto b = vl.next()) {
+        const auto pred = n.model.forward(b->input).argmax(1);
+        right += pred.eq(b->target).sum().item<int64_t>();
+        total += b->target.size(0);
+      }
+      return std::map<std::string, double>{
+          {"derived_top1", total ? double(right) / double(total) : 0.0}};
+    };
+  }
+  const auto loss = train_set.volumetric ? train::LossFn(train::dice_cross_entropy)
+                                         : train::LossFn(train::cross_entropy);
+  const auto summaries = search::run_search(net, meta, loader, loss, o, validate);
+  for (const auto& s : summaries)
+    if (s.metrics.count("derived_top1"))
+      std::cout << "epoch " << s.epoch + 1 << ": derived sub-network top-1 "
+                << s.metrics.at("derived_top1") << "\n";
+
+  const auto d = search::derive_by_volume(net);
+  const auto cm = search::mac_cost_model(net, meta.input_sizes);
+  search::Derivation shown = d;
+  shown.cost = cm.total(d.counts);
+  write_text(a.out_dir + "/config.json", search::config_json(net, d));
+  report(net, shown, cm);
+  std::cout << "wrote " << a.out_dir << "/search.ckpt and " << a.out_dir
+            << "/config.json\n";
+}
+
+struct DeriveArgs {
+  std::string from, out, target_macs, table, input;
+  double target_latency = 0;
+};
+
+// "0.5" (fraction of the 3x3x3 network), "30G", "800M", or a plain count.
+double parse_macs_target(const std::string& text, double reference) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string suffix = text.substr(used);
+  if (used == 0 || v <= 0 ||
+      (!suffix.empty() && suffix != "G" && suffix != "M" && suffix != "K" &&
+       suffix != "k"))
+    throw std::invalid_argument(
+        "bad --target-macs '" + text +
+        "' (expected a fraction of the 3D network such as 0.5, or MACs such "
+        "as 30G)");
+  if (suffix == "G")
+    return v * 1e9;
+  if (suffix == "M")
+    return v * 1e6;
+  if (!suffix.empty())
+    return v * 1e3;
+  return v <= 1 ? v * reference : v;
+}
+
+void run_derive_command(const DeriveArgs& a) {
+  search::SearchMeta meta;
+  auto net = search::load_search_checkpoint(a.from, &meta);
+  auto input = meta.input_sizes;
+  if (!a.input.empty())
+    input = parse_dims(a.input, "--input");
+  const auto imp = search::importance(net);
+  auto macs = search::mac_cost_model(net, input);
+  search::Derivation d;
+  if (!a.target_macs.empty() && a.target_latency > 0)
+    throw std::invalid_argument(
+        "give --target-macs or --target-latency, not both");
+  if (a.target_latency > 0) {
+    if (a.table.empty())
+      throw std::invalid_argument(
+          "--target-latency needs --latency-table (made by cakes profile)");
+    const auto cm = search::latency_cost_model(
+        net, search::LatencyTable::parse(read_text(a.table)));
+    d = search::derive(net, imp, cm, a.target_latency);
+    report(net, d, cm);
+    std::cout << "target " << a.target_latency << " ms; modelled latency "
+              << d.cost << " ms; MACs " << gmacs(macs.total(d.counts)) << "\n";
+  } else if (!a.target_macs.empty()) {
+    const double target = parse_macs_target(a.target_macs, macs.reference);
+    d = search::derive(net, imp, macs, target);
+    report(net, d, macs);
+    std::cout << "target " << gmacs(target) << "; achieved "
+              << gmacs(d.cost) << "\n";
+  } else {
+    d = search::derive(net, imp, macs);
+    report(net, d, macs);
+  }
+  write_text(a.out, search::config_json(net, d));
+  std::cout << "wrote " << a.out << "\n";
+}
+
+struct ProfileArgs {
+  std::string net = "i3d_resnet50", candidates = "video_123d", out, input;
+  int64_t classes = 174, in_channels = 1;
+  int repeats = 5, threads = 0;
+};
+
+void run_profile_command(const ProfileArgs& a) {
+  set_threads(a.threads);
+  models::ModelArgs m;
+  m.network = a.net;
+  m.num_classes = a.classes;
+  m.in_channels = a.in_channels;
+  auto net = search::build_supernet(m, search::parse_candidates(a.candidates));
+  std::vector<int64_t> input;
+  if (!a.input.empty())
+    input = parse_dims(a.input, "--input");
+  else if (net.model.video)
+    input = {1, 3, 8, 224, 224};
+  else
+    input = {1, a.in_channels, 64, 64, 64};
+  const auto t = search::measure_latency(net, input, a.repeats);
+  write_text(a.out, t.json());
+  std::cout << "profiled " << t.layers.size() << " layers of " << a.net
+            << " at input " << a.input << " with " << t.threads
+            << " threads; rest of the network " << t.rest_ms
+            << " ms; 3x3x3 network (modelled) " << t.reference_ms
+            << " ms; wrote " << a.out << "\n";
+}
+
+} // namespace
+
+void add_search(CLI::App& app) {
+  auto a = std::make_shared<SearchArgs>();
+  auto* cmd = app.add_subcommand(
+      "search", "search a CAKES configuration (SPEC §4) on a dataset");
+  cmd->add_option("--net", a->net, "network")->required();
+  cmd->add_option(
+      "--candidates", a->candidates,
+      "candidate sub-kernels, e.g. 3x3x3,1x3x3,3x1x1, or video_12d, "
+      "video_23d, video_123d, volumetric_2d, volumetric_1d, volumetric_all");
+  cmd->add_option("--mode", a->mode, "C (cost-priority) or P (performance-priority)");
+  cmd->add_option("--sparsity", a->sparsity, "C: L1 strength on BN scales");
+  cmd->add_flag("--no-reweight", a->no_reweight, "C: w_op = 1 for every candidate");
+  cmd->add_option("--epochs", a->epochs, "epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a->lr, "learning rate (SGD, momentum 0.9)");
+  cmd->add_option("--weight-decay", a->weight_decay, "weight decay (not on BN/bias)");
+  cmd->add_option("--clip", a->clip, "gradient-norm clipping (0: none)");
+  cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--workers", a->workers, "loader threads");
+  cmd->add_option("--seed", a->seed, "seed of the loader and of P's subsets");
+  cmd->add_option("--out-dir", a->out_dir, "writes search.ckpt and config.json here")
+      ->required();
+  cmd->add_option("--threads", a->threads, "LibTorch threads (0: all cores)");
+  add_data_options(cmd, a->data);
+  cmd->callback([a] { run_search_command(*a); });
+
+  auto d = std::make_shared<DeriveArgs>();
+  auto* dc = app.add_subcommand(
+      "derive", "derive a configuration from a search checkpoint");
+  dc->add_option("--from", d->from, "search.ckpt written by cakes search")->required();
+  dc->add_option("--out", d->out, "configuration file to write")->required();
+  dc->add_option(
+      "--target-macs", d->target_macs,
+      "MACs budget: fraction of the 3x3x3 network (0.5) or absolute (30G)");
+  dc->add_option("--target-latency", d->target_latency, "latency budget in ms");
+  dc->add_option("--latency-table", d->table, "table.json from cakes profile");
+  dc->add_option("--input", d->input, "input sizes for costs, e.g. 1x3x8x224x224");
+  dc->callback([d] { run_derive_command(*d); });
+
+  auto p = std::make_shared<ProfileArgs>();
+  auto* pc = app.add_subcommand(
+      "profile", "measure the per-sub-kernel latency table of a network");
+  pc->add_option("--net", p->net, "network")->required();
+  pc->add_option("--candidates", p->candidates, "candidate sub-kernels");
+  pc->add_option("--out", p->out, "table.json to write")->required();
+  pc->add_option("--input", p->input, "input sizes, e.g. 1x3x8x224x224");
+  pc->add_option("--num-classes", p->classes, "classes");
+  pc->add_option("--in-channels", p->in_channels, "volumetric input channels");
+  pc->add_option("--repeats", p->repeats, "timed runs per measurement");
+  pc->add_option("--threads", p->threads, "LibTorch threads (0: all cores)");
+  pc->callback([p] { run_profile_command(*p); });
+}
+
+} // namespace cakes::cli
