@@ -425,3 +425,32 @@ TEST(ShrunkConv3d, MacsFollowSpec) {
 }
 
 } // namespace
+
+namespace {
+
+// Planes that are not whole 16-lane vectors, with kernels that need no
+// in-plane border: the kernels must not read past the end of the tensor. The
+// input sits at the front of a NaN-filled buffer, so any such read would turn
+// results (the weight gradient in particular, where junk lanes meet zeros)
+// into NaN.
+TEST(ShrunkConv3d, NeverReadsPastTheInputsEnd) {
+  for (const auto& shape : {std::vector<int64_t>{2, 3, 3, 7, 5}, std::vector<int64_t>{1, 4, 2, 3, 3}}) {
+    const int64_t numel = c10::multiply_integers(shape);
+    auto storage = at::full({numel + 256}, std::numeric_limits<float>::quiet_NaN());
+    auto x = storage.narrow(0, 0, numel).view(shape);
+    x.copy_(at::randn(shape));
+    x.requires_grad_(true);
+    std::vector<at::Tensor> ws{at::randn({3, shape[1], 3, 1, 1}).requires_grad_(true),
+                               at::randn({2, shape[1], 1, 1, 1}).requires_grad_(true)};
+    auto y = cakes::ops::shrunk_conv3d(x, ws);
+    y.backward(at::ones_like(y));
+    EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+    EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
+    for (const auto& w : ws)
+      EXPECT_TRUE(at::isfinite(w.grad()).all().item<bool>());
+    auto ref = reference(x.detach().to(at::kDouble), {ws[0].detach().to(at::kDouble), ws[1].detach().to(at::kDouble)}, {1, 1, 1}, {1, 1, 1});
+    EXPECT_TRUE(at::allclose(y.to(at::kDouble), ref, 1e-4, 1e-4));
+  }
+}
+
+} // namespace

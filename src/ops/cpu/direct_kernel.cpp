@@ -46,7 +46,11 @@ struct Layout {
 };
 
 Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
-  if (ph == 0 && pw == 0)
+  // The last vector of a plane reads up to a whole vector past its end; with
+  // no border that is the next plane (junk lanes only), except after the
+  // tensor's last plane, which must not be read: copy unless planes are whole
+  // vectors.
+  if (ph == 0 && pw == 0 && (l.H * l.W) % kLanes == 0)
     return {src, 0, 0, l.W, l.H * l.W, {}};
   const int64_t Wp = l.W + 2 * pw, Hp = l.H + 2 * ph;
   // Slack after each plane: the last vectors of a plane may read (junk lanes
