@@ -27,6 +27,10 @@ void run_layer_bench(const LayerBenchArgs& args);
 void add_bench(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_info(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_infer(CLI::App& app);
+void add_synth(CLI::App& app);
 // Adds `model` under the existing `bench` subcommand.
 void add_bench_model(CLI::App& bench);
 

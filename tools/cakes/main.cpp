@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
   cakes::cli::add_bench(app);
   cakes::cli::add_demo(app);
   cakes::cli::add_info(app);
+  cakes::cli::add_train(app);
+  cakes::cli::add_eval(app);
+  cakes::cli::add_infer(app);
+  cakes::cli::add_synth(app);
   cakes::cli::add_bench_model(*app.get_subcommand("bench"));
   // Subcommands run inside parse(); whatever they throw is reported as one
   // line and a non-zero exit, never a crash or a backtrace.
