@@ -76,7 +76,9 @@ std::string block_name(int s, int64_t b) {
 std::vector<Position> i3d_resnet_positions(int64_t depth, int64_t base_width) {
   std::vector<Position> out;
   for_each_block(
-      depth, base_width, [&](int s, int64_t b, bool bn, int64_t in, int64_t w, int64_t st) {
+      depth,
+      base_width,
+      [&](int s, int64_t b, bool bn, int64_t in, int64_t w, int64_t st) {
         for (auto& p : block_positions(block_name(s, b), bn, in, w, st))
           out.push_back(std::move(p));
       });
@@ -174,14 +176,16 @@ void I3DResNetImpl::reset() {
   OpSpec spec = options.op();
   if (spec.candidates.empty())
     spec.candidates = video_candidates();
-  const auto positions = i3d_resnet_positions(options.depth(), options.base_width());
+  const auto positions =
+      i3d_resnet_positions(options.depth(), options.base_width());
   // Validated here, before any weight is allocated.
   const auto factory = make_op_factory(spec, positions);
 
   stem_ = register_module(
       "conv1",
-      nn::OpLayer(nn::OpLayerOptions(3, nn::plain_conv({1, 7, 7}, options.base_width()))
-                      .stride({1, 2, 2})));
+      nn::OpLayer(
+          nn::OpLayerOptions(3, nn::plain_conv({1, 7, 7}, options.base_width()))
+              .stride({1, 2, 2})));
   stages_.assign(4, {});
   size_t pos = 0;
   for_each_block(

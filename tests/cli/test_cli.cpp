@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -46,21 +47,31 @@ std::vector<std::string> lines(const std::string& text) {
 // One data set and one training run shared by the tests (each costs seconds).
 class Cli : public ::testing::Test {
 protected:
+  // Removed when the test program exits.
+  struct TempDir {
+    fs::path path;
+    TempDir()
+        : path(
+              fs::temp_directory_path() /
+              ("cakes_cli_test_" + std::to_string(::getpid()))) {
+      fs::remove_all(path);
+      fs::create_directories(path);
+    }
+    ~TempDir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
   static fs::path dir() {
-    static const fs::path d = [] {
-      const fs::path p = fs::temp_directory_path() /
-          ("cakes_cli_test_" + std::to_string(::getpid()));
-      fs::remove_all(p);
-      fs::create_directories(p);
-      return p;
-    }();
-    return d;
+    static const TempDir d;
+    return d.path;
   }
 
   static Result cakes(const std::string& args) {
     const fs::path o = dir() / "stdout.txt", e = dir() / "stderr.txt";
-    const std::string cmd = "OMP_NUM_THREADS=2 " + std::string(CAKES_BINARY_DIR) +
-        "/cakes " + args + " > " + o.string() + " 2> " + e.string();
+    const std::string cmd = "OMP_NUM_THREADS=2 " +
+                            std::string(CAKES_BINARY_DIR) + "/cakes " + args +
+                            " > " + o.string() + " 2> " + e.string();
     const int status = std::system(cmd.c_str());
     Result r;
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -84,7 +95,7 @@ protected:
   static std::string data_flags() {
     const std::string s = synth();
     return " --frames-list " + s + "/train.txt --frames-val-list " + s +
-        "/val.txt --categories " + s + "/category.txt --frames 4 --size 16 ";
+           "/val.txt --categories " + s + "/category.txt --frames 4 --size 16 ";
   }
 
   static std::string net_flags() {
@@ -105,7 +116,8 @@ protected:
     return (dir() / "run").string();
   }
 
-  static void expect_one_line_error(const Result& r, const std::string& needle) {
+  static void
+  expect_one_line_error(const Result& r, const std::string& needle) {
     EXPECT_NE(r.rc, 0);
     const auto l = lines(r.err);
     ASSERT_EQ(l.size(), 1u) << r.err;
@@ -117,7 +129,8 @@ protected:
 TEST_F(Cli, SynthWritesBalancedReadableFramesAndMp4) {
   const fs::path s = synth();
   EXPECT_EQ(lines(slurp(s / "category.txt")).size(), 4u);
-  for (const auto& [list, n] : std::map<std::string, int>{{"train", 8}, {"val", 4}}) {
+  for (const auto& [list, n] :
+       std::map<std::string, int>{{"train", 8}, {"val", 4}}) {
     const auto entries = lines(slurp(s / (list + ".txt")));
     ASSERT_EQ(int(entries.size()), n);
     std::map<int, int> per_class;
@@ -128,7 +141,8 @@ TEST_F(Cli, SynthWritesBalancedReadableFramesAndMp4) {
       f >> folder >> frames >> label;
       EXPECT_EQ(frames, 8);
       ++per_class[label];
-      const auto img = cakes::data::read_jpeg((s / folder / "00008.jpg").string());
+      const auto img =
+          cakes::data::read_jpeg((s / folder / "00008.jpg").string());
       EXPECT_EQ(img.sizes(), (c10::IntArrayRef{24, 24, 3}));
     }
     ASSERT_EQ(per_class.size(), 4u);
@@ -148,7 +162,8 @@ TEST_F(Cli, SynthWritesBalancedReadableFramesAndMp4) {
 TEST_F(Cli, SynthRefusesToOverwriteWithoutForce) {
   synth();
   expect_one_line_error(
-      cakes("synth --out " + (dir() / "synth").string() + " --videos 4"), "--force");
+      cakes("synth --out " + (dir() / "synth").string() + " --videos 4"),
+      "--force");
 }
 
 TEST_F(Cli, TrainThenEvalFromItsCheckpoint) {
@@ -178,11 +193,15 @@ TEST_F(Cli, ResumeContinuesTheRun) {
   fs::copy(fs::path(trained()) / "log.jsonl", run / "log.jsonl");
   const auto r = cakes(
       "train" + net_flags() + data_flags() +
-      "--epochs 2 --batch 4 --lr 0.01 --workers 1 --threads 2 --resume --out-dir " +
+      "--epochs 2 --batch 4 --lr 0.01 --workers 1 --threads 2 --resume "
+      "--out-dir " +
       run.string());
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("after epoch 1"), std::string::npos) << r.out;
-  EXPECT_EQ(cakes::train::read_checkpoint_meta((run / "checkpoint.pt").string()).epoch, 2);
+  EXPECT_EQ(
+      cakes::train::read_checkpoint_meta((run / "checkpoint.pt").string())
+          .epoch,
+      2);
   EXPECT_EQ(lines(slurp(run / "log.jsonl")).size(), 2u);
 }
 
@@ -190,7 +209,8 @@ TEST_F(Cli, ExistingCheckpointNeedsResumeOrForce) {
   const std::string run = trained();
   expect_one_line_error(
       cakes(
-          "train" + net_flags() + data_flags() + "--epochs 1 --batch 4 --out-dir " + run),
+          "train" + net_flags() + data_flags() +
+          "--epochs 1 --batch 4 --out-dir " + run),
       "--force");
 }
 

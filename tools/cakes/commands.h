@@ -12,7 +12,8 @@ namespace cakes::cli {
 // Applies --threads (0 = all cores) to LibTorch and OpenMP.
 void set_threads(int threads);
 // Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
-std::vector<int64_t> parse_dims(const std::string& text, const std::string& what);
+std::vector<int64_t>
+parse_dims(const std::string& text, const std::string& what);
 
 struct LayerBenchArgs {
   int64_t in = 64, out = 64;

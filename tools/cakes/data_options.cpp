@@ -8,15 +8,29 @@
 namespace cakes::cli {
 
 void add_data_options(CLI::App* cmd, DataOptions& o) {
-  cmd->add_option("--frames-list", o.frames_list, "TRN frame-folder list (training)");
-  cmd->add_option("--frames-val-list", o.frames_val_list, "TRN frame-folder list (validation)");
-  cmd->add_option("--videos-list", o.videos_list, "video list `path label` (training)");
-  cmd->add_option("--videos-val-list", o.videos_val_list, "video list (validation)");
-  cmd->add_option("--msd", o.msd, "Medical Segmentation Decathlon folder (dataset.json)");
+  cmd->add_option(
+      "--frames-list", o.frames_list, "TRN frame-folder list (training)");
+  cmd->add_option(
+      "--frames-val-list",
+      o.frames_val_list,
+      "TRN frame-folder list (validation)");
+  cmd->add_option(
+      "--videos-list", o.videos_list, "video list `path label` (training)");
+  cmd->add_option(
+      "--videos-val-list", o.videos_val_list, "video list (validation)");
+  cmd->add_option(
+      "--msd", o.msd, "Medical Segmentation Decathlon folder (dataset.json)");
   cmd->add_option("--root", o.root, "folder the listed paths are relative to");
-  cmd->add_option("--categories", o.categories, "category.txt, one class per line");
-  cmd->add_option("--num-classes", o.num_classes, "number of classes (instead of --categories)");
-  cmd->add_option("--frame-template", o.frame_template, "frame file names, e.g. {:05d}.jpg");
+  cmd->add_option(
+      "--categories", o.categories, "category.txt, one class per line");
+  cmd->add_option(
+      "--num-classes",
+      o.num_classes,
+      "number of classes (instead of --categories)");
+  cmd->add_option(
+      "--frame-template",
+      o.frame_template,
+      "frame file names, e.g. {:05d}.jpg");
   cmd->add_option(
       "--flip-swaps",
       o.flip_swaps,
@@ -24,9 +38,11 @@ void add_data_options(CLI::App* cmd, DataOptions& o) {
   cmd->add_option("--frames", o.frames, "frames per clip (TSN segments)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--size", o.size, "crop size")->check(CLI::PositiveNumber);
-  cmd->add_option("--scale", o.scale, "short side before the centre crop (0: size*8/7)");
+  cmd->add_option(
+      "--scale", o.scale, "short side before the centre crop (0: size*8/7)");
   cmd->add_option("--patch", o.patch, "MSD training patch D H W")->expected(3);
-  cmd->add_option("--foreground", o.foreground, "MSD foreground over-sampling rate");
+  cmd->add_option(
+      "--foreground", o.foreground, "MSD foreground over-sampling rate");
 }
 
 data::LabelSwaps parse_flip_swaps(const std::string& text) {
@@ -41,7 +57,8 @@ data::LabelSwaps parse_flip_swaps(const std::string& text) {
     const std::string pair = text.substr(start, comma - start);
     const size_t colon = pair.find(':');
     const auto is_int = [](const std::string& t) {
-      return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+      return !t.empty() &&
+             t.find_first_not_of("0123456789") == std::string::npos;
     };
     if (colon == std::string::npos || !is_int(pair.substr(0, colon)) ||
         !is_int(pair.substr(colon + 1)))
@@ -68,14 +85,14 @@ data::ClipOptions clip_options(const DataOptions& o, bool training) {
 }
 
 DatasetHandle make_dataset(const DataOptions& o, bool training) {
-  const int sources = int(!o.frames_list.empty()) + int(!o.videos_list.empty()) +
-      int(!o.msd.empty());
+  const int sources = int(!o.frames_list.empty()) +
+                      int(!o.videos_list.empty()) + int(!o.msd.empty());
   if (sources == 0)
     throw std::invalid_argument(
         "no data: give --frames-list, --videos-list or --msd");
   if (sources > 1)
-    throw std::invalid_argument(
-        "several data sources given: use one of --frames-list, --videos-list, --msd");
+    throw std::invalid_argument("several data sources given: use one of "
+                                "--frames-list, --videos-list, --msd");
   DatasetHandle h;
   if (!o.msd.empty()) {
     data::MsdOptions m;
@@ -94,7 +111,8 @@ DatasetHandle make_dataset(const DataOptions& o, bool training) {
   const data::ClipOptions clip = clip_options(o, training);
   if (!o.frames_list.empty()) {
     data::FrameFolderOptions f;
-    f.list_file = training || o.frames_val_list.empty() ? o.frames_list : o.frames_val_list;
+    f.list_file = training || o.frames_val_list.empty() ? o.frames_list
+                                                        : o.frames_val_list;
     f.root = o.root;
     f.category_file = o.categories;
     f.num_classes = o.num_classes;
@@ -104,7 +122,8 @@ DatasetHandle make_dataset(const DataOptions& o, bool training) {
     h.dataset = ds;
   } else {
     data::VideoListOptions v;
-    v.list_file = training || o.videos_val_list.empty() ? o.videos_list : o.videos_val_list;
+    v.list_file = training || o.videos_val_list.empty() ? o.videos_list
+                                                        : o.videos_val_list;
     v.root = o.root;
     v.category_file = o.categories;
     v.num_classes = o.num_classes;

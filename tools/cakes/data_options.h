@@ -19,17 +19,17 @@ struct DataOptions {
   std::string frames_list, frames_val_list;
   std::string videos_list, videos_val_list;
   std::string msd;
-  std::string root;             // frame/video paths are relative to it
-  std::string categories;       // category.txt (number of classes)
-  int64_t num_classes = 0;      // instead of categories
+  std::string root;        // frame/video paths are relative to it
+  std::string categories;  // category.txt (number of classes)
+  int64_t num_classes = 0; // instead of categories
   std::string frame_template = "{:05d}.jpg";
-  std::string flip_swaps = "none";  // "none", "ssv1" or pairs "0:1,4:5"
-  int64_t frames = 8;           // TSN segments, one frame each
-  int64_t size = 224;           // crop size
-  int64_t scale = 0;            // short side before the centre crop (0: size*8/7)
-  std::vector<int64_t> patch{64, 64, 64};  // MSD training patch
-  double foreground = 0.33;     // MSD foreground over-sampling
-  bool cache = true;            // MSD: keep decoded volumes in memory
+  std::string flip_swaps = "none"; // "none", "ssv1" or pairs "0:1,4:5"
+  int64_t frames = 8;              // TSN segments, one frame each
+  int64_t size = 224;              // crop size
+  int64_t scale = 0; // short side before the centre crop (0: size*8/7)
+  std::vector<int64_t> patch{64, 64, 64}; // MSD training patch
+  double foreground = 0.33;               // MSD foreground over-sampling
+  bool cache = true;                      // MSD: keep decoded volumes in memory
 };
 
 void add_data_options(CLI::App* cmd, DataOptions& options);
@@ -37,8 +37,8 @@ void add_data_options(CLI::App* cmd, DataOptions& options);
 struct DatasetHandle {
   std::shared_ptr<data::Dataset> dataset;
   int64_t num_classes = 0;
-  bool volumetric = false;  // segmentation (targets are label volumes)
-  int64_t in_channels = 3;  // volumes: one per modality
+  bool volumetric = false; // segmentation (targets are label volumes)
+  int64_t in_channels = 3; // volumes: one per modality
 };
 
 // "none", "ssv1" or "a:b,c:d"; throws std::invalid_argument otherwise.

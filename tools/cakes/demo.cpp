@@ -45,12 +45,13 @@ struct DemoArgs {
   std::string out = "demo_out";
   int threads = 0;
   // Sizes of the run; the defaults fit 15 minutes on 2 cores.
-  int64_t videos = 320, video_epochs = 6, video_width = 16, seg_epochs = 30;
+  int64_t videos = 240, video_epochs = 5, video_width = 16, seg_epochs = 16;
   int64_t search_epochs = 3;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+      .count();
 }
 
 // Runs `cakes <args>` (this executable) and throws if it fails.
@@ -66,7 +67,8 @@ void run_cakes(const std::vector<std::string>& args) {
     argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0)
+  if (posix_spawn(
+          &pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0)
     throw std::runtime_error("demo: cannot start /proc/self/exe");
   int status = 0;
   waitpid(pid, &status, 0);
@@ -135,20 +137,25 @@ void write_stand_in(
   std::ofstream(path) << j.dump(1) << "\n";
 }
 
-// ---- segmentation data --------------------------------------------------------
+// ---- segmentation data
+// --------------------------------------------------------
 
 // One hemisphere (x < 64 or x >= 64) of the 128x128x62 T1, cropped/padded to
 // 64x96x64 (multiples of 16), with labels 0 = outside the brain, 1..3 = the
-// k-means tissue classes 4, 5, 6 inside the skull-stripped brain.
+// k-means tissue classes 4, 5, 6 inside the brain. The input is the T1 inside
+// the brain region (zero elsewhere), i.e. skull-stripped as brain-tissue
+// segmentation usually starts: the task is tissue, not skull stripping.
 void write_mri_split(const std::string& dir, bool left, int64_t copies) {
-  const auto t1 = data::read_nifti(std::string(kItkData) + "KmeansTest_T1UCharRaw.nii.gz");
-  const auto brain =
-      data::read_nifti(std::string(kItkData) + "KmeansTest_T1RawSkullStrip.nii.gz");
+  const auto t1 =
+      data::read_nifti(std::string(kItkData) + "KmeansTest_T1UCharRaw.nii.gz");
+  const auto brain = data::read_nifti(
+      std::string(kItkData) + "KmeansTest_T1RawSkullStrip.nii.gz");
   const auto km = data::read_nifti(
       std::string(kItkData) + "KmeansTest_T1KmeansPrelimSegmentation.nii.gz");
-  if (t1.data.sizes() != brain.data.sizes() || t1.data.sizes() != km.data.sizes() ||
-      t1.data.dim() != 3)
-    throw std::runtime_error("demo: the ITK T1 example volumes differ in shape");
+  if (t1.data.sizes() != brain.data.sizes() ||
+      t1.data.sizes() != km.data.sizes() || t1.data.dim() != 3)
+    throw std::runtime_error(
+        "demo: the ITK T1 example volumes differ in shape");
   auto labels = torch::zeros(km.data.sizes(), torch::kLong);
   const auto inside = brain.data > 0;
   for (int64_t k = 4; k <= 6; ++k)
@@ -162,69 +169,113 @@ void write_mri_split(const std::string& dir, bool left, int64_t copies) {
   data::Volume like = t1;
   // The crop's voxel (0,0,0) is the original's (x0, y0, 0): move the origin.
   for (int r = 0; r < 3; ++r)
-    like.affine[r * 4 + 3] += like.affine[r * 4 + 0] * x0 + like.affine[r * 4 + 1] * y0;
+    like.affine[r * 4 + 3] +=
+        like.affine[r * 4 + 0] * x0 + like.affine[r * 4 + 1] * y0;
   fs::create_directories(fs::path(dir) / "imagesTr");
   fs::create_directories(fs::path(dir) / "labelsTr");
   // The T1 is 8-bit, so the int16 label writer stores it exactly.
-  data::write_nifti_labels(dir + "/imagesTr/t1.nii.gz", crop(t1.data).round().to(torch::kLong), like);
+  const auto stripped =
+      t1.data.round().to(torch::kLong) * inside.to(torch::kLong);
+  data::write_nifti_labels(dir + "/imagesTr/t1.nii.gz", crop(stripped), like);
   data::write_nifti_labels(dir + "/labelsTr/t1.nii.gz", crop(labels), like);
   nlohmann::ordered_json j;
-  j["name"] = std::string("ITK T1 ") + (left ? "left" : "right") + " hemisphere";
+  j["name"] =
+      std::string("ITK T1 ") + (left ? "left" : "right") + " hemisphere";
   j["modality"] = {{"0", "MRI"}};
-  j["labels"] = {{"0", "background"}, {"1", "tissue_k4"}, {"2", "tissue_k5"}, {"3", "tissue_k6"}};
+  j["labels"] = {
+      {"0", "background"},
+      {"1", "tissue_k4"},
+      {"2", "tissue_k5"},
+      {"3", "tissue_k6"}};
   // One volume; listing it several times makes an epoch several random patches.
   for (int64_t i = 0; i < copies; ++i)
-    j["training"].push_back({{"image", "./imagesTr/t1.nii.gz"}, {"label", "./labelsTr/t1.nii.gz"}});
+    j["training"].push_back(
+        {{"image", "./imagesTr/t1.nii.gz"}, {"label", "./labelsTr/t1.nii.gz"}});
   j["numTraining"] = copies;
   std::ofstream(dir + "/dataset.json") << j.dump(1) << "\n";
 }
 
-// ---- picture --------------------------------------------------------------------
+// ---- picture
+// --------------------------------------------------------------------
 
 std::string esc(const std::string& s) {
   std::string r;
   for (char c : s)
-    r += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    r += c == '<'   ? "&lt;"
+         : c == '>' ? "&gt;"
+         : c == '&' ? "&amp;"
+                    : std::string(1, c);
   return r;
 }
 
 const std::map<std::string, std::string> kColours = {
-    {"3x3x3", "#d62728"}, {"1x3x3", "#1f77b4"}, {"3x1x3", "#17becf"},
-    {"3x3x1", "#9edae5"}, {"3x1x1", "#2ca02c"}, {"1x3x1", "#98df8a"},
-    {"1x1x3", "#bcbd22"}, {"1x1x1", "#7f7f7f"}};
+    {"3x3x3", "#d62728"},
+    {"1x3x3", "#1f77b4"},
+    {"3x1x3", "#17becf"},
+    {"3x3x1", "#9edae5"},
+    {"3x1x1", "#2ca02c"},
+    {"1x3x1", "#98df8a"},
+    {"1x1x3", "#bcbd22"},
+    {"1x1x1", "#7f7f7f"}};
 
-void scatter(std::ostringstream& o, double x, double y, double w, double h,
-             const std::vector<Row>& rows, const std::string& title, const std::string& ylabel) {
+void scatter(
+    std::ostringstream& o,
+    double x,
+    double y,
+    double w,
+    double h,
+    const std::vector<Row>& rows,
+    const std::string& title,
+    const std::string& ylabel) {
   o << "<g transform='translate(" << x << "," << y << ")'>\n";
-  o << "<text x='" << w / 2 << "' y='-8' text-anchor='middle' font-weight='bold'>" << esc(title) << "</text>\n";
-  o << "<rect x='0' y='0' width='" << w << "' height='" << h << "' fill='none' stroke='#444'/>\n";
+  o << "<text x='" << w / 2
+    << "' y='-8' text-anchor='middle' font-weight='bold'>" << esc(title)
+    << "</text>\n";
+  o << "<rect x='0' y='0' width='" << w << "' height='" << h
+    << "' fill='none' stroke='#444'/>\n";
   double maxm = 0;
   for (const auto& r : rows)
     maxm = std::max(maxm, r.macs / 1e6);
   maxm = maxm > 0 ? maxm * 1.15 : 1;
   for (int i = 0; i <= 4; ++i) {
     const double fy = h - h * i / 4.0;
-    o << "<line x1='0' x2='" << w << "' y1='" << fy << "' y2='" << fy << "' stroke='#ddd'/>";
-    o << "<text x='-4' y='" << fy + 4 << "' text-anchor='end' font-size='10'>" << 25 * i << "</text>\n";
+    o << "<line x1='0' x2='" << w << "' y1='" << fy << "' y2='" << fy
+      << "' stroke='#ddd'/>";
+    o << "<text x='-4' y='" << fy + 4 << "' text-anchor='end' font-size='10'>"
+      << 25 * i << "</text>\n";
     const double fx = w * i / 4.0;
     char b[32];
     std::snprintf(b, sizeof b, "%.0f", maxm * i / 4.0);
-    o << "<text x='" << fx << "' y='" << h + 14 << "' text-anchor='middle' font-size='10'>" << b << "</text>\n";
+    o << "<text x='" << fx << "' y='" << h + 14
+      << "' text-anchor='middle' font-size='10'>" << b << "</text>\n";
   }
-  o << "<text x='" << w / 2 << "' y='" << h + 30 << "' text-anchor='middle' font-size='11'>MMACs per input</text>\n";
-  o << "<text transform='translate(-30," << h / 2 << ") rotate(-90)' text-anchor='middle' font-size='11'>" << esc(ylabel) << "</text>\n";
+  o << "<text x='" << w / 2 << "' y='" << h + 30
+    << "' text-anchor='middle' font-size='11'>MMACs per input</text>\n";
+  o << "<text transform='translate(-30," << h / 2
+    << ") rotate(-90)' text-anchor='middle' font-size='11'>" << esc(ylabel)
+    << "</text>\n";
   for (const auto& r : rows) {
-    const double px = w * (r.macs / 1e6) / maxm, py = h - h * std::max(0.0, r.score);
+    const double px = w * (r.macs / 1e6) / maxm,
+                 py = h - h * std::max(0.0, r.score);
     o << "<circle cx='" << px << "' cy='" << py << "' r='5' fill='#333'/>";
-    o << "<text x='" << px + 7 << "' y='" << py - 6 << "' font-size='11'>" << esc(r.name) << "</text>\n";
+    o << "<text x='" << px + 7 << "' y='" << py - 6 << "' font-size='11'>"
+      << esc(r.name) << "</text>\n";
   }
   o << "</g>\n";
 }
 
-void mix_bars(std::ostringstream& o, double x, double y, double w, double h,
-              const std::vector<Config>& blocks, const std::string& title) {
+void mix_bars(
+    std::ostringstream& o,
+    double x,
+    double y,
+    double w,
+    double h,
+    const std::vector<Config>& blocks,
+    const std::string& title) {
   o << "<g transform='translate(" << x << "," << y << ")'>\n";
-  o << "<text x='" << w / 2 << "' y='-8' text-anchor='middle' font-weight='bold'>" << esc(title) << "</text>\n";
+  o << "<text x='" << w / 2
+    << "' y='-8' text-anchor='middle' font-weight='bold'>" << esc(title)
+    << "</text>\n";
   const double bw = blocks.empty() ? 0 : w / double(blocks.size());
   std::map<std::string, bool> used;
   for (size_t i = 0; i < blocks.size(); ++i) {
@@ -234,35 +285,75 @@ void mix_bars(std::ostringstream& o, double x, double y, double w, double h,
       const double gh = h * g.channels / total;
       const auto it = kColours.find(g.kernel.str());
       top -= gh;
-      o << "<rect x='" << i * bw + 1 << "' y='" << top << "' width='" << bw - 2 << "' height='" << gh
-        << "' fill='" << (it == kColours.end() ? "#000" : it->second) << "'/>";
+      o << "<rect x='" << i * bw + 1 << "' y='" << top << "' width='" << bw - 2
+        << "' height='" << gh << "' fill='"
+        << (it == kColours.end() ? "#000" : it->second) << "'/>";
       used[g.kernel.str()] |= g.channels > 0;
     }
-    o << "<text x='" << (i + 0.5) * bw << "' y='" << h + 12 << "' text-anchor='middle' font-size='9'>" << i + 1 << "</text>\n";
+    o << "<text x='" << (i + 0.5) * bw << "' y='" << h + 12
+      << "' text-anchor='middle' font-size='9'>" << i + 1 << "</text>\n";
   }
-  o << "<text x='" << w / 2 << "' y='" << h + 26 << "' text-anchor='middle' font-size='11'>operation position (share of output channels per sub-kernel)</text>\n";
+  o << "<text x='" << w / 2 << "' y='" << h + 26
+    << "' text-anchor='middle' font-size='11'>operation position (share of "
+       "output channels per sub-kernel)</text>\n";
   double lx = 0;
   for (const auto& [k, on] : used) {
     if (!on)
       continue;
-    o << "<rect x='" << lx << "' y='" << h + 34 << "' width='10' height='10' fill='" << kColours.at(k) << "'/>";
-    o << "<text x='" << lx + 13 << "' y='" << h + 43 << "' font-size='10'>" << k << "</text>\n";
+    o << "<rect x='" << lx << "' y='" << h + 34
+      << "' width='10' height='10' fill='" << kColours.at(k) << "'/>";
+    o << "<text x='" << lx + 13 << "' y='" << h + 43 << "' font-size='10'>" << k
+      << "</text>\n";
     lx += 60;
   }
   o << "</g>\n";
 }
 
-std::string picture(const std::vector<Row>& video, const std::vector<Row>& seg,
-                    const Row* video_cakes, const Row* seg_cakes) {
+std::string picture(
+    const std::vector<Row>& video,
+    const std::vector<Row>& seg,
+    const Row* video_cakes,
+    const Row* seg_cakes) {
   std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='960' height='620' font-family='sans-serif'>\n";
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='960' height='620' "
+       "font-family='sans-serif'>\n";
   o << "<rect width='960' height='620' fill='white'/>\n";
-  scatter(o, 60, 40, 380, 220, video, "motion direction (synthetic video): top-1 vs MACs", "top-1 accuracy (%)");
-  scatter(o, 560, 40, 380, 220, seg, "T1 MRI tissue segmentation: Dice vs MACs", "mean Dice x 100");
+  scatter(
+      o,
+      60,
+      40,
+      380,
+      220,
+      video,
+      "motion direction (synthetic video): top-1 vs MACs",
+      "top-1 accuracy (%)");
+  scatter(
+      o,
+      560,
+      40,
+      380,
+      220,
+      seg,
+      "T1 MRI tissue segmentation: Dice vs MACs",
+      "mean Dice x 100");
   if (video_cakes)
-    mix_bars(o, 60, 350, 380, 180, video_cakes->model.op.configs, "video " + video_cakes->name + ": sub-kernel mix");
+    mix_bars(
+        o,
+        60,
+        350,
+        380,
+        180,
+        video_cakes->model.op.configs,
+        "video " + video_cakes->name + ": sub-kernel mix");
   if (seg_cakes)
-    mix_bars(o, 560, 350, 380, 180, seg_cakes->model.op.configs, "MRI " + seg_cakes->name + ": sub-kernel mix");
+    mix_bars(
+        o,
+        560,
+        350,
+        380,
+        180,
+        seg_cakes->model.op.configs,
+        "MRI " + seg_cakes->name + ": sub-kernel mix");
   o << "</svg>\n";
   return o.str();
 }
@@ -275,13 +366,15 @@ std::string fmt(const char* f, double v) {
 
 std::string table(const std::vector<Row>& rows) {
   std::ostringstream o;
-  o << "| task | network | MMACs | params (M) | s / train step (batch) | score |\n";
+  o << "| task | network | MMACs | params (M) | s / train step (batch) | score "
+       "|\n";
   o << "|---|---|---:|---:|---:|---|\n";
   for (const auto& r : rows)
-    o << "| " << r.task << " | " << r.name << (r.note.empty() ? "" : " (" + r.note + ")")
-      << " | " << fmt("%.1f", r.macs / 1e6) << " | " << fmt("%.3f", r.params / 1e6) << " | "
-      << fmt("%.3f", r.step_seconds) << " (" << r.batch << ") | " << r.metric << " "
-      << fmt("%.1f", 100 * r.score) << " |\n";
+    o << "| " << r.task << " | " << r.name
+      << (r.note.empty() ? "" : " (" + r.note + ")") << " | "
+      << fmt("%.1f", r.macs / 1e6) << " | " << fmt("%.3f", r.params / 1e6)
+      << " | " << fmt("%.3f", r.step_seconds) << " (" << r.batch << ") | "
+      << r.metric << " " << fmt("%.1f", 100 * r.score) << " |\n";
   return o.str();
 }
 
@@ -299,35 +392,83 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   const std::string threads = std::to_string(a.threads);
   const std::string runs = (out / "runs").string();
   std::vector<Row> rows;
-  std::cout << "cakes demo: results go to " << out.string() << "\n"
-            << (has_search ? "" : "note: `cakes search` is not part of this build; the CAKES "
-                                  "rows use a stand-in configuration, not a searched one\n");
+  std::cout
+      << "cakes demo: results go to " << out.string() << "\n"
+      << (has_search
+              ? ""
+              : "note: `cakes search` is not part of this build; the CAKES "
+                "rows use a stand-in configuration, not a searched one\n");
 
   // ---- (a) video ----
   const std::string synth = (out / "synth").string();
-  run_cakes({"synth", "--out", synth, "--videos", std::to_string(a.videos), "--frames", "16",
-         "--size", "48", "--format", "both", "--seed", "1", "--force"});
+  run_cakes(
+      {"synth",
+       "--out",
+       synth,
+       "--videos",
+       std::to_string(a.videos),
+       "--frames",
+       "16",
+       "--size",
+       "48",
+       "--format",
+       "both",
+       "--seed",
+       "1",
+       "--force"});
   const std::vector<std::string> vdata = {
-      "--frames-list", synth + "/train.txt", "--frames-val-list", synth + "/val.txt",
-      "--categories", synth + "/category.txt", "--flip-swaps", "0:1", "--frames", "8",
-      "--size", "32"};
+      "--frames-list",
+      synth + "/train.txt",
+      "--frames-val-list",
+      synth + "/val.txt",
+      "--categories",
+      synth + "/category.txt",
+      "--flip-swaps",
+      "0:1",
+      "--frames",
+      "8",
+      "--size",
+      "32"};
   const std::string vw = std::to_string(a.video_width);
   const int64_t vbatch = 16;
-  auto video_run = [&](const std::string& name, std::vector<std::string> net,
-                       const std::string& note, int64_t epochs) {
+  auto video_run = [&](const std::string& name,
+                       std::vector<std::string> net,
+                       const std::string& note,
+                       int64_t epochs) {
     const std::string dir = runs + "/video_" + name;
-    std::vector<std::string> cmd = {"train", "--net", "i3d_resnet18", "--width", vw};
+    std::vector<std::string> cmd = {
+        "train", "--net", "i3d_resnet18", "--width", vw};
     cmd.insert(cmd.end(), net.begin(), net.end());
     cmd.insert(cmd.end(), vdata.begin(), vdata.end());
-    append(cmd, {"--epochs", std::to_string(epochs), "--lr", "0.05",
-                                 "--batch", std::to_string(vbatch), "--warmup", "1",
-                                 "--workers", "1", "--threads", threads, "--out-dir", dir});
+    append(
+        cmd,
+        {"--epochs",
+         std::to_string(epochs),
+         "--lr",
+         "0.05",
+         "--batch",
+         std::to_string(vbatch),
+         "--warmup",
+         "1",
+         "--workers",
+         "1",
+         "--threads",
+         threads,
+         "--out-dir",
+         dir});
     run_cakes(cmd);
-    std::vector<std::string> ev = {"eval", "--net", "i3d_resnet18", "--width", vw};
+    std::vector<std::string> ev = {
+        "eval", "--net", "i3d_resnet18", "--width", vw};
     ev.insert(ev.end(), net.begin(), net.end());
     ev.insert(ev.end(), vdata.begin(), vdata.end());
-    append(ev, {"--checkpoint", dir + "/checkpoint.pt", "--out",
-                                 dir + "/eval.json", "--threads", threads});
+    append(
+        ev,
+        {"--checkpoint",
+         dir + "/checkpoint.pt",
+         "--out",
+         dir + "/eval.json",
+         "--threads",
+         threads});
     run_cakes(ev);
     NetOptions no;
     no.net = "i3d_resnet18";
@@ -355,10 +496,22 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   video_run("3D", {"--op", "conv3d"}, "", a.video_epochs);
   std::string vconfig = runs + "/video_search/config.json", vnote;
   if (has_search) {
-    std::vector<std::string> cmd = {"search", "--net", "i3d_resnet18", "--width", vw,
-                                    "--candidates", "3x3x3,1x3x3,3x1x1", "--mode", "C",
-                                    "--epochs", std::to_string(a.search_epochs), "--lr", "0.05",
-                                    "--batch", std::to_string(vbatch)};
+    std::vector<std::string> cmd = {
+        "search",
+        "--net",
+        "i3d_resnet18",
+        "--width",
+        vw,
+        "--candidates",
+        "3x3x3,1x3x3,3x1x1",
+        "--mode",
+        "C",
+        "--epochs",
+        std::to_string(a.search_epochs),
+        "--lr",
+        "0.05",
+        "--batch",
+        std::to_string(vbatch)};
     cmd.insert(cmd.end(), vdata.begin(), vdata.end());
     append(cmd, {"--out-dir", runs + "/video_search", "--threads", threads});
     run_cakes(cmd);
@@ -369,14 +522,33 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
     m.width = a.video_width;
     write_stand_in(m, {SubKernel{1, 3, 3}, SubKernel{3, 1, 1}}, vconfig);
     vnote = "stand-in, not searched";
-    std::cout << "\nvideo CAKES configuration: stand-in, not searched (" << vconfig << ")\n";
+    std::cout << "\nvideo CAKES configuration: stand-in, not searched ("
+              << vconfig << ")\n";
   }
   video_run("CAKES", {"--config", vconfig}, vnote, a.video_epochs);
   // The mp4 copies of the validation videos through the video reader.
-  run_cakes({"eval", "--net", "i3d_resnet18", "--width", vw, "--op", "conv3d", "--videos-list",
-         synth + "/train_videos.txt", "--videos-val-list", synth + "/val_videos.txt",
-         "--categories", synth + "/category.txt", "--frames", "8", "--size", "32",
-         "--checkpoint", runs + "/video_3D/checkpoint.pt", "--threads", threads});
+  run_cakes(
+      {"eval",
+       "--net",
+       "i3d_resnet18",
+       "--width",
+       vw,
+       "--op",
+       "conv3d",
+       "--videos-list",
+       synth + "/train_videos.txt",
+       "--videos-val-list",
+       synth + "/val_videos.txt",
+       "--categories",
+       synth + "/category.txt",
+       "--frames",
+       "8",
+       "--size",
+       "32",
+       "--checkpoint",
+       runs + "/video_3D/checkpoint.pt",
+       "--threads",
+       threads});
 
   // ---- (b) segmentation ----
   const std::string mri_train = (out / "mri" / "train").string();
@@ -384,24 +556,64 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   fs::remove_all(out / "mri");
   write_mri_split(mri_train, /*left=*/true, /*copies=*/8);
   write_mri_split(mri_val, /*left=*/false, /*copies=*/1);
-  std::cout << "\nMRI: " << mri_train << " (left hemisphere, training) and " << mri_val
-            << " (right hemisphere, evaluation), 64x96x64 each\n";
+  std::cout << "\nMRI: " << mri_train << " (left hemisphere, training) and "
+            << mri_val << " (right hemisphere, evaluation), 64x96x64 each\n";
   const int64_t sbatch = 2;
-  auto seg_run = [&](const std::string& name, std::vector<std::string> net,
+  auto seg_run = [&](const std::string& name,
+                     std::vector<std::string> net,
                      const std::string& note) {
     const std::string dir = runs + "/mri_" + name;
-    std::vector<std::string> cmd = {"train", "--net", "res_encoder_decoder", "--msd",
-                                    mri_train, "--patch", "32", "64", "64"};
+    std::vector<std::string> cmd = {
+        "train",
+        "--net",
+        "res_encoder_decoder",
+        "--msd",
+        mri_train,
+        "--patch",
+        "32",
+        "64",
+        "64"};
     cmd.insert(cmd.end(), net.begin(), net.end());
-    append(cmd, {"--epochs", std::to_string(a.seg_epochs), "--lr", "0.002", "--optimizer", "adamw",
-          "--weight-decay", "1e-4", "--batch", std::to_string(sbatch), "--workers", "1",
-          "--threads", threads, "--log-every", "100", "--out-dir", dir});
+    append(
+        cmd,
+        {"--epochs",
+         std::to_string(a.seg_epochs),
+         "--lr",
+         "0.002",
+         "--optimizer",
+         "adamw",
+         "--weight-decay",
+         "1e-4",
+         "--batch",
+         std::to_string(sbatch),
+         "--workers",
+         "1",
+         "--threads",
+         threads,
+         "--log-every",
+         "100",
+         "--out-dir",
+         dir});
     run_cakes(cmd);
-    std::vector<std::string> ev = {"eval", "--net", "res_encoder_decoder", "--msd", mri_val,
-                                   "--window", "64", "96", "64"};
+    std::vector<std::string> ev = {
+        "eval",
+        "--net",
+        "res_encoder_decoder",
+        "--msd",
+        mri_val,
+        "--window",
+        "64",
+        "96",
+        "64"};
     ev.insert(ev.end(), net.begin(), net.end());
-    append(ev, {"--checkpoint", dir + "/checkpoint.pt", "--out",
-                                 dir + "/eval.json", "--threads", threads});
+    append(
+        ev,
+        {"--checkpoint",
+         dir + "/checkpoint.pt",
+         "--out",
+         dir + "/eval.json",
+         "--threads",
+         threads});
     run_cakes(ev);
     NetOptions no;
     no.net = "res_encoder_decoder";
@@ -421,28 +633,54 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
     r.step_seconds = seconds_per_step(dir + "/log.jsonl");
     r.batch = sbatch;
     r.metric = "Dice %";
-    r.score = read_json(dir + "/eval.json").at("mean_dice_foreground").get<double>();
+    r.score =
+        read_json(dir + "/eval.json").at("mean_dice_foreground").get<double>();
     rows.push_back(r);
   };
   seg_run("3D", {"--op", "conv3d"}, "");
   std::string sconfig = runs + "/mri_search/config.json", snote;
   if (has_search) {
-    run_cakes({"search", "--net", "res_encoder_decoder",
-           "--candidates", "3x3x3,1x3x3,3x1x3,3x3x1,3x1x1,1x3x1,1x1x3", "--mode", "C",
-           "--epochs", std::to_string(a.seg_epochs / 2), "--lr", "0.002", "--batch",
-           std::to_string(sbatch), "--msd", mri_train, "--patch", "32", "64", "64",
-           "--out-dir", runs + "/mri_search", "--threads", threads});
+    run_cakes(
+        {"search",
+         "--net",
+         "res_encoder_decoder",
+         "--candidates",
+         "3x3x3,1x3x3,3x1x3,3x3x1,3x1x1,1x3x1,1x1x3",
+         "--mode",
+         "C",
+         "--epochs",
+         std::to_string(a.seg_epochs / 2),
+         "--lr",
+         "0.002",
+         "--batch",
+         std::to_string(sbatch),
+         "--msd",
+         mri_train,
+         "--patch",
+         "32",
+         "64",
+         "64",
+         "--out-dir",
+         runs + "/mri_search",
+         "--threads",
+         threads});
   } else {
     fs::create_directories(runs + "/mri_search");
     models::ModelArgs m;
     m.network = "res_encoder_decoder";
     m.in_channels = 1;
-    write_stand_in(m,
-                   {SubKernel{1, 3, 3}, SubKernel{3, 1, 3}, SubKernel{3, 3, 1},
-                    SubKernel{3, 1, 1}, SubKernel{1, 3, 1}, SubKernel{1, 1, 3}},
-                   sconfig);
+    write_stand_in(
+        m,
+        {SubKernel{1, 3, 3},
+         SubKernel{3, 1, 3},
+         SubKernel{3, 3, 1},
+         SubKernel{3, 1, 1},
+         SubKernel{1, 3, 1},
+         SubKernel{1, 1, 3}},
+        sconfig);
     snote = "stand-in, not searched";
-    std::cout << "\nMRI CAKES configuration: stand-in, not searched (" << sconfig << ")\n";
+    std::cout << "\nMRI CAKES configuration: stand-in, not searched ("
+              << sconfig << ")\n";
   }
   seg_run("CAKES", {"--config", sconfig}, snote);
 
@@ -461,25 +699,33 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   std::ofstream(svg) << picture(video, seg, vc, sc);
   const std::string md = table(rows);
   std::ofstream(out / "results.md") << md;
-  std::cout << "\n"
-            << md << "\nMACs: video per 8x32x32 clip, MRI per 64x96x64 half-volume; video "
-            << "score: top-1 on " << "the validation videos (chance 25%); MRI score: mean "
-               "Dice of the 3 tissue classes on the held-out hemisphere.\n"
-            << "picture: " << svg << "\ntable: " << (out / "results.md").string() << "\n"
-            << fmt("demo finished in %.0f s\n", seconds_since(t0));
+  std::cout
+      << "\n"
+      << md
+      << "\nMACs: video per 8x32x32 clip, MRI per 64x96x64 half-volume; video "
+      << "score: top-1 on "
+      << "the validation videos (chance 25%); MRI score: mean "
+         "Dice of the 3 tissue classes on the held-out hemisphere.\n"
+      << "picture: " << svg << "\ntable: " << (out / "results.md").string()
+      << "\n"
+      << fmt("demo finished in %.0f s\n", seconds_since(t0));
 }
 
 } // namespace
 
 void add_demo(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
-  auto* demo = app.add_subcommand("demo", "run the demonstration on built-in data");
-  demo->add_option("--out", a->out, "output folder (data, runs, table, picture)");
+  auto* demo =
+      app.add_subcommand("demo", "run the demonstration on built-in data");
+  demo->add_option(
+      "--out", a->out, "output folder (data, runs, table, picture)");
   demo->add_option("--threads", a->threads, "threads (0 = all cores)");
   demo->add_option("--videos", a->videos, "synthetic training videos");
-  demo->add_option("--video-epochs", a->video_epochs, "epochs per video network");
+  demo->add_option(
+      "--video-epochs", a->video_epochs, "epochs per video network");
   demo->add_option("--video-width", a->video_width, "I3D ResNet-18 base width");
-  demo->add_option("--seg-epochs", a->seg_epochs, "epochs per MRI network (8 patches each)");
+  demo->add_option(
+      "--seg-epochs", a->seg_epochs, "epochs per MRI network (8 patches each)");
   demo->add_option("--search-epochs", a->search_epochs, "video search epochs");
   demo->callback([a, &app] { run_demo(*a, app); });
 }

@@ -11,11 +11,15 @@ void add_net_options(CLI::App* c, NetOptions& o) {
       "--net", o.net, "network: i3d_resnet18/34/50/101, res_encoder_decoder");
   c->add_option("--op", o.op, "operation: conv3d, conv2d, p3d, cakes");
   c->add_option(
-      "--preset", o.preset, "built-in per-block configuration (implies --op cakes)");
+      "--preset",
+      o.preset,
+      "built-in per-block configuration (implies --op cakes)");
   c->add_option(
       "--config", o.config, "network configuration file (docs/CONFIGS.md)");
   c->add_option(
-      "--width", o.width, "base width (I3D: 64, encoder-decoder: 16; 0 = default)")
+       "--width",
+       o.width,
+       "base width (I3D: 64, encoder-decoder: 16; 0 = default)")
       ->check(CLI::NonNegativeNumber);
 }
 

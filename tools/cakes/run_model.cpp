@@ -50,7 +50,8 @@ at::Tensor clip_input(
     frames = reader.read_frames(
         spread_indices(reader.frame_count(), clip.num_segments, k, clips));
   } else {
-    throw std::invalid_argument("--clips > 1 needs a frame-folder or video list");
+    throw std::invalid_argument(
+        "--clips > 1 needs a frame-folder or video list");
   }
   return data::make_clip_sample(frames, 0, clip, rng).input;
 }
@@ -82,7 +83,9 @@ VideoScores evaluate_video(
     for (int64_t k = 0; k < clips; ++k) {
       std::vector<at::Tensor> inputs;
       for (int64_t i = start; i < start + n; ++i)
-        inputs.push_back(clips == 1 ? centred[i - start] : clip_input(ds, clip, i, k, clips));
+        inputs.push_back(
+            clips == 1 ? centred[i - start]
+                       : clip_input(ds, clip, i, k, clips));
       per_clip.push_back(model.forward(torch::stack(inputs)));
     }
     acc.add(torch::stack(per_clip, 1), torch::stack(targets));
@@ -114,7 +117,9 @@ VolumeScores evaluate_volumes(
       throw std::invalid_argument(
           msd->cases()[i].image + ": no label to evaluate against");
     const auto pred = eval::sliding_window_labels(
-        sample.input, [&](const at::Tensor& x) { return model.forward(x); }, sw);
+        sample.input,
+        [&](const at::Tensor& x) { return model.forward(x); },
+        sw);
     dice.add(pred, sample.target);
   }
   VolumeScores s;
@@ -127,8 +132,7 @@ VolumeScores evaluate_volumes(
 
 void refuse_overwrite(const std::string& path, bool force) {
   if (!force && std::filesystem::exists(path))
-    throw std::invalid_argument(
-        path + " exists: give --force to overwrite it");
+    throw std::invalid_argument(path + " exists: give --force to overwrite it");
 }
 
 } // namespace cakes::cli

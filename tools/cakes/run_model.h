@@ -30,7 +30,7 @@ VideoScores evaluate_video(
 
 struct VolumeScores {
   std::vector<std::string> class_names;
-  std::vector<double> dice; // per class; NaN where the class is absent
+  std::vector<double> dice;   // per class; NaN where the class is absent
   double mean_foreground = 0; // mean over present classes except class 0
   int64_t cases = 0;
 };

@@ -31,7 +31,8 @@ namespace fs = std::filesystem;
 namespace cakes::cli {
 namespace {
 
-const char* kClasses[] = {"moving left", "moving right", "moving up", "moving down"};
+const char* kClasses[] = {
+    "moving left", "moving right", "moving up", "moving down"};
 
 struct SynthArgs {
   std::string out, format = "both";
@@ -41,13 +42,16 @@ struct SynthArgs {
 };
 
 // (T, S, S, 3) uint8 frames of one video of class `label`.
-at::Tensor render(int64_t label, int64_t frames, int64_t size, std::mt19937_64& rng) {
+at::Tensor
+render(int64_t label, int64_t frames, int64_t size, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   const double s = double(size);
   auto video = torch::empty({frames, size, size, 3}, torch::kFloat);
   // Background: a random dark tint plus per-pixel noise in every frame.
   const auto tint = torch::tensor(
-      {float(0.1 + 0.2 * u(rng)), float(0.1 + 0.2 * u(rng)), float(0.1 + 0.2 * u(rng))});
+      {float(0.1 + 0.2 * u(rng)),
+       float(0.1 + 0.2 * u(rng)),
+       float(0.1 + 0.2 * u(rng))});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(rng());
   video.copy_(tint.view({1, 1, 1, 3}).expand_as(video));
   video.add_(torch::randn(video.sizes(), gen) * 0.06);
@@ -61,7 +65,9 @@ at::Tensor render(int64_t label, int64_t frames, int64_t size, std::mt19937_64& 
     const auto disc = ((yy - cy).pow(2) + (xx - cx).pow(2)) <= r * r;
     const int hue = int(u(rng) * 3);
     const auto colour = torch::tensor(
-        {hue == 0 ? 0.9f : 0.2f, hue == 1 ? 0.9f : 0.2f, hue == 2 ? 0.9f : 0.2f});
+        {hue == 0 ? 0.9f : 0.2f,
+         hue == 1 ? 0.9f : 0.2f,
+         hue == 2 ? 0.9f : 0.2f});
     video.index_put_({torch::indexing::Slice(), disc}, colour);
   }
 
@@ -103,11 +109,17 @@ std::string pick_encoder() {
   return all.find(" libx264 ") != std::string::npos ? "libx264" : "mpeg4";
 }
 
-void write_mp4(const std::string& path, const at::Tensor& frames, const std::string& encoder) {
-  const std::string quality = encoder == "libx264" ? "-crf 18 -preset veryfast" : "-q:v 2";
-  const std::string cmd = "ffmpeg -loglevel error -y -f rawvideo -pix_fmt rgb24 -s " +
+void write_mp4(
+    const std::string& path,
+    const at::Tensor& frames,
+    const std::string& encoder) {
+  const std::string quality =
+      encoder == "libx264" ? "-crf 18 -preset veryfast" : "-q:v 2";
+  const std::string cmd =
+      "ffmpeg -loglevel error -y -f rawvideo -pix_fmt rgb24 -s " +
       std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)) +
-      " -r 8 -i - -c:v " + encoder + " " + quality + " -pix_fmt yuv420p '" + path + "'";
+      " -r 8 -i - -c:v " + encoder + " " + quality + " -pix_fmt yuv420p '" +
+      path + "'";
   FILE* p = popen(cmd.c_str(), "w");
   if (!p)
     throw std::runtime_error(path + ": cannot start ffmpeg");
@@ -115,7 +127,9 @@ void write_mp4(const std::string& path, const at::Tensor& frames, const std::str
   const size_t written = fwrite(frames.data_ptr<uint8_t>(), 1, bytes, p);
   const int rc = pclose(p);
   if (written != bytes || rc != 0)
-    throw std::runtime_error(path + ": ffmpeg failed (exit " + std::to_string(WEXITSTATUS(rc)) + ")");
+    throw std::runtime_error(
+        path + ": ffmpeg failed (exit " + std::to_string(WEXITSTATUS(rc)) +
+        ")");
 }
 
 void run_synth(const SynthArgs& a) {
@@ -138,7 +152,8 @@ void run_synth(const SynthArgs& a) {
     for (const char* c : kClasses)
       cat << c << "\n";
   }
-  const int64_t val = a.val_videos > 0 ? a.val_videos : std::max<int64_t>(4, a.videos / 4);
+  const int64_t val =
+      a.val_videos > 0 ? a.val_videos : std::max<int64_t>(4, a.videos / 4);
   std::mt19937_64 rng(a.seed);
   int64_t made = 0;
   for (const std::string split : {"train", "val"}) {
@@ -151,7 +166,8 @@ void run_synth(const SynthArgs& a) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t label = i % 4; // balanced classes
       char name[64];
-      std::snprintf(name, sizeof name, "%s_%05lld", split.c_str(), (long long)i);
+      std::snprintf(
+          name, sizeof name, "%s_%05lld", split.c_str(), (long long)i);
       const auto video = render(label, a.frames, a.size, rng);
       if (frames_out) {
         const fs::path dir = root / "frames" / name;
@@ -161,22 +177,29 @@ void run_synth(const SynthArgs& a) {
           std::snprintf(f, sizeof f, "%05lld.jpg", (long long)t + 1);
           data::write_jpeg((dir / f).string(), video[t], /*quality=*/95);
         }
-        frames_list << "frames/" << name << " " << a.frames << " " << label << "\n";
+        frames_list << "frames/" << name << " " << a.frames << " " << label
+                    << "\n";
       }
       if (mp4_out) {
         fs::create_directories(root / "videos");
-        write_mp4((root / "videos" / (std::string(name) + ".mp4")).string(), video, encoder);
+        write_mp4(
+            (root / "videos" / (std::string(name) + ".mp4")).string(),
+            video,
+            encoder);
         videos_list << "videos/" << name << ".mp4 " << label << "\n";
       }
       if (++made % 50 == 0)
-        std::cout << "synth: " << made << "/" << a.videos + val << " videos\n" << std::flush;
+        std::cout << "synth: " << made << "/" << a.videos + val << " videos\n"
+                  << std::flush;
     }
     if ((frames_out && !frames_list) || (mp4_out && !videos_list))
-      throw std::runtime_error(a.out + ": cannot write the " + split + " lists");
+      throw std::runtime_error(
+          a.out + ": cannot write the " + split + " lists");
   }
-  std::cout << "synth: " << a.videos << " training and " << val << " validation videos, "
-            << a.frames << " frames of " << a.size << "x" << a.size << ", 4 classes, in "
-            << a.out << (mp4_out ? " (mp4 via " + encoder + ")" : "") << "\n";
+  std::cout << "synth: " << a.videos << " training and " << val
+            << " validation videos, " << a.frames << " frames of " << a.size
+            << "x" << a.size << ", 4 classes, in " << a.out
+            << (mp4_out ? " (mp4 via " + encoder + ")" : "") << "\n";
 }
 
 } // namespace
@@ -184,12 +207,17 @@ void run_synth(const SynthArgs& a) {
 void add_synth(CLI::App& app) {
   auto a = std::make_shared<SynthArgs>();
   auto* c = app.add_subcommand(
-      "synth", "generate a motion-direction video task (JPEG frame folders and mp4)");
+      "synth",
+      "generate a motion-direction video task (JPEG frame folders and mp4)");
   c->add_option("--out", a->out, "output folder")->required();
-  c->add_option("--videos", a->videos, "training videos")->check(CLI::PositiveNumber);
-  c->add_option("--val-videos", a->val_videos, "validation videos (0: videos/4)");
-  c->add_option("--frames", a->frames, "frames per video")->check(CLI::PositiveNumber);
-  c->add_option("--size", a->size, "frame side in pixels (even)")->check(CLI::PositiveNumber);
+  c->add_option("--videos", a->videos, "training videos")
+      ->check(CLI::PositiveNumber);
+  c->add_option(
+      "--val-videos", a->val_videos, "validation videos (0: videos/4)");
+  c->add_option("--frames", a->frames, "frames per video")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--size", a->size, "frame side in pixels (even)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--format", a->format, "frames | mp4 | both")
       ->check(CLI::IsMember({"frames", "mp4", "both"}));
   c->add_option("--seed", a->seed, "random seed");

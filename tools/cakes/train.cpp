@@ -56,8 +56,9 @@ nlohmann::ordered_json volume_json(const VolumeScores& s) {
   nlohmann::ordered_json j;
   j["cases"] = s.cases;
   for (size_t c = 0; c < s.dice.size(); ++c)
-    j["dice"][s.class_names.at(c)] =
-        std::isnan(s.dice[c]) ? nlohmann::ordered_json() : nlohmann::ordered_json(s.dice[c]);
+    j["dice"][s.class_names.at(c)] = std::isnan(s.dice[c])
+                                         ? nlohmann::ordered_json()
+                                         : nlohmann::ordered_json(s.dice[c]);
   j["mean_dice_foreground"] = s.mean_foreground;
   return j;
 }
@@ -103,7 +104,8 @@ void run_train(const TrainArgs& a, bool op_given) {
   if (!a.resume && fs::exists(ckpt)) {
     if (!a.force)
       throw std::invalid_argument(
-          ckpt + " exists: give --resume to continue it or --force to start over");
+          ckpt +
+          " exists: give --resume to continue it or --force to start over");
     fs::remove(ckpt);
     fs::remove(log);
   }
@@ -123,21 +125,25 @@ void run_train(const TrainArgs& a, bool op_given) {
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
-  const bool has_val = !a.data.frames_val_list.empty() || !a.data.videos_val_list.empty();
+  const bool has_val =
+      !a.data.frames_val_list.empty() || !a.data.videos_val_list.empty();
   std::shared_ptr<DatasetHandle> val;
   if (has_val && !data.volumetric) {
     val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
     o.validate = [val, model, a](int64_t) {
       const auto s = evaluate_video(model, *val, a.data, 1, a.batch);
-      return std::map<std::string, double>{{"val_top1", s.top1}, {"val_top5", s.top5}};
+      return std::map<std::string, double>{
+          {"val_top1", s.top1}, {"val_top5", s.top5}};
     };
   }
-  const train::LossFn loss = data.volumetric ? train::LossFn(train::dice_cross_entropy)
-                                             : train::LossFn(train::cross_entropy);
+  const train::LossFn loss = data.volumetric
+                                 ? train::LossFn(train::dice_cross_entropy)
+                                 : train::LossFn(train::cross_entropy);
   train::Trainer trainer(as_train_model(model, network), loss, o);
   if (a.resume) {
     trainer.resume(ckpt);
-    std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch() << "\n";
+    std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
+              << "\n";
   }
   train::LoaderOptions lo;
   lo.batch_size = a.batch;
@@ -185,7 +191,8 @@ void run_eval(const EvalArgs& a, bool op_given) {
   const auto margs =
       resolve_model_args(a.net, op_given, data.num_classes, data.in_channels);
   const auto model = models::make_model(margs);
-  train::load_checkpoint_weights(a.checkpoint, *model.module, network_id(margs));
+  train::load_checkpoint_weights(
+      a.checkpoint, *model.module, network_id(margs));
   nlohmann::ordered_json j;
   j["checkpoint"] = a.checkpoint;
   if (data.volumetric) {
@@ -193,14 +200,21 @@ void run_eval(const EvalArgs& a, bool op_given) {
     const auto s = evaluate_volumes(model, data, w, a.overlap);
     j.update(volume_json(s));
     if (!a.json) {
-      std::printf("%lld case(s), sliding window %lldx%lldx%lld, overlap %.2f\n",
-                  (long long)s.cases, (long long)w[0], (long long)w[1],
-                  (long long)w[2], a.overlap);
+      std::printf(
+          "%lld case(s), sliding window %lldx%lldx%lld, overlap %.2f\n",
+          (long long)s.cases,
+          (long long)w[0],
+          (long long)w[1],
+          (long long)w[2],
+          a.overlap);
       for (size_t c = 0; c < s.dice.size(); ++c)
-        std::printf("  dice %-20s %s\n", s.class_names[c].c_str(),
-                    fmt_dice(s.dice[c]).c_str());
-      std::printf("mean Dice (foreground classes) %s\n",
-                  fmt_dice(s.mean_foreground).c_str());
+        std::printf(
+            "  dice %-20s %s\n",
+            s.class_names[c].c_str(),
+            fmt_dice(s.dice[c]).c_str());
+      std::printf(
+          "mean Dice (foreground classes) %s\n",
+          fmt_dice(s.mean_foreground).c_str());
     }
   } else {
     const auto s = evaluate_video(model, data, a.data, a.clips, a.batch);
@@ -209,9 +223,12 @@ void run_eval(const EvalArgs& a, bool op_given) {
     j["top1"] = s.top1;
     j["top5"] = s.top5;
     if (!a.json)
-      std::printf("%lld videos, %lld clip(s): top-1 %.2f%%, top-5 %.2f%%\n",
-                  (long long)s.videos, (long long)a.clips, 100 * s.top1,
-                  100 * s.top5);
+      std::printf(
+          "%lld videos, %lld clip(s): top-1 %.2f%%, top-5 %.2f%%\n",
+          (long long)s.videos,
+          (long long)a.clips,
+          100 * s.top1,
+          100 * s.top5);
   }
   if (a.json)
     std::cout << j.dump(1) << "\n";
@@ -233,7 +250,8 @@ struct InferArgs {
 
 bool is_nifti(const std::string& p) {
   const auto ends = [&](const std::string& s) {
-    return p.size() >= s.size() && p.compare(p.size() - s.size(), s.size(), s) == 0;
+    return p.size() >= s.size() &&
+           p.compare(p.size() - s.size(), s.size(), s) == 0;
   };
   return ends(".nii") || ends(".nii.gz") || ends(".hdr") || ends(".img");
 }
@@ -243,7 +261,8 @@ void run_infer(const InferArgs& a, bool op_given) {
   std::vector<std::string> names;
   if (!a.categories.empty())
     names = data::read_category_file(a.categories);
-  const int64_t classes = a.num_classes > 0 ? a.num_classes : int64_t(names.size());
+  const int64_t classes =
+      a.num_classes > 0 ? a.num_classes : int64_t(names.size());
   if (classes < 1)
     throw std::invalid_argument("give --categories or --num-classes");
   if (!names.empty() && int64_t(names.size()) != classes)
@@ -253,7 +272,8 @@ void run_infer(const InferArgs& a, bool op_given) {
   torch::NoGradGuard no_grad;
   if (is_nifti(a.input)) {
     if (a.output.empty())
-      throw std::invalid_argument("a volume needs --output FILE.nii.gz for its labels");
+      throw std::invalid_argument(
+          "a volume needs --output FILE.nii.gz for its labels");
     refuse_overwrite(a.output, a.force);
     const auto vol = data::read_nifti(a.input);
     at::Tensor x = vol.data;
@@ -267,29 +287,38 @@ void run_infer(const InferArgs& a, bool op_given) {
                            : data::zscore_normalize(x, /*nonzero_only=*/true);
     const auto margs = resolve_model_args(a.net, op_given, classes, x.size(0));
     const auto model = models::make_model(margs);
-    train::load_checkpoint_weights(a.checkpoint, *model.module, network_id(margs));
+    train::load_checkpoint_weights(
+        a.checkpoint, *model.module, network_id(margs));
     model.module->eval();
     eval::SlidingWindowOptions sw;
     sw.window = window_of(a.window);
     sw.overlap = a.overlap;
     const auto labels = eval::sliding_window_labels(
-        x.contiguous(), [&](const at::Tensor& w) { return model.forward(w); }, sw);
+        x.contiguous(),
+        [&](const at::Tensor& w) { return model.forward(w); },
+        sw);
     data::write_nifti_labels(a.output, labels, vol);
     const auto counts = torch::bincount(labels.flatten(), {}, classes);
-    std::printf("%s -> %s (%lldx%lldx%lld, affine of the input)\n", a.input.c_str(),
-                a.output.c_str(), (long long)labels.size(0), (long long)labels.size(1),
-                (long long)labels.size(2));
+    std::printf(
+        "%s -> %s (%lldx%lldx%lld, affine of the input)\n",
+        a.input.c_str(),
+        a.output.c_str(),
+        (long long)labels.size(0),
+        (long long)labels.size(1),
+        (long long)labels.size(2));
     for (int64_t c = 0; c < classes; ++c)
-      std::printf("  %-20s %lld voxels\n",
-                  names.empty() ? std::to_string(c).c_str() : names[c].c_str(),
-                  (long long)counts[c].item<int64_t>());
+      std::printf(
+          "  %-20s %lld voxels\n",
+          names.empty() ? std::to_string(c).c_str() : names[c].c_str(),
+          (long long)counts[c].item<int64_t>());
     return;
   }
   if (!a.output.empty())
     refuse_overwrite(a.output, a.force);
   const auto margs = resolve_model_args(a.net, op_given, classes, 3);
   const auto model = models::make_model(margs);
-  train::load_checkpoint_weights(a.checkpoint, *model.module, network_id(margs));
+  train::load_checkpoint_weights(
+      a.checkpoint, *model.module, network_id(margs));
   model.module->eval();
   data::ClipOptions clip;
   clip.num_segments = a.frames;
@@ -297,10 +326,13 @@ void run_infer(const InferArgs& a, bool op_given) {
   clip.crop_size = a.size;
   clip.scale_size = a.scale > 0 ? a.scale : a.size * 8 / 7;
   data::VideoReader reader(a.input, clip.scale_size);
-  const auto idx = data::tsn_segment_indices(reader.frame_count(), a.frames, 1, nullptr);
+  const auto idx =
+      data::tsn_segment_indices(reader.frame_count(), a.frames, 1, nullptr);
   std::mt19937_64 rng(0);
-  const auto sample = data::make_clip_sample(reader.read_frames(idx), 0, clip, rng);
-  const auto prob = torch::softmax(model.forward(sample.input.unsqueeze(0)), 1)[0];
+  const auto sample =
+      data::make_clip_sample(reader.read_frames(idx), 0, clip, rng);
+  const auto prob =
+      torch::softmax(model.forward(sample.input.unsqueeze(0)), 1)[0];
   const auto top = prob.topk(std::min(a.top, classes));
   nlohmann::ordered_json j;
   j["input"] = a.input;
@@ -320,7 +352,8 @@ void run_infer(const InferArgs& a, bool op_given) {
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  auto* c = app.add_subcommand("train", "train a network; checkpoint and log in --out-dir");
+  auto* c = app.add_subcommand(
+      "train", "train a network; checkpoint and log in --out-dir");
   add_net_options(c, a->net);
   add_data_options(c, a->data);
   c->add_option("--epochs", a->epochs, "epochs")->check(CLI::PositiveNumber);
@@ -331,32 +364,42 @@ void add_train(CLI::App& app) {
   c->add_option("--warmup", a->warmup, "linear warm-up epochs");
   c->add_option("--schedule", a->schedule, "step | cosine | constant")
       ->check(CLI::IsMember({"step", "cosine", "constant"}));
-  c->add_option("--milestones", a->milestones, "step schedule: epochs where lr x0.1");
+  c->add_option(
+      "--milestones", a->milestones, "step schedule: epochs where lr x0.1");
   c->add_option("--clip", a->clip, "gradient-norm clipping (0 = off)");
-  c->add_option("--weight-decay", a->weight_decay, "weight decay (not on BN, biases)");
+  c->add_option(
+      "--weight-decay", a->weight_decay, "weight decay (not on BN, biases)");
   c->add_option("--workers", a->workers, "loader threads");
   c->add_option("--seed", a->seed, "seed of weights and data order");
   c->add_option("--out-dir", a->out_dir, "checkpoint.pt and log.jsonl go here")
       ->required();
   c->add_flag("--resume", a->resume, "continue the checkpoint in --out-dir");
-  c->add_flag("--force", a->force, "start over even if --out-dir holds a checkpoint");
+  c->add_flag(
+      "--force", a->force, "start over even if --out-dir holds a checkpoint");
   c->add_option("--threads", a->threads, "threads (0 = all cores)");
-  c->add_option("--log-every", a->log_every, "progress line every N steps (not a terminal)");
+  c->add_option(
+      "--log-every",
+      a->log_every,
+      "progress line every N steps (not a terminal)");
   c->callback([a, c] { run_train(*a, c->count("--op") > 0); });
 }
 
 void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* c = app.add_subcommand(
-      "eval", "top-1/top-5 (video) or per-class Dice (volumes) of a checkpoint");
+      "eval",
+      "top-1/top-5 (video) or per-class Dice (volumes) of a checkpoint");
   add_net_options(c, a->net);
   add_data_options(c, a->data);
-  c->add_option("--checkpoint", a->checkpoint, "checkpoint written by cakes train")
+  c->add_option(
+       "--checkpoint", a->checkpoint, "checkpoint written by cakes train")
       ->required();
   c->add_option("--clips", a->clips, "clips per video, logits averaged")
       ->check(CLI::PositiveNumber);
-  c->add_option("--batch", a->batch, "videos per forward pass")->check(CLI::PositiveNumber);
-  c->add_option("--window", a->window, "sliding window D H W (default: --patch)")
+  c->add_option("--batch", a->batch, "videos per forward pass")
+      ->check(CLI::PositiveNumber);
+  c->add_option(
+       "--window", a->window, "sliding window D H W (default: --patch)")
       ->expected(3);
   c->add_option("--overlap", a->overlap, "sliding-window overlap in [0, 1)");
   c->add_flag("--json", a->json, "print JSON");
@@ -371,17 +414,26 @@ void add_infer(CLI::App& app) {
   auto* c = app.add_subcommand(
       "infer", "video file -> top classes; NIfTI volume -> label NIfTI");
   add_net_options(c, a->net);
-  c->add_option("--checkpoint", a->checkpoint, "checkpoint written by cakes train")
+  c->add_option(
+       "--checkpoint", a->checkpoint, "checkpoint written by cakes train")
       ->required();
   c->add_option("--input", a->input, "video file or NIfTI volume")->required();
   c->add_option("--output", a->output, "label NIfTI (volume) or JSON (video)");
   c->add_option("--categories", a->categories, "class names, one per line");
-  c->add_option("--num-classes", a->num_classes, "classes (instead of --categories)");
-  c->add_option("--top", a->top, "classes shown (video)")->check(CLI::PositiveNumber);
-  c->add_option("--frames", a->frames, "frames per clip (video)")->check(CLI::PositiveNumber);
-  c->add_option("--size", a->size, "crop size (video)")->check(CLI::PositiveNumber);
-  c->add_option("--scale", a->scale, "short side before the crop (0: size*8/7)");
-  c->add_option("--modality", a->modality, "volume intensity: MRI (z-score) | CT (window)")
+  c->add_option(
+      "--num-classes", a->num_classes, "classes (instead of --categories)");
+  c->add_option("--top", a->top, "classes shown (video)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--frames", a->frames, "frames per clip (video)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--size", a->size, "crop size (video)")
+      ->check(CLI::PositiveNumber);
+  c->add_option(
+      "--scale", a->scale, "short side before the crop (0: size*8/7)");
+  c->add_option(
+       "--modality",
+       a->modality,
+       "volume intensity: MRI (z-score) | CT (window)")
       ->check(CLI::IsMember({"MRI", "CT"}));
   c->add_option("--window", a->window, "sliding window D H W")->expected(3);
   c->add_option("--overlap", a->overlap, "sliding-window overlap");
