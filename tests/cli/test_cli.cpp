@@ -2,10 +2,12 @@
 // readable data, train/eval/resume work on it, bad input is one line and a
 // non-zero exit.
 #include "cakes/data/jpeg.h"
+#include "cakes/data/nifti.h"
 #include "cakes/data/video_reader.h"
 #include "cakes/train/checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -230,6 +232,59 @@ TEST_F(Cli, MissingListIsOneLineNamingIt) {
           "train" + net_flags() + "--frames-list " + missing +
           " --num-classes 4 --epochs 1 --out-dir " + (dir() / "x").string()),
       missing);
+}
+
+// A tiny Decathlon-style task: bright voxels are class 1, the rest 0.
+TEST_F(Cli, VolumeTrainEvalAndInferKeepsTheAffine) {
+  const fs::path msd = dir() / "msd";
+  fs::create_directories(msd / "imagesTr");
+  fs::create_directories(msd / "labelsTr");
+  torch::manual_seed(0);
+  const auto labels = (torch::rand({32, 32, 16}) > 0.7).to(torch::kLong);
+  cakes::data::Volume like;
+  like.affine = {-2, 0, 0, 10, 0, 0, 3, -254, 0, 2, 0, 5, 0, 0, 0, 1};
+  like.spacing = {2, 2, 3};
+  like.sform_code = 1;
+  cakes::data::write_nifti_labels(
+      (msd / "imagesTr/a.nii.gz").string(), labels * 100 + 20, like);
+  cakes::data::write_nifti_labels(
+      (msd / "labelsTr/a.nii.gz").string(), labels, like);
+  std::ofstream(msd / "dataset.json")
+      << R"({"name": "tiny", "modality": {"0": "MRI"},
+             "labels": {"0": "background", "1": "bright"},
+             "training": [{"image": "./imagesTr/a.nii.gz",
+                           "label": "./labelsTr/a.nii.gz"}]})";
+  const std::string net = " --net res_encoder_decoder --width 4 --op conv3d ";
+  const auto run = dir() / "vol";
+  auto r = cakes(
+      "train" + net + "--msd " + msd.string() +
+      " --patch 32 32 16 --epochs 2 --batch 1 --lr 0.01 --optimizer adamw "
+      "--workers 0 --threads 2 --out-dir " +
+      run.string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  r = cakes(
+      "eval" + net + "--msd " + msd.string() +
+      " --window 32 32 16 --checkpoint " + (run / "checkpoint.pt").string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("dice bright"), std::string::npos) << r.out;
+  const auto out = dir() / "pred.nii.gz";
+  r = cakes(
+      "infer" + net + "--num-classes 2 --window 32 32 16 --checkpoint " +
+      (run / "checkpoint.pt").string() + " --input " +
+      (msd / "imagesTr/a.nii.gz").string() + " --output " + out.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto pred = cakes::data::read_nifti(out.string());
+  EXPECT_EQ(pred.data.sizes(), labels.sizes());
+  for (int i = 0; i < 16; ++i)
+    EXPECT_DOUBLE_EQ(pred.affine[i], like.affine[i]) << "affine entry " << i;
+  EXPECT_TRUE((pred.data >= 0).logical_and(pred.data <= 1).all().item<bool>());
+  // A second run keeps the first prediction unless --force.
+  expect_one_line_error(
+      cakes(
+          "infer" + net + "--num-classes 2 --window 32 32 16 --checkpoint " +
+          (run / "checkpoint.pt").string() + " --input " +
+          (msd / "imagesTr/a.nii.gz").string() + " --output " + out.string()),
+      "--force");
 }
 
 } // namespace

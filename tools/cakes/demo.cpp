@@ -16,7 +16,9 @@
 #include "cakes/data/nifti.h"
 #include "cakes/models/network_config.h"
 #include "cakes/models/zoo.h"
+#include "cakes/util/timing.h"
 
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -80,12 +82,22 @@ void append(std::vector<std::string>& v, const std::vector<std::string>& more) {
   v.insert(v.end(), more.begin(), more.end());
 }
 
+const char* kTableNotes =
+    "MACs: per 8x32x32 video clip and per 64x96x64 MRI half-volume. Video "
+    "score: top-1 on the validation videos (chance 25%). MRI score: mean "
+    "Dice of the 3 tissue classes on the held-out hemisphere. s / train step: "
+    "median of 7 training steps (forward, loss, backward, SGD) at the training "
+    "input (8x32x32 clips, 32x64x64 patches), the networks of a task timed "
+    "interleaved in one process; s / step in training: the mean over the "
+    "training run from its log (data loading included; swings with the load "
+    "of a shared machine).";
+
 struct Row {
   std::string task, name, metric, note;
   models::ModelArgs model;
   std::vector<int64_t> input;
   int64_t macs = 0, params = 0;
-  double step_seconds = 0, score = 0;
+  double step_seconds = 0, log_step_seconds = 0, score = 0;
   int64_t batch = 0;
 };
 
@@ -106,6 +118,39 @@ nlohmann::json read_json(const std::string& path) {
   if (!f)
     throw std::runtime_error(path + ": missing");
   return nlohmann::json::parse(f);
+}
+
+// Median time of a training step (forward, loss, backward, SGD step) of each
+// row's network at its batch and training input size, the rows of one task
+// timed interleaved in this process, so that a shared machine's load affects
+// them alike. (The training logs' epoch times swing with that load.)
+void time_steps(
+    std::vector<Row*> rows, const std::vector<int64_t>& train_input) {
+  std::vector<models::Model> nets;
+  std::vector<std::shared_ptr<torch::optim::SGD>> opts;
+  std::vector<std::function<void()>> steps;
+  for (auto* r : rows) {
+    nets.push_back(models::make_model(r->model));
+    nets.back().module->train();
+    opts.push_back(std::make_shared<torch::optim::SGD>(
+        nets.back().module->parameters(), torch::optim::SGDOptions(1e-3)));
+  }
+  auto in = train_input;
+  in[0] = rows.front()->batch;
+  const auto x = torch::randn(in);
+  const auto target =
+      nets.front().video
+          ? torch::zeros({in[0]}, torch::kLong)
+          : torch::zeros({in[0], in[2], in[3], in[4]}, torch::kLong);
+  for (size_t i = 0; i < nets.size(); ++i)
+    steps.push_back([&, i] {
+      opts[i]->zero_grad();
+      torch::cross_entropy_loss(nets[i].forward(x), target).backward();
+      opts[i]->step();
+    });
+  const auto t = time_interleaved(steps, /*warmup=*/2, /*repeats=*/7);
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i]->step_seconds = t[i].median_ms / 1e3;
 }
 
 void fill_cost(Row& r) {
@@ -486,7 +531,7 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
     r.model = resolve_model_args(no, false, 4, 3);
     r.input = {1, 3, 8, 32, 32};
     fill_cost(r);
-    r.step_seconds = seconds_per_step(dir + "/log.jsonl");
+    r.log_step_seconds = seconds_per_step(dir + "/log.jsonl");
     r.batch = vbatch;
     r.metric = "top-1 %";
     r.score = read_json(dir + "/eval.json").at("top1").get<double>();
@@ -630,7 +675,7 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
     r.model = resolve_model_args(no, false, 4, 1);
     r.input = {1, 1, 64, 96, 64};
     fill_cost(r);
-    r.step_seconds = seconds_per_step(dir + "/log.jsonl");
+    r.log_step_seconds = seconds_per_step(dir + "/log.jsonl");
     r.batch = sbatch;
     r.metric = "Dice %";
     r.score =
@@ -685,6 +730,14 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   seg_run("CAKES", {"--config", sconfig}, snote);
 
   // ---- report ----
+  std::cout << "\ntiming one training step of each network (interleaved)...\n"
+            << std::flush;
+  set_threads(a.threads);
+  std::vector<Row*> vrows, srows;
+  for (auto& r : rows)
+    (r.task == "video" ? vrows : srows).push_back(&r);
+  time_steps(vrows, {0, 3, 8, 32, 32});
+  time_steps(srows, {0, 1, 32, 64, 64});
   std::vector<Row> video, seg;
   const Row *vc = nullptr, *sc = nullptr;
   for (const auto& r : rows)
@@ -698,17 +751,11 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   const std::string svg = (out / "demo.svg").string();
   std::ofstream(svg) << picture(video, seg, vc, sc);
   const std::string md = table(rows);
-  std::ofstream(out / "results.md") << md;
-  std::cout
-      << "\n"
-      << md
-      << "\nMACs: video per 8x32x32 clip, MRI per 64x96x64 half-volume; video "
-      << "score: top-1 on "
-      << "the validation videos (chance 25%); MRI score: mean "
-         "Dice of the 3 tissue classes on the held-out hemisphere.\n"
-      << "picture: " << svg << "\ntable: " << (out / "results.md").string()
-      << "\n"
-      << fmt("demo finished in %.0f s\n", seconds_since(t0));
+  std::ofstream(out / "results.md") << md << "\n" << kTableNotes << "\n";
+  std::cout << "\n" << md << "\n" << kTableNotes << "\n";
+  std::cout << "picture: " << svg
+            << "\ntable: " << (out / "results.md").string() << "\n"
+            << fmt("demo finished in %.0f s\n", seconds_since(t0));
 }
 
 } // namespace
