@@ -411,15 +411,16 @@ std::string fmt(const char* f, double v) {
 
 std::string table(const std::vector<Row>& rows) {
   std::ostringstream o;
-  o << "| task | network | MMACs | params (M) | s / train step (batch) | score "
-       "|\n";
-  o << "|---|---|---:|---:|---:|---|\n";
+  o << "| task | network | MMACs | params (M) | s / train step (batch) | "
+       "s / step in training (log) | score |\n";
+  o << "|---|---|---:|---:|---:|---:|---|\n";
   for (const auto& r : rows)
     o << "| " << r.task << " | " << r.name
       << (r.note.empty() ? "" : " (" + r.note + ")") << " | "
       << fmt("%.1f", r.macs / 1e6) << " | " << fmt("%.3f", r.params / 1e6)
       << " | " << fmt("%.3f", r.step_seconds) << " (" << r.batch << ") | "
-      << r.metric << " " << fmt("%.1f", 100 * r.score) << " |\n";
+      << fmt("%.3f", r.log_step_seconds) << " | " << r.metric << " "
+      << fmt("%.1f", 100 * r.score) << " |\n";
   return o.str();
 }
 
