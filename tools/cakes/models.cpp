@@ -20,6 +20,7 @@ namespace {
 struct NetArgs {
   std::string net = "i3d_resnet50", op = "conv3d", preset, config;
   int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
+  int64_t width = 0;
 };
 
 void add_net_options(CLI::App* c, NetArgs& a) {
@@ -38,6 +39,8 @@ void add_net_options(CLI::App* c, NetArgs& a) {
       ->check(CLI::PositiveNumber);
   c->add_option("--classes", a.classes, "classes")->check(CLI::PositiveNumber);
   c->add_option("--batch", a.batch, "batch size")->check(CLI::PositiveNumber);
+  c->add_option("--width", a.width, "base width (0 = the network's default)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--in-channels", a.in_channels, "input channels (volumetric)")
       ->check(CLI::PositiveNumber);
 }
@@ -48,6 +51,7 @@ models::ModelArgs model_args(const NetArgs& a, bool op_given) {
   o.op = a.op;
   o.preset = a.preset;
   o.config = a.config;
+  o.width = a.width;
   return resolve_model_args(o, op_given, a.classes, a.in_channels);
 }
 
