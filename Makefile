@@ -10,7 +10,8 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev \
   libnifti2-dev libavformat-dev libavcodec-dev libswscale-dev libturbojpeg0-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch \
-  pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio
+  pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio \
+  insighttoolkit5-examples
 
 .PHONY: all deps configure build test demo bench format clean
 
@@ -36,7 +37,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 demo: build
-	$(BUILD)/cakes demo
+	$(BUILD)/cakes demo --out demo_out
 
 bench: build
 	$(BUILD)/cakes bench layer --in 64 --out 64 --input 1x8x56x56 --split 3x3x3:22,1x3x3:21,3x1x1:21

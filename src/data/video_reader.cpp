@@ -13,6 +13,7 @@ extern "C" {
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <mutex>
 #include <stdexcept>
 
@@ -291,11 +292,23 @@ struct VideoReader::Impl {
     if (!sws) {
       fail("cannot convert pixel format to RGB");
     }
-    uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
-    int strides[4] = {3 * width, 0, 0, 0};
+    // swscale's SIMD converters write whole vector blocks and can run past
+    // the end of a row of a packed destination whose stride is only
+    // 3 * width (seen as heap corruption on 24-pixel-wide mp4s); so convert
+    // into a buffer with 64-byte aligned rows plus a block of slack, then
+    // copy the rows out.
+    const int stride = (3 * width + 63) / 64 * 64;
+    rgb.resize(size_t(stride) * size_t(height) + 256);
+    uint8_t* planes[4] = {rgb.data(), nullptr, nullptr, nullptr};
+    int strides[4] = {stride, 0, 0, 0};
     sws_scale(
         sws, frame->data, frame->linesize, 0, frame->height, planes, strides);
+    for (int y = 0; y < height; ++y)
+      std::memcpy(
+          dst + size_t(y) * 3 * width, rgb.data() + size_t(y) * stride,
+          size_t(3) * width);
   }
+  std::vector<uint8_t> rgb; // convert()'s padded RGB rows
 };
 
 VideoReader::VideoReader(const std::string& path, int64_t short_side)

@@ -29,19 +29,26 @@ Arch arch_for(int64_t depth) {
   }
 }
 
-constexpr int64_t kWidths[4] = {64, 128, 256, 512};
+// Stage widths are base_width x (1, 2, 4, 8); the paper's networks use 64.
+constexpr int64_t kWidthFactors[4] = {1, 2, 4, 8};
 
 // The one walk over the architecture, shared by positions() and the network,
 // so that the configuration order and the modules cannot disagree.
-template <typename Fn> void for_each_block(int64_t depth, Fn&& fn) {
+template <typename Fn>
+void for_each_block(int64_t depth, int64_t base_width, Fn&& fn) {
   const Arch a = arch_for(depth);
+  if (base_width < 1)
+    throw std::invalid_argument(
+        "i3d_resnet: base width must be positive, got " +
+        std::to_string(base_width));
   const int64_t expansion = a.bottleneck ? 4 : 1;
-  int64_t in = 64;
+  int64_t in = base_width;
   for (int s = 0; s < 4; ++s) {
     for (int64_t b = 0; b < a.blocks[s]; ++b) {
       const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
-      fn(s, b, a.bottleneck, in, kWidths[s], stride);
-      in = kWidths[s] * expansion;
+      const int64_t width = base_width * kWidthFactors[s];
+      fn(s, b, a.bottleneck, in, width, stride);
+      in = width * expansion;
     }
   }
 }
@@ -68,10 +75,12 @@ std::string block_name(int s, int64_t b) {
 
 } // namespace
 
-std::vector<Position> i3d_resnet_positions(int64_t depth) {
+std::vector<Position> i3d_resnet_positions(int64_t depth, int64_t base_width) {
   std::vector<Position> out;
   for_each_block(
-      depth, [&](int s, int64_t b, bool bn, int64_t in, int64_t w, int64_t st) {
+      depth,
+      base_width,
+      [&](int s, int64_t b, bool bn, int64_t in, int64_t w, int64_t st) {
         for (auto& p : block_positions(block_name(s, b), bn, in, w, st))
           out.push_back(std::move(p));
       });
@@ -173,18 +182,21 @@ void I3DResNetImpl::reset() {
   OpSpec spec = options.op();
   if (spec.candidates.empty())
     spec.candidates = video_candidates();
-  const auto positions = i3d_resnet_positions(options.depth());
+  const auto positions =
+      i3d_resnet_positions(options.depth(), options.base_width());
   // Validated here, before any weight is allocated.
   const auto factory = make_op_factory(spec, positions);
 
   stem_ = register_module(
       "conv1",
-      nn::OpLayer(nn::OpLayerOptions(3, nn::plain_conv({1, 7, 7}, 64))
-                      .stride({1, 2, 2})));
+      nn::OpLayer(
+          nn::OpLayerOptions(3, nn::plain_conv({1, 7, 7}, options.base_width()))
+              .stride({1, 2, 2})));
   stages_.assign(4, {});
   size_t pos = 0;
   for_each_block(
       options.depth(),
+      options.base_width(),
       [&](int s,
           int64_t b,
           bool bottleneck,

@@ -47,18 +47,22 @@ std::vector<std::string> network_names() {
 
 std::vector<Position> network_positions(const ModelArgs& a) {
   if (const auto d = i3d_depth(a.network))
-    return i3d_resnet_positions(d);
+    return i3d_resnet_positions(d, a.width > 0 ? a.width : 64);
   if (a.network == "res_encoder_decoder")
     return res_encoder_decoder_positions(
-        a.in_channels, ResEncoderDecoderOptions().base_width());
+        a.in_channels,
+        a.width > 0 ? a.width : ResEncoderDecoderOptions().base_width());
   unknown(a.network);
 }
 
 Model make_model(const ModelArgs& a) {
   if (const auto d = i3d_depth(a.network))
     return wrap(
-        I3DResNet(
-            I3DResNetOptions().depth(d).num_classes(a.num_classes).op(a.op)),
+        I3DResNet(I3DResNetOptions()
+                      .depth(d)
+                      .num_classes(a.num_classes)
+                      .op(a.op)
+                      .base_width(a.width > 0 ? a.width : 64)),
         /*video=*/true,
         3);
   if (a.network == "res_encoder_decoder") {
@@ -69,6 +73,10 @@ Model make_model(const ModelArgs& a) {
         ResEncoderDecoder(ResEncoderDecoderOptions()
                               .in_channels(a.in_channels)
                               .num_classes(a.num_classes)
+                              .base_width(
+                                  a.width > 0
+                                      ? a.width
+                                      : ResEncoderDecoderOptions().base_width())
                               .op(op)),
         /*video=*/false,
         a.in_channels);

@@ -562,6 +562,7 @@ std::string search_network_string(const SearchMeta& meta) {
   j["candidates"] = candidates_str(meta.candidates);
   j["num_classes"] = meta.num_classes;
   j["in_channels"] = meta.in_channels;
+  j["width"] = meta.width;
   j["mode"] = meta.mode;
   j["input_sizes"] = meta.input_sizes;
   return kSearchPrefix + j.dump();
@@ -583,6 +584,7 @@ SearchMeta read_search_meta(const std::string& path) {
     m.in_channels = j.at("in_channels").get<int64_t>();
     m.mode = j.at("mode").get<std::string>();
     m.input_sizes = j.at("input_sizes").get<std::vector<int64_t>>();
+    m.width = j.value("width", int64_t(0));
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(
         path + ": damaged search checkpoint metadata (" + e.what() + ")");
@@ -596,6 +598,7 @@ SuperNet load_search_checkpoint(const std::string& path, SearchMeta* out) {
   a.network = meta.network;
   a.num_classes = meta.num_classes;
   a.in_channels = meta.in_channels;
+  a.width = meta.width;
   auto net = build_supernet(a, meta.candidates);
   train::load_checkpoint_weights(
       path, *net.model.module, search_network_string(meta));

@@ -32,6 +32,10 @@ void add_demo(CLI::App& app);
 void add_info(CLI::App& app);
 // search, derive, profile (search.cpp).
 void add_search(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_infer(CLI::App& app);
+void add_synth(CLI::App& app);
 // Adds `model` under the existing `bench` subcommand.
 void add_bench_model(CLI::App& bench);
 void add_launch(CLI::App& app);

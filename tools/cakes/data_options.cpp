@@ -32,10 +32,9 @@ void add_data_options(CLI::App* cmd, DataOptions& o) {
       o.frame_template,
       "frame file names, e.g. {:05d}.jpg");
   cmd->add_option(
-         "--flip-swaps",
-         o.flip_swaps,
-         "label swaps on horizontal flip: none | ssv1")
-      ->check(CLI::IsMember({"none", "ssv1"}));
+      "--flip-swaps",
+      o.flip_swaps,
+      "label swaps on horizontal flip: none | ssv1 | pairs like 0:1,4:5");
   cmd->add_option("--frames", o.frames, "frames per clip (TSN segments)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--size", o.size, "crop size")->check(CLI::PositiveNumber);
@@ -44,6 +43,45 @@ void add_data_options(CLI::App* cmd, DataOptions& o) {
   cmd->add_option("--patch", o.patch, "MSD training patch D H W")->expected(3);
   cmd->add_option(
       "--foreground", o.foreground, "MSD foreground over-sampling rate");
+}
+
+data::LabelSwaps parse_flip_swaps(const std::string& text) {
+  if (text == "none" || text.empty())
+    return {};
+  if (text == "ssv1")
+    return data::ssv1_flip_swaps();
+  data::LabelSwaps swaps;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string pair = text.substr(start, comma - start);
+    const size_t colon = pair.find(':');
+    const auto is_int = [](const std::string& t) {
+      return !t.empty() &&
+             t.find_first_not_of("0123456789") == std::string::npos;
+    };
+    if (colon == std::string::npos || !is_int(pair.substr(0, colon)) ||
+        !is_int(pair.substr(colon + 1)))
+      throw std::invalid_argument(
+          "bad --flip-swaps '" + text +
+          "': expected none, ssv1 or pairs like 0:1,4:5");
+    swaps.emplace_back(
+        std::stoll(pair.substr(0, colon)), std::stoll(pair.substr(colon + 1)));
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return swaps;
+}
+
+data::ClipOptions clip_options(const DataOptions& o, bool training) {
+  data::ClipOptions clip;
+  clip.num_segments = o.frames;
+  clip.training = training;
+  clip.crop_size = o.size;
+  clip.scale_size = o.scale > 0 ? o.scale : o.size * 8 / 7;
+  clip.flip_swaps = parse_flip_swaps(o.flip_swaps);
+  return clip;
 }
 
 DatasetHandle make_dataset(const DataOptions& o, bool training) {
@@ -66,16 +104,11 @@ DatasetHandle make_dataset(const DataOptions& o, bool training) {
     auto ds = std::make_shared<data::MsdDataset>(m);
     h.num_classes = ds->num_classes();
     h.dataset = ds;
+    h.in_channels = static_cast<int64_t>(ds->modalities().size());
     h.volumetric = true;
     return h;
   }
-  data::ClipOptions clip;
-  clip.num_segments = o.frames;
-  clip.training = training;
-  clip.crop_size = o.size;
-  clip.scale_size = o.scale > 0 ? o.scale : o.size * 8 / 7;
-  if (o.flip_swaps == "ssv1")
-    clip.flip_swaps = data::ssv1_flip_swaps();
+  const data::ClipOptions clip = clip_options(o, training);
   if (!o.frames_list.empty()) {
     data::FrameFolderOptions f;
     f.list_file = training || o.frames_val_list.empty() ? o.frames_list

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cakes/data/dataset.h"
+#include "cakes/data/video_datasets.h"
 
 #include <CLI/CLI.hpp>
 
@@ -22,7 +23,7 @@ struct DataOptions {
   std::string categories;  // category.txt (number of classes)
   int64_t num_classes = 0; // instead of categories
   std::string frame_template = "{:05d}.jpg";
-  std::string flip_swaps = "none"; // "none" or "ssv1"
+  std::string flip_swaps = "none"; // "none", "ssv1" or pairs "0:1,4:5"
   int64_t frames = 8;              // TSN segments, one frame each
   int64_t size = 224;              // crop size
   int64_t scale = 0; // short side before the centre crop (0: size*8/7)
@@ -37,7 +38,14 @@ struct DatasetHandle {
   std::shared_ptr<data::Dataset> dataset;
   int64_t num_classes = 0;
   bool volumetric = false; // segmentation (targets are label volumes)
+  int64_t in_channels = 3; // volumes: one per modality
 };
+
+// "none", "ssv1" or "a:b,c:d"; throws std::invalid_argument otherwise.
+data::LabelSwaps parse_flip_swaps(const std::string& text);
+// How clips are sampled for these options (training: random segments, crops,
+// flips; otherwise centred).
+data::ClipOptions clip_options(const DataOptions& options, bool training);
 
 // training: the training list with augmentation; otherwise the validation list
 // (or the training list when none is given) with centred, deterministic

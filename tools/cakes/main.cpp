@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
   cakes::cli::add_demo(app);
   cakes::cli::add_info(app);
   cakes::cli::add_search(app);
+  cakes::cli::add_train(app);
+  cakes::cli::add_eval(app);
+  cakes::cli::add_infer(app);
+  cakes::cli::add_synth(app);
   cakes::cli::add_bench_model(*app.get_subcommand("bench"));
   cakes::cli::add_launch(app);
   // Subcommands run inside parse(); whatever they throw is reported as one

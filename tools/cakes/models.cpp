@@ -1,6 +1,7 @@
 // cakes info: per-layer cost of a network; cakes bench model: its latency next
 // to the 3D variant's, with the time ratio beside the MAC ratio.
 #include "commands.h"
+#include "net_options.h"
 
 #include "cakes/models/network_config.h"
 #include "cakes/models/zoo.h"
@@ -19,6 +20,7 @@ namespace {
 struct NetArgs {
   std::string net = "i3d_resnet50", op = "conv3d", preset, config;
   int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
+  int64_t width = 0;
 };
 
 void add_net_options(CLI::App* c, NetArgs& a) {
@@ -37,32 +39,20 @@ void add_net_options(CLI::App* c, NetArgs& a) {
       ->check(CLI::PositiveNumber);
   c->add_option("--classes", a.classes, "classes")->check(CLI::PositiveNumber);
   c->add_option("--batch", a.batch, "batch size")->check(CLI::PositiveNumber);
+  c->add_option("--width", a.width, "base width (0 = the network's default)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--in-channels", a.in_channels, "input channels (volumetric)")
       ->check(CLI::PositiveNumber);
 }
 
 models::ModelArgs model_args(const NetArgs& a, bool op_given) {
-  if (!a.preset.empty() && !a.config.empty())
-    throw std::invalid_argument("give --preset or --config, not both");
-  models::ModelArgs m;
-  m.network = a.net;
-  m.num_classes = a.classes;
-  m.in_channels = a.in_channels;
-  m.op.op = a.op;
-  if (!a.preset.empty() || !a.config.empty()) {
-    const auto nc = a.preset.empty() ? models::load_network_config(a.config)
-                                     : models::preset(a.preset);
-    const std::string what = a.preset.empty() ? a.config : "preset " + a.preset;
-    if (!nc.network.empty() && nc.network != a.net)
-      throw std::invalid_argument(
-          what + " is for " + nc.network + ", not " + a.net);
-    if (op_given && a.op != nc.op)
-      throw std::invalid_argument(
-          what + " configures --op " + nc.op + ", not " + a.op);
-    m.op.op = nc.op;
-    m.op.configs = nc.blocks;
-  }
-  return m;
+  NetOptions o;
+  o.net = a.net;
+  o.op = a.op;
+  o.preset = a.preset;
+  o.config = a.config;
+  o.width = a.width;
+  return resolve_model_args(o, op_given, a.classes, a.in_channels);
 }
 
 std::vector<int64_t> input_sizes(const NetArgs& a, const models::Model& m) {

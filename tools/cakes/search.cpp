@@ -63,7 +63,7 @@ struct SearchArgs {
   std::string net = "i3d_resnet50", candidates = "video_123d", mode = "C";
   double sparsity = 1e-4, lr = 0.04, weight_decay = 3e-4, clip = 20;
   bool no_reweight = false;
-  int64_t epochs = 1, batch = 8, workers = 2;
+  int64_t epochs = 1, batch = 8, workers = 2, width = 0;
   uint64_t seed = 0;
   std::string out_dir;
   int threads = 0;
@@ -86,6 +86,7 @@ void run_search_command(const SearchArgs& a) {
   meta.candidates = candidates;
   meta.num_classes = train_set.num_classes;
   meta.in_channels = first.size(0);
+  meta.width = a.width;
   meta.mode = a.mode;
   meta.input_sizes = {1};
   for (auto s : first.sizes())
@@ -95,6 +96,7 @@ void run_search_command(const SearchArgs& a) {
   margs.network = a.net;
   margs.num_classes = meta.num_classes;
   margs.in_channels = meta.in_channels;
+  margs.width = a.width;
   auto net = search::build_supernet(margs, candidates);
   if (net.layers.empty())
     throw std::invalid_argument(
@@ -228,7 +230,7 @@ void run_derive_command(const DeriveArgs& a) {
 
 struct ProfileArgs {
   std::string net = "i3d_resnet50", candidates = "video_123d", out, input;
-  int64_t classes = 174, in_channels = 1;
+  int64_t classes = 174, in_channels = 1, width = 0;
   int repeats = 5, threads = 0;
 };
 
@@ -238,6 +240,7 @@ void run_profile_command(const ProfileArgs& a) {
   m.network = a.net;
   m.num_classes = a.classes;
   m.in_channels = a.in_channels;
+  m.width = a.width;
   auto net = search::build_supernet(m, search::parse_candidates(a.candidates));
   std::vector<int64_t> input;
   if (!a.input.empty())
@@ -262,6 +265,7 @@ void add_search(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "search", "search a CAKES configuration (SPEC §4) on a dataset");
   cmd->add_option("--net", a->net, "network")->required();
+  cmd->add_option("--width", a->width, "network base width (0: the network's default)");
   cmd->add_option(
       "--candidates", a->candidates,
       "candidate sub-kernels, e.g. 3x3x3,1x3x3,3x1x1, or video_12d, "
@@ -299,6 +303,7 @@ void add_search(CLI::App& app) {
   auto* pc = app.add_subcommand(
       "profile", "measure the per-sub-kernel latency table of a network");
   pc->add_option("--net", p->net, "network")->required();
+  pc->add_option("--width", p->width, "network base width (0: the network's default)");
   pc->add_option("--candidates", p->candidates, "candidate sub-kernels");
   pc->add_option("--out", p->out, "table.json to write")->required();
   pc->add_option("--input", p->input, "input sizes, e.g. 1x3x8x224x224");

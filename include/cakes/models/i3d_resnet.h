@@ -25,12 +25,16 @@ struct I3DResNetOptions {
   TORCH_ARG(int64_t, num_classes) = 174;
   TORCH_ARG(double, dropout) = 0.3;
   TORCH_ARG(OpSpec, op) = {};
+  // Stem and first-stage width; stages are 1, 2, 4, 8 times it. 64 is the
+  // published network; smaller widths make CPU-sized networks (the demo).
+  TORCH_ARG(int64_t, base_width) = 64;
 };
 
 // The operation positions of an I3D ResNet of this depth, in block order (the
 // order of per-block configurations). Throws std::invalid_argument on an
 // unsupported depth.
-std::vector<Position> i3d_resnet_positions(int64_t depth);
+std::vector<Position>
+i3d_resnet_positions(int64_t depth, int64_t base_width = 64);
 
 class I3DBlockImpl : public torch::nn::Cloneable<I3DBlockImpl> {
 public:

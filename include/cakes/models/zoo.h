@@ -21,6 +21,9 @@ struct ModelArgs {
   OpSpec op;
   int64_t num_classes = 174;
   int64_t in_channels = 1; // volumetric networks only (video is RGB)
+  // Base width (first stage / stem); 0 = the network's default (I3D 64,
+  // encoder-decoder 16).
+  int64_t width = 0;
 };
 
 struct Model {

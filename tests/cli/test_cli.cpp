@@ -1,0 +1,290 @@
+// The CLI end to end through the built `cakes` executable: synth writes
+// readable data, train/eval/resume work on it, bad input is one line and a
+// non-zero exit.
+#include "cakes/data/jpeg.h"
+#include "cakes/data/nifti.h"
+#include "cakes/data/video_reader.h"
+#include "cakes/train/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> r;
+  std::istringstream s(text);
+  std::string l;
+  while (std::getline(s, l))
+    if (!l.empty())
+      r.push_back(l);
+  return r;
+}
+
+// One data set and one training run shared by the tests (each costs seconds).
+class Cli : public ::testing::Test {
+protected:
+  // Removed when the test program exits.
+  struct TempDir {
+    fs::path path;
+    TempDir()
+        : path(
+              fs::temp_directory_path() /
+              ("cakes_cli_test_" + std::to_string(::getpid()))) {
+      fs::remove_all(path);
+      fs::create_directories(path);
+    }
+    ~TempDir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static fs::path dir() {
+    static const TempDir d;
+    return d.path;
+  }
+
+  static Result cakes(const std::string& args) {
+    const fs::path o = dir() / "stdout.txt", e = dir() / "stderr.txt";
+    const std::string cmd = "OMP_NUM_THREADS=2 " +
+                            std::string(CAKES_BINARY_DIR) + "/cakes " + args +
+                            " > " + o.string() + " 2> " + e.string();
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(o);
+    r.err = slurp(e);
+    return r;
+  }
+
+  static std::string synth() {
+    static const bool made = [] {
+      const auto r = cakes(
+          "synth --out " + (dir() / "synth").string() +
+          " --videos 8 --val-videos 4 --frames 8 --size 24 --seed 3");
+      EXPECT_EQ(r.rc, 0) << r.err;
+      return r.rc == 0;
+    }();
+    EXPECT_TRUE(made);
+    return (dir() / "synth").string();
+  }
+
+  static std::string data_flags() {
+    const std::string s = synth();
+    return " --frames-list " + s + "/train.txt --frames-val-list " + s +
+           "/val.txt --categories " + s + "/category.txt --frames 4 --size 16 ";
+  }
+
+  static std::string net_flags() {
+    return " --net i3d_resnet18 --width 4 --op conv3d ";
+  }
+
+  // A one-epoch run in dir()/run; trained once.
+  static std::string trained() {
+    static const bool ok = [] {
+      const auto r = cakes(
+          "train" + net_flags() + data_flags() +
+          "--epochs 1 --batch 4 --lr 0.01 --workers 1 --threads 2 --out-dir " +
+          (dir() / "run").string());
+      EXPECT_EQ(r.rc, 0) << r.out << r.err;
+      return r.rc == 0;
+    }();
+    EXPECT_TRUE(ok);
+    return (dir() / "run").string();
+  }
+
+  static void
+  expect_one_line_error(const Result& r, const std::string& needle) {
+    EXPECT_NE(r.rc, 0);
+    const auto l = lines(r.err);
+    ASSERT_EQ(l.size(), 1u) << r.err;
+    EXPECT_EQ(l[0].rfind("cakes: error: ", 0), 0u) << l[0];
+    EXPECT_NE(l[0].find(needle), std::string::npos) << l[0];
+  }
+};
+
+TEST_F(Cli, SynthWritesBalancedReadableFramesAndMp4) {
+  const fs::path s = synth();
+  EXPECT_EQ(lines(slurp(s / "category.txt")).size(), 4u);
+  for (const auto& [list, n] :
+       std::map<std::string, int>{{"train", 8}, {"val", 4}}) {
+    const auto entries = lines(slurp(s / (list + ".txt")));
+    ASSERT_EQ(int(entries.size()), n);
+    std::map<int, int> per_class;
+    for (const auto& e : entries) {
+      std::istringstream f(e);
+      std::string folder;
+      int frames = 0, label = -1;
+      f >> folder >> frames >> label;
+      EXPECT_EQ(frames, 8);
+      ++per_class[label];
+      const auto img =
+          cakes::data::read_jpeg((s / folder / "00008.jpg").string());
+      EXPECT_EQ(img.sizes(), (c10::IntArrayRef{24, 24, 3}));
+    }
+    ASSERT_EQ(per_class.size(), 4u);
+    for (const auto& [label, count] : per_class)
+      EXPECT_EQ(count, n / 4) << "class " << label;
+    const auto videos = lines(slurp(s / (list + "_videos.txt")));
+    ASSERT_EQ(int(videos.size()), n);
+    std::istringstream f(videos[0]);
+    std::string path;
+    f >> path;
+    cakes::data::VideoReader reader((s / path).string());
+    EXPECT_EQ(reader.width(), 24);
+    EXPECT_EQ(reader.read_all().size(0), 8);
+  }
+}
+
+TEST_F(Cli, SynthRefusesToOverwriteWithoutForce) {
+  synth();
+  expect_one_line_error(
+      cakes("synth --out " + (dir() / "synth").string() + " --videos 4"),
+      "--force");
+}
+
+TEST_F(Cli, TrainThenEvalFromItsCheckpoint) {
+  const fs::path run = trained();
+  EXPECT_TRUE(fs::exists(run / "checkpoint.pt"));
+  EXPECT_EQ(lines(slurp(run / "log.jsonl")).size(), 1u);
+  const auto out = dir() / "eval.json";
+  const auto r = cakes(
+      "eval" + net_flags() + data_flags() + "--checkpoint " +
+      (run / "checkpoint.pt").string() + " --clips 2 --out " + out.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("top-1"), std::string::npos) << r.out;
+  const auto j = slurp(out);
+  EXPECT_NE(j.find("\"videos\": 4"), std::string::npos) << j;
+  // An existing --out is kept unless --force.
+  expect_one_line_error(
+      cakes(
+          "eval" + net_flags() + data_flags() + "--checkpoint " +
+          (run / "checkpoint.pt").string() + " --out " + out.string()),
+      out.string());
+}
+
+TEST_F(Cli, ResumeContinuesTheRun) {
+  const fs::path run = dir() / "resume";
+  fs::create_directories(run);
+  fs::copy(fs::path(trained()) / "checkpoint.pt", run / "checkpoint.pt");
+  fs::copy(fs::path(trained()) / "log.jsonl", run / "log.jsonl");
+  const auto r = cakes(
+      "train" + net_flags() + data_flags() +
+      "--epochs 2 --batch 4 --lr 0.01 --workers 1 --threads 2 --resume "
+      "--out-dir " +
+      run.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("after epoch 1"), std::string::npos) << r.out;
+  EXPECT_EQ(
+      cakes::train::read_checkpoint_meta((run / "checkpoint.pt").string())
+          .epoch,
+      2);
+  EXPECT_EQ(lines(slurp(run / "log.jsonl")).size(), 2u);
+}
+
+TEST_F(Cli, ExistingCheckpointNeedsResumeOrForce) {
+  const std::string run = trained();
+  expect_one_line_error(
+      cakes(
+          "train" + net_flags() + data_flags() +
+          "--epochs 1 --batch 4 --out-dir " + run),
+      "--force");
+}
+
+TEST_F(Cli, CheckpointOfAnotherNetworkNamesBoth) {
+  const std::string run = trained();
+  const auto r = cakes(
+      "eval --net i3d_resnet18 --width 4 --op conv2d" + data_flags() +
+      "--checkpoint " + run + "/checkpoint.pt");
+  expect_one_line_error(r, "op conv2d");
+  EXPECT_NE(r.err.find("op conv3d"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, MissingListIsOneLineNamingIt) {
+  const std::string missing = (dir() / "no_such_list.txt").string();
+  expect_one_line_error(
+      cakes(
+          "train" + net_flags() + "--frames-list " + missing +
+          " --num-classes 4 --epochs 1 --out-dir " + (dir() / "x").string()),
+      missing);
+}
+
+// A tiny Decathlon-style task: bright voxels are class 1, the rest 0.
+TEST_F(Cli, VolumeTrainEvalAndInferKeepsTheAffine) {
+  const fs::path msd = dir() / "msd";
+  fs::create_directories(msd / "imagesTr");
+  fs::create_directories(msd / "labelsTr");
+  torch::manual_seed(0);
+  const auto labels = (torch::rand({32, 32, 16}) > 0.7).to(torch::kLong);
+  cakes::data::Volume like;
+  like.affine = {-2, 0, 0, 10, 0, 0, 3, -254, 0, 2, 0, 5, 0, 0, 0, 1};
+  like.spacing = {2, 2, 3};
+  like.sform_code = 1;
+  cakes::data::write_nifti_labels(
+      (msd / "imagesTr/a.nii.gz").string(), labels * 100 + 20, like);
+  cakes::data::write_nifti_labels(
+      (msd / "labelsTr/a.nii.gz").string(), labels, like);
+  std::ofstream(msd / "dataset.json")
+      << R"({"name": "tiny", "modality": {"0": "MRI"},
+             "labels": {"0": "background", "1": "bright"},
+             "training": [{"image": "./imagesTr/a.nii.gz",
+                           "label": "./labelsTr/a.nii.gz"}]})";
+  const std::string net = " --net res_encoder_decoder --width 4 --op conv3d ";
+  const auto run = dir() / "vol";
+  auto r = cakes(
+      "train" + net + "--msd " + msd.string() +
+      " --patch 32 32 16 --epochs 2 --batch 1 --lr 0.01 --optimizer adamw "
+      "--workers 0 --threads 2 --out-dir " +
+      run.string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  r = cakes(
+      "eval" + net + "--msd " + msd.string() +
+      " --window 32 32 16 --checkpoint " + (run / "checkpoint.pt").string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("dice bright"), std::string::npos) << r.out;
+  const auto out = dir() / "pred.nii.gz";
+  r = cakes(
+      "infer" + net + "--num-classes 2 --window 32 32 16 --checkpoint " +
+      (run / "checkpoint.pt").string() + " --input " +
+      (msd / "imagesTr/a.nii.gz").string() + " --output " + out.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto pred = cakes::data::read_nifti(out.string());
+  EXPECT_EQ(pred.data.sizes(), labels.sizes());
+  for (int i = 0; i < 16; ++i)
+    EXPECT_DOUBLE_EQ(pred.affine[i], like.affine[i]) << "affine entry " << i;
+  EXPECT_TRUE((pred.data >= 0).logical_and(pred.data <= 1).all().item<bool>());
+  // A second run keeps the first prediction unless --force.
+  expect_one_line_error(
+      cakes(
+          "infer" + net + "--num-classes 2 --window 32 32 16 --checkpoint " +
+          (run / "checkpoint.pt").string() + " --input " +
+          (msd / "imagesTr/a.nii.gz").string() + " --output " + out.string()),
+      "--force");
+}
+
+} // namespace
