@@ -159,9 +159,9 @@ struct SearchMeta {
   std::vector<SubKernel> candidates;
   int64_t num_classes = 0;
   int64_t in_channels = 1;
-  int64_t width = 0; // network base width; 0 = the network's default
   std::string mode; // "C" or "P"
   std::vector<int64_t> input_sizes; // for cost: (N, C, D, H, W)
+  int64_t width = 0; // network base width; 0 = the network's default
 };
 std::string search_network_string(const SearchMeta& meta);
 // Throws std::runtime_error "FILE is not a search checkpoint (...)" otherwise.
