@@ -288,6 +288,25 @@ void ConvPlan::im2col(
 }
 
 template <typename T>
+void ConvPlan::fill_cols(
+    const T* in_n,
+    const Tile& tile,
+    std::vector<T>& col,
+    std::vector<const T*>& col_of) const {
+  col.resize(col_elems(tile.m));
+  size_t off = 0;
+  for (size_t c = 0; c < classes_.size(); ++c) {
+    if (classes_[c].identity) {
+      col_of[c] = nullptr;  // read the input as it is
+      continue;
+    }
+    im2col(classes_[c], in_n, tile, col.data() + off);
+    col_of[c] = col.data() + off;
+    off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
+  }
+}
+
+template <typename T>
 void ConvPlan::forward(
     int64_t batch,
     const T* in,
@@ -303,17 +322,7 @@ void ConvPlan::forward(
         for (int64_t ti = b; ti < e; ++ti) {
           const Tile& tile = all[ti];
           const T* in_n = in + tile.n * in_sn;
-          col.resize(col_elems(tile.m));
-          size_t off = 0;
-          for (size_t c = 0; c < classes_.size(); ++c) {
-            if (classes_[c].identity) {
-              col_of[c] = nullptr;
-              continue;
-            }
-            im2col(classes_[c], in_n, tile, col.data() + off);
-            col_of[c] = col.data() + off;
-            off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
-          }
+          fill_cols(in_n, tile, col, col_of);
           for (size_t t = 0; t < terms_.size(); ++t) {
             const Term& term = terms_[t];
             if (term.runs.empty())
@@ -393,17 +402,7 @@ void ConvPlan::weight_grad(
         for (int64_t ti = b; ti < e; ++ti) {
           const Tile& tile = all[ti];
           const T* in_n = in + tile.n * in_sn;
-          col.resize(col_elems(tile.m));
-          size_t off = 0;
-          for (size_t c = 0; c < classes_.size(); ++c) {
-            if (classes_[c].identity) {
-              col_of[c] = nullptr;
-              continue;
-            }
-            im2col(classes_[c], in_n, tile, col.data() + off);
-            col_of[c] = col.data() + off;
-            off += classes_[c].taps.size() * classes_[c].in_c * tile.m;
-          }
+          fill_cols(in_n, tile, col, col_of);
           for (size_t t = 0; t < terms_.size(); ++t) {
             const Term& term = terms_[t];
             if (term.runs.empty())

@@ -120,6 +120,13 @@ private:
   template <typename T>
   void im2col(const Class& c, const T* in_n, const Tile& tile, T* col) const;
   size_t col_elems(int64_t m) const;
+  // The im2col tiles of every class for one tile of output positions.
+  template <typename T>
+  void fill_cols(
+      const T* in_n,
+      const Tile& tile,
+      std::vector<T>& col,
+      std::vector<const T*>& col_of) const;
 
   int64_t in_c_, out_c_;
   Shape3 in_, out_;
