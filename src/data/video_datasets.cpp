@@ -42,6 +42,23 @@ std::vector<std::string> split_ws(const std::string& line) {
   return tokens;
 }
 
+// Calls fn(line number, line, whitespace-split fields) for every non-blank
+// line of a list file; throws naming the file when it cannot be opened.
+template <class Fn> void for_each_list_line(const std::string& path, Fn&& fn) {
+  std::ifstream in(path);
+  if (!in) {
+    throw std::runtime_error(path + ": cannot open list file");
+  }
+  int64_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    const std::vector<std::string> t = split_ws(line);
+    if (!t.empty()) {
+      fn(line_no, line, t);
+    }
+  }
+}
+
 std::string
 default_root(const std::string& root, const std::string& list_file) {
   if (!root.empty()) {
@@ -165,44 +182,38 @@ FrameFolderDataset::FrameFolderDataset(
 
   num_classes_ = resolve_classes(options_.category_file, options_.num_classes);
   const std::string root = default_root(options_.root, options_.list_file);
-  std::ifstream in(options_.list_file);
-  if (!in) {
-    throw std::runtime_error(options_.list_file + ": cannot open list file");
-  }
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    std::vector<std::string> t = split_ws(line);
-    if (t.empty()) {
-      continue;
-    }
-    if (t.size() < 3) {
-      fail_at(
-          options_.list_file,
-          line_no,
-          "expected 'folder num_frames label', got '" + line + "'");
-    }
-    FrameFolderEntry e;
-    if (!parse_int(t[t.size() - 2], e.num_frames) || e.num_frames < 1) {
-      fail_at(
-          options_.list_file,
-          line_no,
-          "bad frame count '" + t[t.size() - 2] + "'");
-    }
-    if (!parse_int(t.back(), e.label)) {
-      fail_at(options_.list_file, line_no, "bad label '" + t.back() + "'");
-    }
-    check_label(options_.list_file, line_no, e.label, num_classes_);
-    // A folder name may itself contain spaces: it is everything before the
-    // last two fields.
-    std::string folder = t[0];
-    for (size_t i = 1; i + 2 < t.size(); ++i) {
-      folder += " " + t[i];
-    }
-    e.folder = join(root, folder);
-    e.line = line_no;
-    entries_.push_back(std::move(e));
-  }
+  for_each_list_line(
+      options_.list_file,
+      [&](int64_t line_no,
+          const std::string& line,
+          const std::vector<std::string>& t) {
+        if (t.size() < 3) {
+          fail_at(
+              options_.list_file,
+              line_no,
+              "expected 'folder num_frames label', got '" + line + "'");
+        }
+        FrameFolderEntry e;
+        if (!parse_int(t[t.size() - 2], e.num_frames) || e.num_frames < 1) {
+          fail_at(
+              options_.list_file,
+              line_no,
+              "bad frame count '" + t[t.size() - 2] + "'");
+        }
+        if (!parse_int(t.back(), e.label)) {
+          fail_at(options_.list_file, line_no, "bad label '" + t.back() + "'");
+        }
+        check_label(options_.list_file, line_no, e.label, num_classes_);
+        // A folder name may itself contain spaces: it is everything before the
+        // last two fields.
+        std::string folder = t[0];
+        for (size_t i = 1; i + 2 < t.size(); ++i) {
+          folder += " " + t[i];
+        }
+        e.folder = join(root, folder);
+        e.line = line_no;
+        entries_.push_back(std::move(e));
+      });
 }
 
 int64_t FrameFolderDataset::size() const {
@@ -263,32 +274,26 @@ VideoDataset::VideoDataset(VideoListOptions options, ClipOptions clip)
     : options_(std::move(options)), clip_(std::move(clip)) {
   num_classes_ = resolve_classes(options_.category_file, options_.num_classes);
   const std::string root = default_root(options_.root, options_.list_file);
-  std::ifstream in(options_.list_file);
-  if (!in) {
-    throw std::runtime_error(options_.list_file + ": cannot open list file");
-  }
-  int64_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    std::vector<std::string> t = split_ws(line);
-    if (t.empty()) {
-      continue;
-    }
-    int64_t label = 0;
-    if (t.size() < 2 || !parse_int(t.back(), label)) {
-      fail_at(
-          options_.list_file,
-          line_no,
-          "expected 'path label', got '" + line + "'");
-    }
-    check_label(options_.list_file, line_no, label, num_classes_);
-    std::string path = t[0];
-    for (size_t i = 1; i + 1 < t.size(); ++i) {
-      path += " " + t[i];
-    }
-    paths_.push_back(join(root, path));
-    labels_.push_back(label);
-  }
+  for_each_list_line(
+      options_.list_file,
+      [&](int64_t line_no,
+          const std::string& line,
+          const std::vector<std::string>& t) {
+        int64_t label = 0;
+        if (t.size() < 2 || !parse_int(t.back(), label)) {
+          fail_at(
+              options_.list_file,
+              line_no,
+              "expected 'path label', got '" + line + "'");
+        }
+        check_label(options_.list_file, line_no, label, num_classes_);
+        std::string path = t[0];
+        for (size_t i = 1; i + 1 < t.size(); ++i) {
+          path += " " + t[i];
+        }
+        paths_.push_back(join(root, path));
+        labels_.push_back(label);
+      });
 }
 
 int64_t VideoDataset::size() const {
