@@ -247,6 +247,51 @@ INSTANTIATE_TEST_SUITE_P(
                                                                   : "_auto");
     });
 
+// The random cases above have at most 4 channels per group and 5 input
+// channels, so they never fill the kernels' register tiles (6 output channels)
+// nor the weight gradient's multi-channel jobs (4 input channels x 3 taps, 12 x
+// 1 tap) with a remainder. This case does, at two dilations.
+TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
+  at::manual_seed(7);
+  const std::vector<std::pair<std::array<int64_t, 3>, int64_t>> groups{
+      {{3, 3, 3}, 13}, {{1, 3, 3}, 7}, {{3, 1, 1}, 9}, {{1, 1, 3}, 0},
+      {{1, 1, 1}, 5}, {{1, 3, 1}, 6}};
+  for (const std::vector<int64_t>& dil :
+       {std::vector<int64_t>{1, 1, 1}, std::vector<int64_t>{1, 2, 1}}) {
+    SCOPED_TRACE("dilation h " + std::to_string(dil[1]));
+    auto xd = at::randn({2, 13, 5, 9, 21}, at::kDouble);
+    std::vector<at::Tensor> ws, ws_ref;
+    for (const auto& [k, c] : groups) {
+      auto w = at::randn({c, 13, k[0], k[1], k[2]}, at::kDouble);
+      ws.push_back(w.to(at::kFloat).requires_grad_(true));
+      ws_ref.push_back(w.requires_grad_(true));
+    }
+    auto x = xd.to(at::kFloat).requires_grad_(true);
+    auto x_ref = xd.clone().requires_grad_(true);
+    auto y = cakes::ops::shrunk_conv3d(x, ws, {1, 1, 1}, dil);
+    auto y_ref = reference(x_ref, ws_ref, {1, 1, 1}, dil);
+    // Weight gradients sum ~1900 O(1) products: float32 error ~1e-4.
+    auto close = [](const at::Tensor& a, const at::Tensor& b) {
+      return at::allclose(a.to(at::kDouble), b, 1e-4, 2e-3);
+    };
+    ASSERT_TRUE(close(y, y_ref));
+    auto gy = at::randn_like(y_ref);
+    y.backward(gy.to(at::kFloat));
+    y_ref.backward(gy);
+    EXPECT_TRUE(close(x.grad(), x_ref.grad()));
+    for (size_t g = 0; g < ws.size(); ++g) {
+      if (ws[g].size(0) == 0) // the reference leaves an unused grad undefined
+        continue;
+      EXPECT_TRUE(close(ws[g].grad(), ws_ref[g].grad()))
+          << "group " << g << " max diff "
+          << (ws[g].grad().to(at::kDouble) - ws_ref[g].grad())
+                 .abs()
+                 .max()
+                 .item<double>();
+    }
+  }
+}
+
 TEST(ShrunkConv3d, Float32MatchesReference) {
   at::manual_seed(7);
   auto x = at::randn({2, 16, 5, 12, 12});

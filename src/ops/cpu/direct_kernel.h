@@ -43,17 +43,14 @@ void forward(
     const std::vector<Group>& groups,
     const float* in,
     float* out);
-void grad_input(
-    const Geometry& g,
-    const std::vector<Group>& groups,
-    const float* grad_out,
-    float* grad_in);
-// grad_weights[i] has the shape of groups[i].weight and is overwritten.
-void grad_weight(
+// Gradients of forward(): grad_in (skipped when null) and grad_weights[i]
+// with the shape of groups[i].weight (skipped when empty), both overwritten.
+void backward(
     const Geometry& g,
     const std::vector<Group>& groups,
     const float* in,
     const float* grad_out,
+    float* grad_in,
     const std::vector<float*>& grad_weights);
 
 } // namespace cakes::detail::direct

@@ -282,16 +282,6 @@ at::Tensor grad_input_cpu(
     at::TensorList weights,
     at::IntArrayRef stride,
     at::IntArrayRef dilation) {
-  if (use_direct(input, stride)) {
-    auto grad_in = at::empty_like(input);
-    const auto c = direct_call(input, weights, dilation);
-    detail::direct::grad_input(
-        c.geom,
-        c.groups,
-        grad_out.data_ptr<float>(),
-        grad_in.data_ptr<float>());
-    return grad_in;
-  }
   // Gather form: dX[ci, i] = sum_g sum_t W_g[co, ci, t] dY_g[co, i - off_t].
   // With a stride, the output gradient is first spread onto the input grid
   // (zeros between samples) so that the same stride-1 engine applies.
@@ -353,23 +343,6 @@ std::vector<at::Tensor> grad_weights_cpu(
     at::TensorList weights,
     at::IntArrayRef stride,
     at::IntArrayRef dilation) {
-  if (use_direct(input, stride)) {
-    std::vector<at::Tensor> grads;
-    std::vector<float*> ptrs;
-    for (const auto& w : weights) {
-      grads.push_back(at::empty(
-          w.sizes(), w.options().memory_format(at::MemoryFormat::Contiguous)));
-      ptrs.push_back(grads.back().data_ptr<float>());
-    }
-    const auto c = direct_call(input, weights, dilation);
-    detail::direct::grad_weight(
-        c.geom,
-        c.groups,
-        input.data_ptr<float>(),
-        grad_out.data_ptr<float>(),
-        ptrs);
-    return grads;
-  }
   const Forward f = make_forward_plan(input, weights, stride, dilation);
   std::vector<at::Tensor> acc;
   for (size_t i = 0; i < weights.size(); ++i) {
@@ -429,6 +402,30 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
       sizes_str(grad_out.sizes()));
 
   const bool empty = input.numel() == 0 || grad_out.numel() == 0;
+  if (!empty && use_direct(input, stride)) {
+    // Both gradients in one call: they share one padded copy of grad_out.
+    at::Tensor grad_in;
+    if (output_mask[0])
+      grad_in = at::empty_like(input);
+    std::vector<at::Tensor> grad_w;
+    std::vector<float*> ptrs;
+    if (output_mask[1])
+      for (const auto& w : weights) {
+        grad_w.push_back(at::empty(
+            w.sizes(),
+            w.options().memory_format(at::MemoryFormat::Contiguous)));
+        ptrs.push_back(grad_w.back().data_ptr<float>());
+      }
+    const auto c = direct_call(input, weights, dilation);
+    detail::direct::backward(
+        c.geom,
+        c.groups,
+        input.data_ptr<float>(),
+        grad_out.data_ptr<float>(),
+        output_mask[0] ? grad_in.data_ptr<float>() : nullptr,
+        ptrs);
+    return {grad_in, grad_w};
+  }
   at::Tensor grad_in;
   if (output_mask[0])
     grad_in = empty
