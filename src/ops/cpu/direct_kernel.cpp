@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <utility>
 
 namespace cakes::detail::direct {
@@ -47,14 +49,62 @@ struct Layout {
   int64_t batch, channels, D, H, W;
 };
 
-// 64-byte aligned float buffer (one cache line; aligned loads never split).
+// 64-byte aligned float buffers (one cache line: aligned loads never split),
+// reused across calls. A fresh multi-megabyte allocation is mmapped by glibc
+// and every page faults and is zeroed by the kernel on first touch; in the
+// profile of a forward call that (clear_page_erms, exc_page_fault) cost about
+// as much as the padding copy itself. Released buffers wait in a small pool.
+class ScratchPool {
+public:
+  std::shared_ptr<float[]> get(int64_t n) {
+    const size_t want = static_cast<size_t>(std::max<int64_t>(n, 1));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Smallest pooled buffer that fits and is not more than twice the size.
+      auto best = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it)
+        if (it->first >= want && it->first <= 2 * want &&
+            (best == free_.end() || it->first < best->first))
+          best = it;
+      if (best != free_.end()) {
+        const auto [cap, ptr] = *best;
+        free_.erase(best);
+        held_ -= cap;
+        return wrap(ptr, cap);
+      }
+    }
+    constexpr size_t kAlign = 64;
+    const size_t cap = (want * sizeof(float) + kAlign - 1) / kAlign * kAlign /
+                       sizeof(float);
+    auto* ptr = static_cast<float*>(std::aligned_alloc(kAlign, cap * 4));
+    if (ptr == nullptr)
+      throw std::bad_alloc();
+    return wrap(ptr, cap);
+  }
+
+private:
+  std::shared_ptr<float[]> wrap(float* ptr, size_t cap) {
+    return std::shared_ptr<float[]>(ptr, [this, cap](float* p) { put(p, cap); });
+  }
+  void put(float* p, size_t cap) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (held_ + cap > kMaxHeld) {
+      std::free(p);
+      return;
+    }
+    free_.push_back({cap, p});
+    held_ += cap;
+  }
+  static constexpr size_t kMaxHeld = size_t(64) << 20; // floats (256 MiB)
+  std::mutex mutex_;
+  std::vector<std::pair<size_t, float*>> free_;
+  size_t held_ = 0;
+};
+
 std::shared_ptr<float[]> alloc_floats(int64_t n) {
-  constexpr size_t kAlign = 64;
-  const size_t bytes =
-      (sizeof(float) * std::max<int64_t>(n, 1) + kAlign - 1) / kAlign * kAlign;
-  return std::shared_ptr<float[]>(
-      static_cast<float*>(std::aligned_alloc(kAlign, bytes)),
-      [](float* p) { std::free(p); });
+  // Never destroyed: buffers may be released during static destruction.
+  static auto* pool = new ScratchPool();
+  return pool->get(n);
 }
 
 Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
