@@ -254,8 +254,12 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
   at::manual_seed(7);
   const std::vector<std::pair<std::array<int64_t, 3>, int64_t>> groups{
-      {{3, 3, 3}, 13}, {{1, 3, 3}, 7}, {{3, 1, 1}, 9}, {{1, 1, 3}, 0},
-      {{1, 1, 1}, 5}, {{1, 3, 1}, 6}};
+      {{3, 3, 3}, 13},
+      {{1, 3, 3}, 7},
+      {{3, 1, 1}, 9},
+      {{1, 1, 3}, 0},
+      {{1, 1, 1}, 5},
+      {{1, 3, 1}, 6}};
   for (const std::vector<int64_t>& dil :
        {std::vector<int64_t>{1, 1, 1}, std::vector<int64_t>{1, 2, 1}}) {
     SCOPED_TRACE("dilation h " + std::to_string(dil[1]));
@@ -479,21 +483,29 @@ namespace {
 // results (the weight gradient in particular, where junk lanes meet zeros)
 // into NaN.
 TEST(ShrunkConv3d, NeverReadsPastTheInputsEnd) {
-  for (const auto& shape : {std::vector<int64_t>{2, 3, 3, 7, 5}, std::vector<int64_t>{1, 4, 2, 3, 3}}) {
+  for (const auto& shape :
+       {std::vector<int64_t>{2, 3, 3, 7, 5},
+        std::vector<int64_t>{1, 4, 2, 3, 3}}) {
     const int64_t numel = c10::multiply_integers(shape);
-    auto storage = at::full({numel + 256}, std::numeric_limits<float>::quiet_NaN());
+    auto storage =
+        at::full({numel + 256}, std::numeric_limits<float>::quiet_NaN());
     auto x = storage.narrow(0, 0, numel).view(shape);
     x.copy_(at::randn(shape));
     x.requires_grad_(true);
-    std::vector<at::Tensor> ws{at::randn({3, shape[1], 3, 1, 1}).requires_grad_(true),
-                               at::randn({2, shape[1], 1, 1, 1}).requires_grad_(true)};
+    std::vector<at::Tensor> ws{
+        at::randn({3, shape[1], 3, 1, 1}).requires_grad_(true),
+        at::randn({2, shape[1], 1, 1, 1}).requires_grad_(true)};
     auto y = cakes::ops::shrunk_conv3d(x, ws);
     y.backward(at::ones_like(y));
     EXPECT_TRUE(at::isfinite(y).all().item<bool>());
     EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
     for (const auto& w : ws)
       EXPECT_TRUE(at::isfinite(w.grad()).all().item<bool>());
-    auto ref = reference(x.detach().to(at::kDouble), {ws[0].detach().to(at::kDouble), ws[1].detach().to(at::kDouble)}, {1, 1, 1}, {1, 1, 1});
+    auto ref = reference(
+        x.detach().to(at::kDouble),
+        {ws[0].detach().to(at::kDouble), ws[1].detach().to(at::kDouble)},
+        {1, 1, 1},
+        {1, 1, 1});
     EXPECT_TRUE(at::allclose(y.to(at::kDouble), ref, 1e-4, 1e-4));
   }
 }

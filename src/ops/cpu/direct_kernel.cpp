@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -29,7 +30,7 @@ constexpr int kRedOut = 6; // weight gradient: output channels per block
 constexpr int kRedEnt = 4; // weight gradient: (input channel, tap) entries
 // Channels per segment. Segments run channel-block outer, tap inner, so the
 // lines a block of channels touches stay in L1 while every tap reuses them.
-int64_t g_channel_block = 8;
+constexpr int64_t kChannelBlock = 8;
 
 // Masked vector loads run at half the speed of plain ones on this CPU
 // (measured: 47 vs 102 GFLOP/s in the inner loop), so boundaries are handled
@@ -74,8 +75,8 @@ public:
       }
     }
     constexpr size_t kAlign = 64;
-    const size_t cap = (want * sizeof(float) + kAlign - 1) / kAlign * kAlign /
-                       sizeof(float);
+    const size_t cap =
+        (want * sizeof(float) + kAlign - 1) / kAlign * kAlign / sizeof(float);
     auto* ptr = static_cast<float*>(std::aligned_alloc(kAlign, cap * 4));
     if (ptr == nullptr)
       throw std::bad_alloc();
@@ -84,7 +85,8 @@ public:
 
 private:
   std::shared_ptr<float[]> wrap(float* ptr, size_t cap) {
-    return std::shared_ptr<float[]>(ptr, [this, cap](float* p) { put(p, cap); });
+    return std::shared_ptr<float[]>(
+        ptr, [this, cap](float* p) { put(p, cap); });
   }
   void put(float* p, size_t cap) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -163,6 +165,20 @@ struct SumArgs {
   int64_t out_ch_stride;
 };
 
+// One input channel's contribution to an NO x NV register block.
+template <int NO, int NV>
+__attribute__((target("avx512f"), always_inline)) inline void
+channel_step(__m512 (&acc)[NO][NV], const float* in, const float* w) {
+  __m512 x[NV];
+  for (int v = 0; v < NV; ++v)
+    x[v] = _mm512_loadu_ps(in + v * kLanes);
+  for (int o = 0; o < NO; ++o) {
+    const __m512 wv = _mm512_set1_ps(w[o]);
+    for (int v = 0; v < NV; ++v)
+      acc[o][v] = _mm512_fmadd_ps(wv, x[v], acc[o][v]);
+  }
+}
+
 // out[o][q] = sum over segments s and their channels c of
 //   w[s, c][o] * in[c][d + od_s][q + shift_s]
 // for NO output channels and NV vectors of positions, in registers; weights
@@ -183,16 +199,9 @@ block_sum(const SumArgs& a, const float* w) {
       continue;
     const float* base =
         a.in + sg.ch0 * a.in_ch_stride + id * a.plane + a.q0 + sg.shift;
-    for (int64_t c = 0; c < sg.nch; ++c, base += a.in_ch_stride, wr += NO) {
-      __m512 x[NV];
-      for (int v = 0; v < NV; ++v)
-        x[v] = _mm512_loadu_ps(base + v * kLanes);
-      for (int o = 0; o < NO; ++o) {
-        const __m512 wv = _mm512_set1_ps(wr[o]);
-        for (int v = 0; v < NV; ++v)
-          acc[o][v] = _mm512_fmadd_ps(wv, x[v], acc[o][v]);
-      }
-    }
+    // (Unrolling this loop for full channel blocks measured slower.)
+    for (int64_t c = 0; c < sg.nch; ++c)
+      channel_step<NO, NV>(acc, base + c * a.in_ch_stride, wr + c * NO);
   }
   const int64_t n_valid = a.H * a.Wp;
   if (a.Wp == a.W) {
@@ -253,6 +262,18 @@ struct SumPlan {
   std::vector<Block> blocks;
 };
 
+// Runs fn(i) for i in [0, n) on LibTorch's threads, each taking the next index
+// from a shared counter. A static split made the faster thread spin at the
+// barrier (5% of a forward call in the profile, far more when another process
+// holds one of the cores).
+template <typename Fn> void for_each_dynamic(int64_t n, const Fn& fn) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+    for (int64_t i = next++; i < n; i = next++)
+      fn(i);
+  });
+}
+
 void run_sums(
     const std::vector<SumPlan>& plans,
     const Padded& in,
@@ -263,8 +284,8 @@ void run_sums(
   const int64_t nchunk = (nvec + kMaxVec - 1) / kMaxVec;
   const int64_t items = l.batch * l.D * nchunk;
   const int64_t in_cs = l.D * in.plane, out_cs = l.D * l.H * l.W;
-  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t it = begin; it < end; ++it) {
+  for_each_dynamic(items, [&](int64_t it) {
+    {
       const int64_t n = it / (l.D * nchunk), d = (it / nchunk) % l.D,
                     c = it % nchunk;
       const int64_t v0 = c * kMaxVec;
@@ -409,10 +430,6 @@ __attribute__((target("avx512f"))) float hsum(const float* v) {
 
 } // namespace
 
-void set_channel_block(int64_t c) {
-  g_channel_block = c > 0 ? c : 8;
-}
-
 bool available() {
   static const bool ok = __builtin_cpu_supports("avx512f");
   return ok;
@@ -426,38 +443,59 @@ void forward(
   const auto [ph, pw] = border(groups, g);
   const Padded src =
       pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
+  // Plans first (blocks own their weight arrays, so `plans` must not grow
+  // after a fill captures a reference into it), then the weights are packed
+  // in parallel: the late ResNet stages pack millions of weights per call.
   std::vector<SumPlan> plans;
+  plans.reserve(groups.size());
+  std::vector<std::function<void()>> fills;
   int64_t out0 = 0;
   for (const auto& grp : groups) {
-    SumPlan p;
+    if (grp.channels == 0)
+      continue;
+    plans.emplace_back();
+    SumPlan& p = plans.back();
     const auto taps = taps_of(grp, g);
     const int64_t vol = static_cast<int64_t>(taps.size()),
                   row = g.in_channels * vol;
     std::vector<int64_t> seg_tap;
-    for (int64_t c0 = 0; c0 < g.in_channels; c0 += g_channel_block)
+    for (int64_t c0 = 0; c0 < g.in_channels; c0 += kChannelBlock)
       for (const auto& t : taps) {
         p.segs.push_back(
             {c0,
-             std::min(g_channel_block, g.in_channels - c0),
+             std::min(kChannelBlock, g.in_channels - c0),
              t.od,
              (t.oh + ph) * src.Wp + t.ow + pw});
         seg_tap.push_back(t.index);
       }
     for (const auto& [o0, nb] : balanced_blocks(grp.channels, kMaxOut)) {
-      SumPlan::Block blk{out0 + o0, nb, {}};
-      blk.w.reserve(row * nb);
-      for (size_t si = 0; si < p.segs.size(); ++si)
-        for (int64_t ci = p.segs[si].ch0; ci < p.segs[si].ch0 + p.segs[si].nch;
-             ++ci)
-          for (int o = 0; o < nb; ++o)
-            blk.w.push_back(
-                grp.weight[(o0 + o) * row + ci * vol + seg_tap[si]]);
-      p.blocks.push_back(std::move(blk));
+      p.blocks.push_back({out0 + o0, nb, std::vector<float>(row * nb)});
+      fills.push_back([&grp,
+                       &p,
+                       seg_tap,
+                       o0 = o0,
+                       nb = nb,
+                       row,
+                       vol,
+                       bi = p.blocks.size() - 1] {
+        float* w = p.blocks[bi].w.data();
+        for (size_t si = 0; si < p.segs.size(); ++si) {
+          const float* src = grp.weight + o0 * row + seg_tap[si];
+          for (int64_t ci = p.segs[si].ch0;
+               ci < p.segs[si].ch0 + p.segs[si].nch;
+               ++ci)
+            for (int o = 0; o < nb; ++o)
+              *w++ = src[o * row + ci * vol];
+        }
+      });
     }
     out0 += grp.channels;
-    if (!p.blocks.empty())
-      plans.push_back(std::move(p));
   }
+  at::parallel_for(
+      0, static_cast<int64_t>(fills.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i)
+          fills[i]();
+      });
   run_sums(
       plans, src, {g.batch, g.out_channels, g.D, g.H, g.W}, g.in_channels, out);
 }
@@ -482,11 +520,11 @@ void grad_input_from(
   int64_t c0 = 0;
   for (const auto& grp : groups) {
     const auto taps = taps_of(grp, g);
-    for (int64_t b = 0; b < grp.channels; b += g_channel_block)
+    for (int64_t b = 0; b < grp.channels; b += kChannelBlock)
       for (const auto& t : taps) {
         p.segs.push_back(
             {c0 + b,
-             std::min(g_channel_block, grp.channels - b),
+             std::min(kChannelBlock, grp.channels - b),
              -t.od,
              (-t.oh + dy.ph) * dy.Wp - t.ow + dy.pw});
         srcs.push_back({&grp, t.index, b});
@@ -498,20 +536,34 @@ void grad_input_from(
         grad_in, 0, sizeof(float) * g.batch * g.in_channels * g.D * g.H * g.W);
     return;
   }
-  for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut)) {
-    SumPlan::Block blk{i0, nb, {}};
-    for (size_t si = 0; si < srcs.size(); ++si) {
-      const Src& s = srcs[si];
-      const int64_t vol = s.grp->kd * s.grp->kh * s.grp->kw;
-      for (int64_t co = s.co0; co < s.co0 + p.segs[si].nch; ++co)
-        for (int o = 0; o < nb; ++o)
-          blk.w.push_back(
-              s.grp->weight[(co * g.in_channels + i0 + o) * vol + s.tap]);
-    }
-    p.blocks.push_back(std::move(blk));
-  }
+  int64_t packed = 0; // floats per input channel of a block
+  for (const auto& sg : p.segs)
+    packed += sg.nch;
+  for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut))
+    p.blocks.push_back({i0, nb, std::vector<float>(packed * nb)});
+  at::parallel_for(
+      0, static_cast<int64_t>(p.blocks.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t bi = b; bi < e; ++bi) {
+          auto& blk = p.blocks[bi];
+          float* w = blk.w.data();
+          for (size_t si = 0; si < srcs.size(); ++si) {
+            const Src& s = srcs[si];
+            const int64_t vol = s.grp->kd * s.grp->kh * s.grp->kw;
+            for (int64_t co = s.co0; co < s.co0 + p.segs[si].nch; ++co) {
+              const float* src =
+                  s.grp->weight + (co * g.in_channels + blk.out0) * vol + s.tap;
+              for (int o = 0; o < blk.nout; ++o)
+                *w++ = src[o * vol];
+            }
+          }
+        }
+      });
   run_sums(
-      {p}, dy, {g.batch, g.in_channels, g.D, g.H, g.W}, g.out_channels, grad_in);
+      {p},
+      dy,
+      {g.batch, g.in_channels, g.D, g.H, g.W},
+      g.out_channels,
+      grad_in);
 }
 
 // dy: the output gradient padded like the input (same border), so position q
@@ -567,16 +619,14 @@ void grad_weight_from(
   std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) {
     return a.cost > b.cost;
   });
-  std::atomic<int64_t> next{0};
-  const int64_t n_jobs = static_cast<int64_t>(jobs.size());
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
-    std::vector<float> part;
+  for_each_dynamic(static_cast<int64_t>(jobs.size()), [&](int64_t i) {
     struct Entry {
       int64_t ci; // within the job
       const Tap* tap;
     };
     std::vector<Entry> entries;
-    for (int64_t i = next++; i < n_jobs; i = next++) {
+    std::vector<float> part;
+    {
       const Job& j = jobs[i];
       const auto& tp = taps[j.group];
       entries.clear();

@@ -32,9 +32,6 @@ struct Geometry {
   int64_t dil_d, dil_h, dil_w;
 };
 
-// Tuning knob for experiments (channels per segment, default 8).
-void set_channel_block(int64_t channels);
-
 // True when this CPU can run the kernels (AVX-512F).
 bool available();
 
