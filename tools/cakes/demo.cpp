@@ -1,15 +1,14 @@
 // cakes demo: the main job end to end on built-in data.
 //
 // (a) Video: `cakes synth` makes a motion-direction task; the 2D, 3D and a
-//     CAKES network (from a short cost-priority search -> derive, or a stand-in
-//     configuration while `cakes search` is not part of this build) are trained
-//     and evaluated with `cakes train` / `cakes eval`.
+//     CAKES network (from a short cost-priority search) are trained and
+//     evaluated with `cakes train` / `cakes eval`.
 // (b) Segmentation of a real T1 MRI (Debian insighttoolkit5-examples): one
 //     hemisphere trains, the other is evaluated (per-class Dice), 3D vs CAKES.
 //
 // Every step runs this executable's own subcommands in a child process (as a
 // user would type them, printed before each run), so the demo exercises the
-// CLI code path and picks up `cakes search` as soon as it is registered.
+// CLI code path.
 #include "commands.h"
 #include "net_options.h"
 
@@ -160,26 +159,58 @@ void fill_cost(Row& r) {
   r.params = c.total_params();
 }
 
-// A cost-reduced split per position: a quarter 3x3x3, the rest evenly over the
-// cheaper candidates. Used only while `cakes search` is not available, and
-// labelled so in the output.
-void write_stand_in(
-    const models::ModelArgs& args,
-    const std::vector<SubKernel>& cheaper,
-    const std::string& path) {
-  nlohmann::ordered_json j;
-  j["network"] = args.network;
-  j["op"] = "cakes";
-  j["note"] = "stand-in, not searched";
-  for (const auto& p : models::network_positions(args)) {
-    const int64_t full = p.out_channels / 4;
-    const Config rest = even_split(cheaper, p.out_channels - full);
-    std::vector<KernelGroup> groups = {{SubKernel{3, 3, 3}, full}};
-    for (const auto& g : rest.groups())
-      groups.push_back(g);
-    j["blocks"].push_back(nlohmann::ordered_json::parse(Config(groups).json()));
-  }
-  std::ofstream(path) << j.dump(1) << "\n";
+// One task of the demo: the command-line pieces its `cakes train` and
+// `cakes eval` runs share, and how its table rows are measured.
+struct Task {
+  std::string task;                    // table label: "video", "MRI"
+  std::vector<std::string> net;        // --net ... (and --width)
+  std::vector<std::string> train_data; // data options of train (and search)
+  std::vector<std::string> eval_data;  // data options of eval
+  std::vector<std::string> train;      // schedule options of train
+  std::vector<std::string> eval;       // other options of eval
+  NetOptions model;                    // --net/--width as NetOptions
+  int64_t classes = 0, in_channels = 0, batch = 0;
+  std::vector<int64_t> input; // cost input (1, C, T/D, H, W)
+  std::string metric, score_key;
+};
+
+// Trains and evaluates one network of `t` (`op` = {"--op", x} or
+// {"--config", file}) under <runs>/<task>_<name> and appends its row.
+void train_and_eval(
+    const Task& t,
+    const std::string& runs,
+    const std::string& name,
+    const std::vector<std::string>& op,
+    std::vector<Row>& rows) {
+  std::string prefix = t.task;
+  for (auto& c : prefix)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string dir = runs + "/" + prefix + "_" + name;
+  std::vector<std::string> cmd = {"train"};
+  for (const auto* part : {&t.net, &op, &t.train_data, &t.train})
+    append(cmd, *part);
+  append(cmd, {"--out-dir", dir});
+  run_cakes(cmd);
+  std::vector<std::string> ev = {"eval"};
+  for (const auto* part : {&t.net, &op, &t.eval_data, &t.eval})
+    append(ev, *part);
+  append(
+      ev,
+      {"--checkpoint", dir + "/checkpoint.pt", "--out", dir + "/eval.json"});
+  run_cakes(ev);
+  NetOptions no = t.model;
+  (op.at(0) == "--op" ? no.op : no.config) = op.at(1);
+  Row r;
+  r.task = t.task;
+  r.name = name;
+  r.model = resolve_model_args(no, false, t.classes, t.in_channels);
+  r.input = t.input;
+  fill_cost(r);
+  r.log_step_seconds = seconds_per_step(dir + "/log.jsonl");
+  r.batch = t.batch;
+  r.metric = t.metric;
+  r.score = read_json(dir + "/eval.json").at(t.score_key).get<double>();
+  rows.push_back(r);
 }
 
 // ---- segmentation data
@@ -424,26 +455,15 @@ std::string table(const std::vector<Row>& rows) {
   return o.str();
 }
 
-void run_demo(const DemoArgs& a, CLI::App& app) {
+void run_demo(const DemoArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  bool has_search = true;
-  try {
-    app.get_subcommand("search");
-  } catch (const CLI::Error&) {
-    has_search = false;
-  }
   const fs::path out = fs::absolute(a.out);
   fs::create_directories(out);
   fs::remove_all(out / "runs");
   const std::string threads = std::to_string(a.threads);
   const std::string runs = (out / "runs").string();
   std::vector<Row> rows;
-  std::cout
-      << "cakes demo: results go to " << out.string() << "\n"
-      << (has_search
-              ? ""
-              : "note: `cakes search` is not part of this build; the CAKES "
-                "rows use a stand-in configuration, not a searched one\n");
+  std::cout << "cakes demo: results go to " << out.string() << "\n";
 
   // ---- (a) video ----
   const std::string synth = (out / "synth").string();
@@ -477,77 +497,38 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
       "32"};
   const std::string vw = std::to_string(a.video_width);
   const int64_t vbatch = 16;
-  auto video_run = [&](const std::string& name,
-                       std::vector<std::string> net,
-                       const std::string& note,
-                       int64_t epochs) {
-    const std::string dir = runs + "/video_" + name;
-    std::vector<std::string> cmd = {
-        "train", "--net", "i3d_resnet18", "--width", vw};
-    cmd.insert(cmd.end(), net.begin(), net.end());
-    cmd.insert(cmd.end(), vdata.begin(), vdata.end());
-    append(
-        cmd,
-        {"--epochs",
-         std::to_string(epochs),
-         "--lr",
-         "0.05",
-         "--batch",
-         std::to_string(vbatch),
-         "--warmup",
-         "1",
-         "--workers",
-         "1",
-         "--threads",
-         threads,
-         "--out-dir",
-         dir});
-    run_cakes(cmd);
-    std::vector<std::string> ev = {
-        "eval", "--net", "i3d_resnet18", "--width", vw};
-    ev.insert(ev.end(), net.begin(), net.end());
-    ev.insert(ev.end(), vdata.begin(), vdata.end());
-    append(
-        ev,
-        {"--checkpoint",
-         dir + "/checkpoint.pt",
-         "--out",
-         dir + "/eval.json",
-         "--threads",
-         threads});
-    run_cakes(ev);
-    NetOptions no;
-    no.net = "i3d_resnet18";
-    no.width = a.video_width;
-    for (size_t i = 0; i + 1 < net.size(); i += 2) {
-      if (net[i] == "--op")
-        no.op = net[i + 1];
-      if (net[i] == "--config")
-        no.config = net[i + 1];
-    }
-    Row r;
-    r.task = "video";
-    r.name = name;
-    r.note = note;
-    r.model = resolve_model_args(no, false, 4, 3);
-    r.input = {1, 3, 8, 32, 32};
-    fill_cost(r);
-    r.log_step_seconds = seconds_per_step(dir + "/log.jsonl");
-    r.batch = vbatch;
-    r.metric = "top-1 %";
-    r.score = read_json(dir + "/eval.json").at("top1").get<double>();
-    rows.push_back(r);
-  };
-  video_run("2D", {"--op", "conv2d"}, "", a.video_epochs);
-  video_run("3D", {"--op", "conv3d"}, "", a.video_epochs);
-  std::string vconfig = runs + "/video_search/config.json", vnote;
-  if (has_search) {
+  Task vtask;
+  vtask.task = "video";
+  vtask.net = {"--net", "i3d_resnet18", "--width", vw};
+  vtask.train_data = vdata;
+  vtask.eval_data = vdata;
+  vtask.train = {
+      "--epochs",
+      std::to_string(a.video_epochs),
+      "--lr",
+      "0.05",
+      "--batch",
+      std::to_string(vbatch),
+      "--warmup",
+      "1",
+      "--workers",
+      "1",
+      "--threads",
+      threads};
+  vtask.eval = {"--threads", threads};
+  vtask.model.net = "i3d_resnet18";
+  vtask.model.width = a.video_width;
+  vtask.classes = 4;
+  vtask.in_channels = 3;
+  vtask.input = {1, 3, 8, 32, 32};
+  vtask.batch = vbatch;
+  vtask.metric = "top-1 %";
+  vtask.score_key = "top1";
+  train_and_eval(vtask, runs, "2D", {"--op", "conv2d"}, rows);
+  train_and_eval(vtask, runs, "3D", {"--op", "conv3d"}, rows);
+  {
     std::vector<std::string> cmd = {
         "search",
-        "--net",
-        "i3d_resnet18",
-        "--width",
-        vw,
         "--candidates",
         "3x3x3,1x3x3,3x1x1",
         "--mode",
@@ -558,20 +539,17 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
         "0.05",
         "--batch",
         std::to_string(vbatch)};
-    cmd.insert(cmd.end(), vdata.begin(), vdata.end());
+    append(cmd, vtask.net);
+    append(cmd, vdata);
     append(cmd, {"--out-dir", runs + "/video_search", "--threads", threads});
     run_cakes(cmd);
-  } else {
-    fs::create_directories(runs + "/video_search");
-    models::ModelArgs m;
-    m.network = "i3d_resnet18";
-    m.width = a.video_width;
-    write_stand_in(m, {SubKernel{1, 3, 3}, SubKernel{3, 1, 1}}, vconfig);
-    vnote = "stand-in, not searched";
-    std::cout << "\nvideo CAKES configuration: stand-in, not searched ("
-              << vconfig << ")\n";
   }
-  video_run("CAKES", {"--config", vconfig}, vnote, a.video_epochs);
+  train_and_eval(
+      vtask,
+      runs,
+      "CAKES",
+      {"--config", runs + "/video_search/config.json"},
+      rows);
   // The mp4 copies of the validation videos through the video reader.
   run_cakes(
       {"eval",
@@ -605,130 +583,61 @@ void run_demo(const DemoArgs& a, CLI::App& app) {
   std::cout << "\nMRI: " << mri_train << " (left hemisphere, training) and "
             << mri_val << " (right hemisphere, evaluation), 64x96x64 each\n";
   const int64_t sbatch = 2;
-  auto seg_run = [&](const std::string& name,
-                     std::vector<std::string> net,
-                     const std::string& note) {
-    const std::string dir = runs + "/mri_" + name;
+  Task stask;
+  stask.task = "MRI";
+  stask.net = {"--net", "res_encoder_decoder"};
+  stask.train_data = {"--msd", mri_train, "--patch", "32", "64", "64"};
+  stask.eval_data = {"--msd", mri_val, "--window", "64", "96", "64"};
+  stask.train = {
+      "--epochs",
+      std::to_string(a.seg_epochs),
+      "--lr",
+      "0.002",
+      "--optimizer",
+      "adamw",
+      "--weight-decay",
+      "1e-4",
+      "--batch",
+      std::to_string(sbatch),
+      "--workers",
+      "1",
+      "--threads",
+      threads,
+      "--log-every",
+      "100"};
+  stask.eval = {"--threads", threads};
+  stask.model.net = "res_encoder_decoder";
+  stask.classes = 4;
+  stask.in_channels = 1;
+  stask.input = {1, 1, 64, 96, 64};
+  stask.batch = sbatch;
+  stask.metric = "Dice %";
+  stask.score_key = "mean_dice_foreground";
+  train_and_eval(stask, runs, "3D", {"--op", "conv3d"}, rows);
+  {
     std::vector<std::string> cmd = {
-        "train",
-        "--net",
-        "res_encoder_decoder",
-        "--msd",
-        mri_train,
-        "--patch",
-        "32",
-        "64",
-        "64"};
-    cmd.insert(cmd.end(), net.begin(), net.end());
-    append(
-        cmd,
-        {"--epochs",
-         std::to_string(a.seg_epochs),
-         "--lr",
-         "0.002",
-         "--optimizer",
-         "adamw",
-         "--weight-decay",
-         "1e-4",
-         "--batch",
-         std::to_string(sbatch),
-         "--workers",
-         "1",
-         "--threads",
-         threads,
-         "--log-every",
-         "100",
-         "--out-dir",
-         dir});
+        "search",
+        "--candidates",
+        "3x3x3,1x3x3,3x1x3,3x3x1,3x1x1,1x3x1,1x1x3",
+        "--mode",
+        "C",
+        "--epochs",
+        std::to_string(a.seg_epochs / 2),
+        "--lr",
+        "0.002",
+        "--batch",
+        std::to_string(sbatch)};
+    append(cmd, stask.net);
+    append(cmd, stask.train_data);
+    append(cmd, {"--out-dir", runs + "/mri_search", "--threads", threads});
     run_cakes(cmd);
-    std::vector<std::string> ev = {
-        "eval",
-        "--net",
-        "res_encoder_decoder",
-        "--msd",
-        mri_val,
-        "--window",
-        "64",
-        "96",
-        "64"};
-    ev.insert(ev.end(), net.begin(), net.end());
-    append(
-        ev,
-        {"--checkpoint",
-         dir + "/checkpoint.pt",
-         "--out",
-         dir + "/eval.json",
-         "--threads",
-         threads});
-    run_cakes(ev);
-    NetOptions no;
-    no.net = "res_encoder_decoder";
-    for (size_t i = 0; i + 1 < net.size(); i += 2) {
-      if (net[i] == "--op")
-        no.op = net[i + 1];
-      if (net[i] == "--config")
-        no.config = net[i + 1];
-    }
-    Row r;
-    r.task = "MRI";
-    r.name = name;
-    r.note = note;
-    r.model = resolve_model_args(no, false, 4, 1);
-    r.input = {1, 1, 64, 96, 64};
-    fill_cost(r);
-    r.log_step_seconds = seconds_per_step(dir + "/log.jsonl");
-    r.batch = sbatch;
-    r.metric = "Dice %";
-    r.score =
-        read_json(dir + "/eval.json").at("mean_dice_foreground").get<double>();
-    rows.push_back(r);
-  };
-  seg_run("3D", {"--op", "conv3d"}, "");
-  std::string sconfig = runs + "/mri_search/config.json", snote;
-  if (has_search) {
-    run_cakes(
-        {"search",
-         "--net",
-         "res_encoder_decoder",
-         "--candidates",
-         "3x3x3,1x3x3,3x1x3,3x3x1,3x1x1,1x3x1,1x1x3",
-         "--mode",
-         "C",
-         "--epochs",
-         std::to_string(a.seg_epochs / 2),
-         "--lr",
-         "0.002",
-         "--batch",
-         std::to_string(sbatch),
-         "--msd",
-         mri_train,
-         "--patch",
-         "32",
-         "64",
-         "64",
-         "--out-dir",
-         runs + "/mri_search",
-         "--threads",
-         threads});
-  } else {
-    fs::create_directories(runs + "/mri_search");
-    models::ModelArgs m;
-    m.network = "res_encoder_decoder";
-    m.in_channels = 1;
-    write_stand_in(
-        m,
-        {SubKernel{1, 3, 3},
-         SubKernel{3, 1, 3},
-         SubKernel{3, 3, 1},
-         SubKernel{3, 1, 1},
-         SubKernel{1, 3, 1},
-         SubKernel{1, 1, 3}},
-        sconfig);
-    snote = "stand-in, not searched";
-    std::cout << "\nMRI CAKES configuration: stand-in, not searched ("
-              << sconfig << ")\n";
   }
-  seg_run("CAKES", {"--config", sconfig}, snote);
+  train_and_eval(
+      stask,
+      runs,
+      "CAKES",
+      {"--config", runs + "/mri_search/config.json"},
+      rows);
 
   // ---- report ----
   std::cout << "\ntiming one training step of each network (interleaved)...\n"
@@ -775,7 +684,7 @@ void add_demo(CLI::App& app) {
   demo->add_option(
       "--seg-epochs", a->seg_epochs, "epochs per MRI network (8 patches each)");
   demo->add_option("--search-epochs", a->search_epochs, "video search epochs");
-  demo->callback([a, &app] { run_demo(*a, app); });
+  demo->callback([a] { run_demo(*a); });
 }
 
 } // namespace cakes::cli
