@@ -6,6 +6,8 @@
 #include "cakes/data/video_reader.h"
 #include "cakes/train/checkpoint.h"
 
+#include "support/temp_dir.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -49,24 +51,10 @@ std::vector<std::string> lines(const std::string& text) {
 // One data set and one training run shared by the tests (each costs seconds).
 class Cli : public ::testing::Test {
 protected:
-  // Removed when the test program exits.
-  struct TempDir {
-    fs::path path;
-    TempDir()
-        : path(
-              fs::temp_directory_path() /
-              ("cakes_cli_test_" + std::to_string(::getpid()))) {
-      fs::remove_all(path);
-      fs::create_directories(path);
-    }
-    ~TempDir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  };
   static fs::path dir() {
-    static const TempDir d;
-    return d.path;
+    // Removed when the test program exits.
+    static const cakes::test::TempDir d("cli");
+    return d.path();
   }
 
   static Result cakes(const std::string& args) {

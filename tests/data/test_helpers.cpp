@@ -16,17 +16,6 @@ namespace fs = std::filesystem;
 
 namespace cakes::data::testing {
 
-TempDir::TempDir(const std::string& name)
-    : path_((fs::path(CAKES_BINARY_DIR) / "test_tmp" / name).string()) {
-  fs::remove_all(path_);
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 std::string run_command(const std::string& command) {
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(
       popen(command.c_str(), "r"), pclose);

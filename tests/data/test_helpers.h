@@ -1,6 +1,8 @@
-// Helpers shared by the data tests: temporary folders, running the reference
+// Helpers shared by the data tests: running the reference
 // tools (Debian's python3 with nibabel, ffprobe), writing frame folders.
 #pragma once
+
+#include "support/temp_dir.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -10,22 +12,7 @@
 
 namespace cakes::data::testing {
 
-// A fresh empty folder under the build tree's temp area, removed on
-// destruction.
-class TempDir {
-public:
-  explicit TempDir(const std::string& name);
-  ~TempDir();
-  const std::string& path() const {
-    return path_;
-  }
-  std::string operator/(const std::string& leaf) const {
-    return path_ + "/" + leaf;
-  }
-
-private:
-  std::string path_;
-};
+using cakes::test::TempDir;
 
 // Runs a shell command and returns its stdout; throws if it exits non-zero.
 std::string run_command(const std::string& command);

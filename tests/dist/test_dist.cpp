@@ -7,9 +7,11 @@
 #include "cakes/dist/options.h"
 #include "cakes/dist/sampler.h"
 
-#include "cakes/nn/cakes_conv3d.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
+
+#include "support/temp_dir.h"
+#include "support/tiny_task.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -35,43 +37,9 @@ using Clock = std::chrono::steady_clock;
 
 // --- the tiny job every multi-process test trains ---------------------------
 
-struct DistNetImpl : torch::nn::Module {
-  DistNetImpl() {
-    conv = register_module(
-        "conv", nn::CakesConv3d(1, Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
-    fc = register_module("fc", torch::nn::Linear(6, 2));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto h = conv->forward(x);
-    return fc->forward(torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1));
-  }
-  nn::CakesConv3d conv{nullptr};
-  torch::nn::Linear fc{nullptr};
-};
-TORCH_MODULE(DistNet);
-
-class SignDataset : public data::Dataset {
-public:
-  explicit SignDataset(int64_t n) : n_(n) {}
-  int64_t size() const override {
-    return n_;
-  }
-  data::Sample get(int64_t index, std::mt19937_64& rng) const override {
-    std::normal_distribution<float> normal(0, 1);
-    std::vector<float> v(64);
-    for (auto& x : v) {
-      x = normal(rng);
-    }
-    const float shift = index % 2 ? 0.4f : -0.4f;
-    auto input = (torch::tensor(v) + shift).reshape({1, 4, 4, 4});
-    return {
-        input,
-        torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
-  }
-
-private:
-  int64_t n_;
-};
+using test::SignDataset;
+// The replicas' steps must be comparable: no dropout.
+using DistNet = test::TinyNet;
 
 constexpr int64_t kSamples = 24;
 constexpr int64_t kBatchPerRank = 4;
@@ -183,34 +151,19 @@ TEST(DistWorker, Run) {
 
 // --- the parent side ------------------------------------------------------
 
-struct TempDir {
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("cakes_dist_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    fs::remove_all(path);
-  }
-  fs::path path;
-  static inline int counter = 0;
-};
-
 std::string self_exe() {
   return fs::read_symlink("/proc/self/exe").string();
 }
 
 dist::LaunchResult
-launch_workers(const TempDir& dir, int64_t epochs, bool resume) {
+launch_workers(const test::TempDir& dir, int64_t epochs, bool resume) {
   dist::LaunchOptions lo;
   lo.nproc = 2;
   lo.executable = self_exe();
   lo.args = {"--gtest_filter=DistWorker.Run"};
   lo.env = {
       {"CAKES_DIST_WORKER", "train"},
-      {"CAKES_DIST_OUT", dir.path.string()},
+      {"CAKES_DIST_OUT", dir.path()},
       {"CAKES_DIST_EPOCHS", std::to_string(epochs)},
       {"CAKES_DIST_RESUME", resume ? "1" : "0"},
       {"OMP_NUM_THREADS", "1"},
@@ -222,7 +175,7 @@ launch_workers(const TempDir& dir, int64_t epochs, bool resume) {
 TEST(DataParallel, TwoProcessesTrainLikeOneOnTheCombinedBatch) {
   // Sync BatchNorm on: with it the two ranks' batch statistics are those of
   // the combined batch, so the reference can keep plain BatchNorm.
-  TempDir dir;
+  test::TempDir dir("dist_train");
   // One epoch, then resume for the second: covers --resume as well.
   auto r1 = launch_workers(dir, /*epochs=*/1, /*resume=*/false);
   ASSERT_EQ(r1.exit_code, 0) << r1.failure;
@@ -230,8 +183,8 @@ TEST(DataParallel, TwoProcessesTrainLikeOneOnTheCombinedBatch) {
   ASSERT_EQ(r2.exit_code, 0) << r2.failure;
 
   std::vector<torch::Tensor> rank0, rank1;
-  torch::load(rank0, (dir.path / "rank0.pt").string());
-  torch::load(rank1, (dir.path / "rank1.pt").string());
+  torch::load(rank0, dir / "rank0.pt");
+  torch::load(rank1, dir / "rank1.pt");
 
   at::set_num_threads(1);
   torch::manual_seed(100); // rank 0's initial weights
@@ -266,14 +219,14 @@ TEST(DataParallel, TwoProcessesTrainLikeOneOnTheCombinedBatch) {
   EXPECT_FALSE(torch::allclose(state_of(*fresh)[0], rank0[0]));
 
   // Only rank 0 logs: one line per epoch (the resumed run appends).
-  std::ifstream log(dir.path / "log.jsonl");
+  std::ifstream log(dir / "log.jsonl");
   int lines = 0;
   for (std::string line; std::getline(log, line);) {
     ++lines;
   }
   EXPECT_EQ(lines, 2);
   // Gradient buckets went out while backward was still running.
-  std::ifstream buckets(dir.path / "rank0.buckets");
+  std::ifstream buckets(dir / "rank0.buckets");
   int64_t count = 0, early = 0;
   buckets >> count >> early;
   EXPECT_GT(count, 2);
@@ -353,20 +306,19 @@ std::string read_all(const fs::path& p) {
 // Rank 1 is killed (its connections close: rank 0 notices at once) or
 // stopped (nothing closes: rank 0 must give up by its 5 s timeout).
 void expect_survivor_fails(int signal, double within_seconds) {
-  TempDir dir;
+  test::TempDir dir("dist_survivor");
   const int port = dist::free_loopback_port();
   const std::vector<std::pair<std::string, std::string>> env = {
       {"CAKES_DIST_WORKER", "endless"}, {"CAKES_DIST_TIMEOUT", "5"}};
-  const pid_t p0 = spawn_rank(0, port, dir.path, env);
-  const pid_t p1 = spawn_rank(1, port, dir.path, env);
+  const pid_t p0 = spawn_rank(0, port, fs::path(dir.path()), env);
+  const pid_t p1 = spawn_rank(1, port, fs::path(dir.path()), env);
   // Strike once both are training.
   const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!(fs::exists(dir.path / "rank0.step") &&
-           fs::exists(dir.path / "rank1.step")) &&
+  while (!(fs::exists(dir / "rank0.step") && fs::exists(dir / "rank1.step")) &&
          Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  const bool started = fs::exists(dir.path / "rank1.step");
+  const bool started = fs::exists(dir / "rank1.step");
   ::kill(p1, signal);
   const auto struck_at = Clock::now();
   const int code = wait_exit(p0, /*seconds=*/within_seconds + 10);
@@ -379,11 +331,11 @@ void expect_survivor_fails(int signal, double within_seconds) {
   }
   ::kill(p1, SIGKILL); // not reaped yet: still ours
   wait_exit(p1, 5);
-  ASSERT_TRUE(started) << read_all(dir.path / "rank0.log")
-                       << read_all(dir.path / "rank1.log");
+  ASSERT_TRUE(started) << read_all(dir / "rank0.log")
+                       << read_all(dir / "rank1.log");
   EXPECT_GT(code, 0) << "rank 0 still running " << took << " s after";
   EXPECT_LT(took, within_seconds);
-  const std::string log = read_all(dir.path / "rank0.log");
+  const std::string log = read_all(dir / "rank0.log");
   const auto at = log.find("rank 0: error: distributed");
   ASSERT_NE(at, std::string::npos) << log;
   std::cout << "rank 0 exited " << took << " s after signal " << signal

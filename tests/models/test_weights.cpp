@@ -3,6 +3,8 @@
 #include "cakes/models/network_config.h"
 #include "cakes/models/weights.h"
 
+#include "support/temp_dir.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -15,12 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() /
-           ("cakes_models_" + name + "_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
+using cakes::test::TempDir;
 
 I3DResNet small_net(int64_t depth, OpSpec op, int64_t classes = 5) {
   // No dropout: training steps of two copies must be comparable.
@@ -58,17 +55,16 @@ bool same(
 // Runs the PyTorch fixture writer once per test binary run.
 const fs::path& fixtures() {
   static const fs::path dir = [] {
-    static const auto d = temp_dir("fixtures");
     // The fixtures are ~180 MB; they live for this process only.
-    std::atexit([] { fs::remove_all(d); });
+    static const TempDir d("models_fixtures");
     const std::string cmd =
         "/usr/bin/python3 " + std::string(CAKES_SOURCE_DIR) +
         "/tests/models/paper_fixture.py " + CAKES_SOURCE_DIR +
-        "/configs/i3d_resnet50_ssv1.json CAKES123D_P " + d.string() + " > " +
-        (d / "log.txt").string() + " 2>&1";
+        "/configs/i3d_resnet50_ssv1.json CAKES123D_P " + d.path() + " > " +
+        (d / "log.txt") + " 2>&1";
     if (std::system(cmd.c_str()) != 0)
       return fs::path();
-    return d;
+    return fs::path(d.path());
   }();
   return dir;
 }
@@ -89,7 +85,8 @@ TEST(Weights, CheckpointRoundTripWithOptimizer) {
   };
   a->train();
   step(a, opt_a); // gives the optimizer momentum state and BN statistics
-  const auto path = (temp_dir("ckpt") / "model.pt").string();
+  const TempDir dir("models_ckpt");
+  const auto path = dir / "model.pt";
   save_checkpoint(*a, path, &opt_a);
 
   torch::manual_seed(1);
@@ -118,7 +115,8 @@ TEST(Weights, CheckpointRoundTripWithOptimizer) {
 TEST(Weights, CheckpointMismatchNamesKeyAndShapesAndLoadsNothing) {
   torch::manual_seed(0);
   auto a = small_net(18, OpSpec{"conv3d", {}, {}});
-  const auto path = (temp_dir("ckpt_bad") / "model.pt").string();
+  const TempDir dir("models_ckpt_bad");
+  const auto path = dir / "model.pt";
   save_checkpoint(*a, path);
   auto b = small_net(18, OpSpec{"conv3d", {}, {}}, /*classes=*/7);
   const auto before = snapshot(*b);

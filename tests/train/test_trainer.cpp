@@ -6,7 +6,8 @@
 #include "cakes/train/schedule.h"
 #include "cakes/train/trainer.h"
 
-#include "cakes/nn/cakes_conv3d.h"
+#include "support/temp_dir.h"
+#include "support/tiny_task.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -21,65 +22,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace cakes::train;
 
-struct TinyNetImpl : torch::nn::Module {
-  TinyNetImpl() {
-    conv = register_module(
-        "conv",
-        cakes::nn::CakesConv3d(
-            1, cakes::Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
-    drop = register_module("drop", torch::nn::Dropout(0.2));
-    fc = register_module("fc", torch::nn::Linear(6, 2));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto h = conv->forward(x);
-    h = torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1);
-    return fc->forward(drop->forward(h));
-  }
-  cakes::nn::CakesConv3d conv{nullptr};
-  torch::nn::Dropout drop{nullptr};
-  torch::nn::Linear fc{nullptr};
-};
-TORCH_MODULE(TinyNet);
-
-class SignDataset : public cakes::data::Dataset {
-public:
-  explicit SignDataset(int64_t n) : n_(n) {}
-  int64_t size() const override {
-    return n_;
-  }
-  cakes::data::Sample get(int64_t index, std::mt19937_64& rng) const override {
-    std::normal_distribution<float> normal(0, 1);
-    std::vector<float> v(64);
-    for (auto& x : v) {
-      x = normal(rng);
-    }
-    const float shift = index % 2 ? 0.4f : -0.4f;
-    auto input = (torch::tensor(v) + shift).reshape({1, 4, 4, 4});
-    return {
-        input,
-        torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
-  }
-
-private:
-  int64_t n_;
-};
-
-struct TempDir {
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("cakes_trainer_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    fs::remove_all(path);
-  }
-  std::string file(const std::string& name) const {
-    return (path / name).string();
-  }
-  fs::path path;
-  static inline int counter = 0;
+using cakes::test::SignDataset;
+using cakes::test::TempDir;
+// Dropout makes the result depend on LibTorch's RNG, which resume restores.
+struct TinyNet : cakes::test::TinyNet {
+  TinyNet() : cakes::test::TinyNet(0.2) {}
 };
 
 LoaderOptions loader_options() {
@@ -136,7 +83,7 @@ TEST(Trainer, LossDecreasesOnATinyTask) {
 TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
   for (auto kind : {OptimizerKind::sgd, OptimizerKind::adamw}) {
     SCOPED_TRACE(kind == OptimizerKind::sgd ? "sgd" : "adamw");
-    TempDir dir;
+    TempDir dir("trainer_resume");
     auto ds = std::make_shared<SignDataset>(32);
     const int64_t N = 3, k = 1;
 
@@ -146,7 +93,7 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
       TinyNet net;
       Loader loader(ds, loader_options());
       auto o = trainer_options(N, kind);
-      o.checkpoint_path = dir.file("straight.pt");
+      o.checkpoint_path = dir / "straight.pt";
       Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
       trainer.fit(loader);
       straight = state_of(*net);
@@ -156,8 +103,8 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
       TinyNet net;
       Loader loader(ds, loader_options());
       auto o = trainer_options(N, kind);
-      o.checkpoint_path = dir.file("killed.pt");
-      o.log_path = dir.file("log.jsonl");
+      o.checkpoint_path = dir / "killed.pt";
+      o.log_path = dir / "log.jsonl";
       Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
       for (int64_t e = 0; e < k; ++e) {
         trainer.train_epoch(loader);
@@ -168,10 +115,10 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
     TinyNet net;                              // different initial weights
     Loader loader(ds, loader_options());
     auto o = trainer_options(N, kind);
-    o.checkpoint_path = dir.file("killed.pt");
-    o.log_path = dir.file("log.jsonl");
+    o.checkpoint_path = dir / "killed.pt";
+    o.log_path = dir / "log.jsonl";
     Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
-    trainer.resume(dir.file("killed.pt"));
+    trainer.resume(dir / "killed.pt");
     EXPECT_EQ(trainer.epoch(), k);
     EXPECT_EQ(trainer.step(), k * 4);
     auto rest = trainer.fit(loader);
@@ -188,7 +135,7 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
                  .item<double>();
     }
     // One JSON line per epoch across both runs.
-    std::ifstream log(dir.file("log.jsonl"));
+    std::ifstream log(dir / "log.jsonl");
     std::string line;
     int lines = 0;
     while (std::getline(log, line)) {
@@ -216,17 +163,17 @@ TEST(Trainer, ResumeWithoutTheRngStateWouldDiffer) {
 }
 
 TEST(Trainer, CheckpointFromAnotherNetworkIsAClearError) {
-  TempDir dir;
+  TempDir dir("trainer_checkpoint");
   torch::manual_seed(0);
   TinyNet net;
   auto o = trainer_options(1, OptimizerKind::sgd);
   Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
-  trainer.save_checkpoint(dir.file("c.pt"));
+  trainer.save_checkpoint(dir / "c.pt");
 
   TinyNet other;
   Trainer wrong(make_model(other, "i3d_r50 3x3x3:64"), cross_entropy, o);
   try {
-    wrong.resume(dir.file("c.pt"));
+    wrong.resume(dir / "c.pt");
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
     std::string msg = e.what();
@@ -234,20 +181,20 @@ TEST(Trainer, CheckpointFromAnotherNetworkIsAClearError) {
     EXPECT_NE(msg.find("i3d_r50 3x3x3:64"), std::string::npos) << msg;
   }
   EXPECT_THROW(
-      load_checkpoint_weights(dir.file("c.pt"), *other, "i3d_r50 3x3x3:64"),
+      load_checkpoint_weights(dir / "c.pt", *other, "i3d_r50 3x3x3:64"),
       std::runtime_error);
-  load_checkpoint_weights(dir.file("c.pt"), *other, kNetwork);
+  load_checkpoint_weights(dir / "c.pt", *other, kNetwork);
   EXPECT_TRUE(torch::equal(other->fc->weight, net->fc->weight));
 }
 
 TEST(Trainer, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
-  TempDir dir;
+  TempDir dir("trainer_3");
   torch::manual_seed(0);
   TinyNet net;
   auto ds = std::make_shared<SignDataset>(16);
   Loader loader(ds, loader_options());
   auto o = trainer_options(3, OptimizerKind::sgd);
-  const std::string path = dir.file("ckpt.pt");
+  const std::string path = dir / "ckpt.pt";
   Trainer trainer(make_model(net, kNetwork), cross_entropy, o);
   trainer.train_epoch(loader);
   trainer.save_checkpoint(path);
@@ -282,25 +229,25 @@ TEST(Trainer, InterruptedCheckpointWriteLeavesThePreviousOneLoadable) {
 }
 
 TEST(Trainer, TruncatedOrMissingCheckpointNamesTheFile) {
-  TempDir dir;
+  TempDir dir("trainer_4");
   torch::manual_seed(0);
   TinyNet net;
   Trainer trainer(
       make_model(net, kNetwork),
       cross_entropy,
       trainer_options(1, OptimizerKind::sgd));
-  trainer.save_checkpoint(dir.file("good.pt"));
-  std::ifstream in(dir.file("good.pt"), std::ios::binary);
+  trainer.save_checkpoint(dir / "good.pt");
+  std::ifstream in((dir / "good.pt"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  std::ofstream(dir.file("cut.pt"), std::ios::binary)
+  std::ofstream((dir / "cut.pt"), std::ios::binary)
       << bytes.substr(0, bytes.size() / 2);
   for (const std::string name : {"cut.pt", "missing.pt"}) {
     try {
-      trainer.resume(dir.file(name));
+      trainer.resume((dir / name));
       FAIL() << name;
     } catch (const std::runtime_error& e) {
       std::string msg = e.what();
-      EXPECT_NE(msg.find(dir.file(name)), std::string::npos) << msg;
+      EXPECT_NE(msg.find((dir / name)), std::string::npos) << msg;
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     }
   }

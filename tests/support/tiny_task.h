@@ -1,0 +1,59 @@
+// The tiny 3D task the trainer and distributed tests train: the class is the
+// sign of the mean of a (1, 4, 4, 4) tensor (shifted by +-0.4 by index parity,
+// so it is learnable in a few steps), and a CakesConv3d + pooling + linear
+// network for it.
+#pragma once
+
+#include "cakes/data/dataset.h"
+#include "cakes/nn/cakes_conv3d.h"
+
+#include <torch/torch.h>
+
+#include <random>
+#include <vector>
+
+namespace cakes::test {
+
+class SignDataset : public data::Dataset {
+public:
+  explicit SignDataset(int64_t n) : n_(n) {}
+  int64_t size() const override {
+    return n_;
+  }
+  data::Sample get(int64_t index, std::mt19937_64& rng) const override {
+    std::normal_distribution<float> normal(0, 1);
+    std::vector<float> v(64);
+    for (auto& x : v)
+      x = normal(rng);
+    const float shift = index % 2 ? 0.4f : -0.4f;
+    auto input = (torch::tensor(v) + shift).reshape({1, 4, 4, 4});
+    return {
+        input,
+        torch::scalar_tensor(input.mean().item<float>() > 0, torch::kLong)};
+  }
+
+private:
+  int64_t n_;
+};
+
+// Dropout > 0 makes training depend on LibTorch's RNG (what resume must
+// restore); 0 keeps two replicas' steps comparable.
+struct TinyNetImpl : torch::nn::Module {
+  explicit TinyNetImpl(double dropout = 0) {
+    conv = register_module(
+        "conv", nn::CakesConv3d(1, Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
+    drop = register_module("drop", torch::nn::Dropout(dropout));
+    fc = register_module("fc", torch::nn::Linear(6, 2));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = conv->forward(x);
+    h = torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1);
+    return fc->forward(drop->forward(h));
+  }
+  nn::CakesConv3d conv{nullptr};
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(TinyNet);
+
+} // namespace cakes::test
