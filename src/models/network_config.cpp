@@ -142,6 +142,26 @@ Config parse_block(const nlohmann::ordered_json& j, size_t i) {
   }
 }
 
+std::vector<Config> parse_blocks(const nlohmann::ordered_json& blocks) {
+  std::vector<Config> out;
+  for (size_t i = 0; i < blocks.size(); ++i)
+    out.push_back(parse_block(blocks[i], i));
+  return out;
+}
+
+// j[key] as a string; `fallback` when absent.
+std::string optional_string(
+    const nlohmann::ordered_json& j,
+    const char* key,
+    const std::string& fallback) {
+  if (!j.contains(key))
+    return fallback;
+  if (!j[key].is_string())
+    throw std::invalid_argument(
+        std::string("network configuration: \"") + key + "\" must be a string");
+  return j[key].get<std::string>();
+}
+
 } // namespace
 
 NetworkConfig parse_network_config(const std::string& text) {
@@ -157,20 +177,9 @@ NetworkConfig parse_network_config(const std::string& text) {
     throw std::invalid_argument(
         "network configuration: expected an object with a \"blocks\" array");
   NetworkConfig c;
-  if (j.contains("network")) {
-    if (!j["network"].is_string())
-      throw std::invalid_argument(
-          "network configuration: \"network\" must be a string");
-    c.network = j["network"].get<std::string>();
-  }
-  if (j.contains("op")) {
-    if (!j["op"].is_string())
-      throw std::invalid_argument(
-          "network configuration: \"op\" must be a string");
-    c.op = j["op"].get<std::string>();
-  }
-  for (size_t i = 0; i < j["blocks"].size(); ++i)
-    c.blocks.push_back(parse_block(j["blocks"][i], i));
+  c.network = optional_string(j, "network", c.network);
+  c.op = optional_string(j, "op", c.op);
+  c.blocks = parse_blocks(j["blocks"]);
   return c;
 }
 
@@ -212,9 +221,7 @@ NetworkConfig preset(const std::string& name) {
   NetworkConfig c;
   c.network = j["network"].get<std::string>();
   c.op = "cakes";
-  const auto& blocks = j["presets"][name];
-  for (size_t i = 0; i < blocks.size(); ++i)
-    c.blocks.push_back(parse_block(blocks[i], i));
+  c.blocks = parse_blocks(j["presets"][name]);
   return c;
 }
 
