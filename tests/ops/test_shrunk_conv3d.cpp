@@ -250,7 +250,9 @@ INSTANTIATE_TEST_SUITE_P(
 // The random cases above have at most 4 channels per group and 5 input
 // channels, so they never fill the kernels' register tiles (6 output channels)
 // nor the weight gradient's multi-channel jobs (4 input channels x 3 taps, 12 x
-// 1 tap) with a remainder. This case does, at two dilations.
+// 1 tap) with a remainder, nor strided phase splits of odd and even sizes
+// wide enough for the vectorised stride-2 split (W = 45).
+// These cases do.
 TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
   at::manual_seed(7);
   const std::vector<std::pair<std::array<int64_t, 3>, int64_t>> groups{
@@ -260,10 +262,19 @@ TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
       {{1, 1, 3}, 0},
       {{1, 1, 1}, 5},
       {{1, 3, 1}, 6}};
-  for (const std::vector<int64_t>& dil :
-       {std::vector<int64_t>{1, 1, 1}, std::vector<int64_t>{1, 2, 1}}) {
-    SCOPED_TRACE("dilation h " + std::to_string(dil[1]));
-    auto xd = at::randn({2, 13, 5, 9, 21}, at::kDouble);
+  using V = std::vector<int64_t>;
+  const std::vector<std::pair<V, V>> cases{
+      {{1, 1, 1}, {1, 1, 1}},
+      {{1, 2, 1}, {1, 1, 1}},
+      {{1, 1, 1}, {1, 2, 2}},
+      {{1, 1, 1}, {2, 2, 2}},
+      {{1, 2, 1}, {2, 1, 3}}};
+  for (const auto& [dil, stride] : cases) {
+    SCOPED_TRACE(
+        "dilation h " + std::to_string(dil[1]) + ", stride " +
+        std::to_string(stride[0]) + std::to_string(stride[1]) +
+        std::to_string(stride[2]));
+    auto xd = at::randn({2, 13, 5, 9, 45}, at::kDouble);
     std::vector<at::Tensor> ws, ws_ref;
     for (const auto& [k, c] : groups) {
       auto w = at::randn({c, 13, k[0], k[1], k[2]}, at::kDouble);
@@ -272,8 +283,8 @@ TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
     }
     auto x = xd.to(at::kFloat).requires_grad_(true);
     auto x_ref = xd.clone().requires_grad_(true);
-    auto y = cakes::ops::shrunk_conv3d(x, ws, {1, 1, 1}, dil);
-    auto y_ref = reference(x_ref, ws_ref, {1, 1, 1}, dil);
+    auto y = cakes::ops::shrunk_conv3d(x, ws, stride, dil);
+    auto y_ref = reference(x_ref, ws_ref, stride, dil);
     // Weight gradients sum ~1900 O(1) products: float32 error ~1e-4.
     auto close = [](const at::Tensor& a, const at::Tensor& b) {
       return at::allclose(a.to(at::kDouble), b, 1e-4, 2e-3);

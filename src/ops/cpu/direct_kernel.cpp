@@ -109,14 +109,61 @@ std::shared_ptr<float[]> alloc_floats(int64_t n) {
   return pool->get(n);
 }
 
-Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
+// out[j] = in[2 j] for j < n, where `avail` floats of `in` may be read: two
+// loads and one permute per 16 outputs (the scalar loop was a sixth of a
+// stride-2 forward call).
+__attribute__((target("avx512f"))) void
+take_even(const float* in, int64_t n, int64_t avail, float* out) {
+  const __m512i even = _mm512_set_epi32(
+      30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  int64_t j = 0;
+  for (; j + kLanes <= n && 2 * j + 2 * kLanes <= avail; j += kLanes) {
+    const __m512 a = _mm512_loadu_ps(in + 2 * j);
+    const __m512 b = _mm512_loadu_ps(in + 2 * j + kLanes);
+    _mm512_storeu_ps(out + j, _mm512_permutex2var_ps(a, even, b));
+  }
+  if (j < n) {
+    // Tail (rows are short: 28 outputs are one vector and a tail): masked
+    // loads of what may be read, masked store of what is left.
+    auto mask = [](int64_t k) {
+      return k >= kLanes ? __mmask16(0xFFFF)
+                         : __mmask16((1u << std::max<int64_t>(k, 0)) - 1);
+    };
+    const int64_t left = avail - 2 * j;
+    const __m512 a = _mm512_maskz_loadu_ps(mask(left), in + 2 * j);
+    const __m512 b =
+        _mm512_maskz_loadu_ps(mask(left - kLanes), in + 2 * j + kLanes);
+    _mm512_mask_storeu_ps(
+        out + j, mask(n - j), _mm512_permutex2var_ps(a, even, b));
+  }
+}
+
+// Strides per axis and the output grid of a layer.
+struct Grid {
+  int64_t sd, sh, sw; // strides
+  int64_t Do, Ho, Wo; // output extents
+  int64_t phases() const {
+    return sd * sh * sw;
+  }
+};
+
+// Copies `src` (layout l) into zero-bordered planes on the output grid of `g`.
+// With stride s along an axis the input is split into s phases (indices
+// congruent mod s), so that a strided convolution becomes a stride-1 one over
+// phase planes: tap offset o reads phase o mod s at offset floor(o / s).
+// Result layout [n][phase][c][Do planes][(Ho + 2 ph) x (Wo + 2 pw) + slack];
+// phase planes past the end of the input are zero. At stride 1 this is one
+// phase holding the input with a border.
+Padded pad_phases(
+    const float* src, const Layout& l, const Grid& g, int64_t ph, int64_t pw) {
+  const int64_t P = g.phases();
   // The last vector of a plane reads up to a whole vector past its end; with
   // no border that is the next plane (junk lanes only), except after the
   // tensor's last plane, which must not be read: copy unless planes are whole
   // vectors.
-  if (ph == 0 && pw == 0 && (l.H * l.W) % kLanes == 0)
+  if (P == 1 && ph == 0 && pw == 0 && (l.H * l.W) % kLanes == 0)
     return {src, 0, 0, l.W, l.H * l.W, {}};
-  const int64_t Wp = l.W + 2 * pw, Hp = l.H + 2 * ph;
+  const int64_t Wp = g.Wo + 2 * pw, Hp = g.Ho + 2 * ph;
   // Slack after each plane: the last vectors of a plane may read (junk lanes
   // only) up to one vector and two borders past it. Planes are whole vectors
   // and start so that the interior origin (ph, pw) is 64-byte aligned: the
@@ -125,22 +172,44 @@ Padded pad_planes(const float* src, const Layout& l, int64_t ph, int64_t pw) {
   const int64_t plane =
       (Hp * Wp + kLanes * kMaxVec + 2 * pw + kLanes - 1) / kLanes * kLanes;
   const int64_t lead = (kLanes - (ph * Wp + pw) % kLanes) % kLanes;
-  const int64_t planes = l.batch * l.channels * l.D;
+  const int64_t planes = l.batch * P * l.channels * g.Do;
   std::shared_ptr<float[]> buf = alloc_floats(lead + planes * plane);
   float* dst = buf.get() + lead;
   at::parallel_for(0, planes, 16, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float* p = dst + i * plane;
-      const float* s = src + i * l.H * l.W;
-      std::memset(p, 0, sizeof(float) * ph * Wp);
-      for (int64_t h = 0; h < l.H; ++h) {
-        float* row = p + (h + ph) * Wp;
-        std::memset(row, 0, sizeof(float) * pw);
-        std::memcpy(row + pw, s + h * l.W, sizeof(float) * l.W);
-        std::memset(row + pw + l.W, 0, sizeof(float) * pw);
+      const int64_t jd = i % g.Do, c = (i / g.Do) % l.channels,
+                    phase = (i / (g.Do * l.channels)) % P,
+                    n = i / (g.Do * l.channels * P);
+      const int64_t rd = phase / (g.sh * g.sw), rh = (phase / g.sw) % g.sh,
+                    rw = phase % g.sw;
+      const int64_t id = g.sd * jd + rd;
+      if (id >= l.D) {
+        std::memset(p, 0, sizeof(float) * plane);
+        continue;
       }
-      std::memset(
-          p + (l.H + ph) * Wp, 0, sizeof(float) * (plane - (l.H + ph) * Wp));
+      const float* s = src + ((n * l.channels + c) * l.D + id) * l.H * l.W;
+      // Rows and columns of this phase that exist in the input.
+      const int64_t rows = std::min(g.Ho, (l.H - rh + g.sh - 1) / g.sh);
+      const int64_t cols = std::min(g.Wo, (l.W - rw + g.sw - 1) / g.sw);
+      // Only the border is zeroed (the copy writes the rest): at stride 1 a
+      // full memset first would double the writes of the hottest copy.
+      std::memset(p, 0, sizeof(float) * (ph * Wp + pw));
+      for (int64_t jh = 0; jh < rows; ++jh) {
+        float* row = p + (jh + ph) * Wp + pw;
+        const float* in_row = s + (g.sh * jh + rh) * l.W + rw;
+        if (g.sw == 1)
+          std::memcpy(row, in_row, sizeof(float) * cols);
+        else if (g.sw == 2)
+          take_even(in_row, cols, l.W - rw, row);
+        else
+          for (int64_t jw = 0; jw < cols; ++jw)
+            row[jw] = in_row[g.sw * jw];
+        // Right border, then the next row's left border.
+        std::memset(row + cols, 0, sizeof(float) * (Wp - cols));
+      }
+      const int64_t done = (rows + ph) * Wp + pw;
+      std::memset(p + done, 0, sizeof(float) * (plane - done));
     }
   });
   return {dst, ph, pw, Wp, plane, buf};
@@ -286,8 +355,12 @@ void run_sums(
   const int64_t in_cs = l.D * in.plane, out_cs = l.D * l.H * l.W;
   for_each_dynamic(items, [&](int64_t it) {
     {
-      const int64_t n = it / (l.D * nchunk), d = (it / nchunk) % l.D,
-                    c = it % nchunk;
+      // Planes innermost: consecutive items at one chunk of positions share
+      // two of the three input planes a 3-tap depth kernel reads, which are
+      // then still in L2 (plane-outer order read each plane from L3 once per
+      // output plane using it).
+      const int64_t n = it / (l.D * nchunk), c = (it / l.D) % nchunk,
+                    d = it % l.D;
       const int64_t v0 = c * kMaxVec;
       const int nv = static_cast<int>(std::min<int64_t>(kMaxVec, nvec - v0));
       for (const auto& plan : plans) {
@@ -332,33 +405,62 @@ balanced_blocks(int64_t channels, int max_block) {
   return out;
 }
 
+int64_t floor_div(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 struct Tap {
-  int64_t od, oh, ow;
-  int64_t index; // position in the kernel, (a * kh + b) * kw + c
+  int64_t od, oh, ow; // offsets on the input grid
+  int64_t index;      // position in the kernel, (a * kh + b) * kw + c
+  // Where it reads in the phase-split input (see pad_phases): the phase
+  // (offsets mod strides) and the offsets on the output grid.
+  int64_t phase, qd, qh, qw;
 };
+
+Grid grid_of(const Geometry& g) {
+  auto out = [](int64_t in, int64_t s) { return (in - 1) / s + 1; };
+  return {
+      g.stride_d,
+      g.stride_h,
+      g.stride_w,
+      out(g.D, g.stride_d),
+      out(g.H, g.stride_h),
+      out(g.W, g.stride_w)};
+}
 
 std::vector<Tap> taps_of(const Group& grp, const Geometry& g) {
   std::vector<Tap> taps;
   for (int64_t a = 0; a < grp.kd; ++a)
     for (int64_t b = 0; b < grp.kh; ++b)
-      for (int64_t c = 0; c < grp.kw; ++c)
-        taps.push_back(
-            {(a - grp.kd / 2) * g.dil_d,
-             (b - grp.kh / 2) * g.dil_h,
-             (c - grp.kw / 2) * g.dil_w,
-             (a * grp.kh + b) * grp.kw + c});
+      for (int64_t c = 0; c < grp.kw; ++c) {
+        Tap t;
+        t.od = (a - grp.kd / 2) * g.dil_d;
+        t.oh = (b - grp.kh / 2) * g.dil_h;
+        t.ow = (c - grp.kw / 2) * g.dil_w;
+        t.index = (a * grp.kh + b) * grp.kw + c;
+        t.qd = floor_div(t.od, g.stride_d);
+        t.qh = floor_div(t.oh, g.stride_h);
+        t.qw = floor_div(t.ow, g.stride_w);
+        t.phase = ((t.od - t.qd * g.stride_d) * g.stride_h +
+                   (t.oh - t.qh * g.stride_h)) *
+                      g.stride_w +
+                  (t.ow - t.qw * g.stride_w);
+        taps.push_back(t);
+      }
   return taps;
 }
 
-// Border needed by every group's in-plane reach.
+// Border (on the output grid) needed by every group's in-plane reach.
 std::pair<int64_t, int64_t>
 border(const std::vector<Group>& groups, const Geometry& g) {
   int64_t ph = 0, pw = 0;
   for (const auto& grp : groups) {
     if (grp.channels == 0)
       continue;
-    ph = std::max(ph, g.dil_h * (grp.kh / 2));
-    pw = std::max(pw, g.dil_w * (grp.kw / 2));
+    for (const auto& t : taps_of(grp, g)) {
+      ph = std::max(ph, std::abs(t.qh));
+      pw = std::max(pw, std::abs(t.qw));
+    }
   }
   return {ph, pw};
 }
@@ -440,9 +542,10 @@ void forward(
     const std::vector<Group>& groups,
     const float* in,
     float* out) {
+  const Grid grid = grid_of(g);
   const auto [ph, pw] = border(groups, g);
   const Padded src =
-      pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
+      pad_phases(in, {g.batch, g.in_channels, g.D, g.H, g.W}, grid, ph, pw);
   // Plans first (blocks own their weight arrays, so `plans` must not grow
   // after a fill captures a reference into it), then the weights are packed
   // in parallel: the late ResNet stages pack millions of weights per call.
@@ -455,17 +558,22 @@ void forward(
       continue;
     plans.emplace_back();
     SumPlan& p = plans.back();
-    const auto taps = taps_of(grp, g);
+    auto taps = taps_of(grp, g);
+    // Phase-major: the taps of one phase read nearby lines of one phase plane,
+    // so a channel block's lines are reused while still in L1.
+    std::stable_sort(taps.begin(), taps.end(), [](const Tap& a, const Tap& b) {
+      return a.phase < b.phase;
+    });
     const int64_t vol = static_cast<int64_t>(taps.size()),
                   row = g.in_channels * vol;
     std::vector<int64_t> seg_tap;
     for (int64_t c0 = 0; c0 < g.in_channels; c0 += kChannelBlock)
       for (const auto& t : taps) {
         p.segs.push_back(
-            {c0,
+            {t.phase * g.in_channels + c0,
              std::min(kChannelBlock, g.in_channels - c0),
-             t.od,
-             (t.oh + ph) * src.Wp + t.ow + pw});
+             t.qd,
+             (t.qh + ph) * src.Wp + t.qw + pw});
         seg_tap.push_back(t.index);
       }
     for (const auto& [o0, nb] : balanced_blocks(grp.channels, kMaxOut)) {
@@ -477,13 +585,13 @@ void forward(
                        nb = nb,
                        row,
                        vol,
+                       cin = g.in_channels,
                        bi = p.blocks.size() - 1] {
         float* w = p.blocks[bi].w.data();
         for (size_t si = 0; si < p.segs.size(); ++si) {
           const float* src = grp.weight + o0 * row + seg_tap[si];
-          for (int64_t ci = p.segs[si].ch0;
-               ci < p.segs[si].ch0 + p.segs[si].nch;
-               ++ci)
+          const int64_t c0 = p.segs[si].ch0 % cin; // within the phase
+          for (int64_t ci = c0; ci < c0 + p.segs[si].nch; ++ci)
             for (int o = 0; o < nb; ++o)
               *w++ = src[o * row + ci * vol];
         }
@@ -497,88 +605,137 @@ void forward(
           fills[i]();
       });
   run_sums(
-      plans, src, {g.batch, g.out_channels, g.D, g.H, g.W}, g.in_channels, out);
+      plans,
+      src,
+      {g.batch, g.out_channels, grid.Do, grid.Ho, grid.Wo},
+      grid.phases() * g.in_channels,
+      out);
 }
 
 namespace {
 
+// dy: the output gradient padded on the output grid with the forward's border.
 void grad_input_from(
     const Geometry& g,
     const std::vector<Group>& groups,
     const Padded& dy,
     float* grad_in) {
   // Gather form: dX[ci][i] = sum over groups, their channels co and taps t of
-  // W[co][ci][t] * dY[co][i - off_t]: one segment per (group, channel block,
-  // tap) over the output gradient with flipped offsets; blocks over input
-  // channels.
-  SumPlan p;
+  // W[co][ci][t] * dY[co][(i - off_t) / s] where that divides. Input position
+  // i = s * j + r (phase r) is reached exactly by the taps of phase r, at
+  // output position j - q_t: per phase, a stride-1 gather over the output
+  // gradient with flipped offsets, one segment per (group, channel block, tap
+  // of that phase); blocks over input channels. At stride 1 there is one
+  // phase, written in place; otherwise the phases are computed on the output
+  // grid and interleaved into dX.
+  const Grid grid = grid_of(g);
+  const int64_t P = grid.phases();
   struct Src {
     const Group* grp;
     int64_t tap, co0; // co0: first channel within the group
   };
-  std::vector<Src> srcs;
+  std::vector<SumPlan> plans(P);
+  std::vector<std::vector<Src>> srcs(P);
   int64_t c0 = 0;
   for (const auto& grp : groups) {
     const auto taps = taps_of(grp, g);
     for (int64_t b = 0; b < grp.channels; b += kChannelBlock)
       for (const auto& t : taps) {
-        p.segs.push_back(
+        plans[t.phase].segs.push_back(
             {c0 + b,
              std::min(kChannelBlock, grp.channels - b),
-             -t.od,
-             (-t.oh + dy.ph) * dy.Wp - t.ow + dy.pw});
-        srcs.push_back({&grp, t.index, b});
+             -t.qd,
+             (-t.qh + dy.ph) * dy.Wp - t.qw + dy.pw});
+        srcs[t.phase].push_back({&grp, t.index, b});
       }
     c0 += grp.channels;
   }
-  if (p.segs.empty()) {
-    std::memset(
-        grad_in, 0, sizeof(float) * g.batch * g.in_channels * g.D * g.H * g.W);
-    return;
+  struct BlockRef {
+    int64_t phase, block;
+  };
+  std::vector<BlockRef> refs;
+  for (int64_t r = 0; r < P; ++r) {
+    int64_t packed = 0; // floats per input channel of a block
+    for (const auto& sg : plans[r].segs)
+      packed += sg.nch;
+    for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut)) {
+      plans[r].blocks.push_back(
+          {r * g.in_channels + i0, nb, std::vector<float>(packed * nb)});
+      refs.push_back({r, static_cast<int64_t>(plans[r].blocks.size()) - 1});
+    }
   }
-  int64_t packed = 0; // floats per input channel of a block
-  for (const auto& sg : p.segs)
-    packed += sg.nch;
-  for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut))
-    p.blocks.push_back({i0, nb, std::vector<float>(packed * nb)});
   at::parallel_for(
-      0, static_cast<int64_t>(p.blocks.size()), 1, [&](int64_t b, int64_t e) {
-        for (int64_t bi = b; bi < e; ++bi) {
-          auto& blk = p.blocks[bi];
+      0, static_cast<int64_t>(refs.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          const auto& plan = plans[refs[k].phase];
+          auto& blk = plans[refs[k].phase].blocks[refs[k].block];
+          const int64_t i0 = blk.out0 % g.in_channels;
           float* w = blk.w.data();
-          for (size_t si = 0; si < srcs.size(); ++si) {
-            const Src& s = srcs[si];
+          for (size_t si = 0; si < plan.segs.size(); ++si) {
+            const Src& s = srcs[refs[k].phase][si];
             const int64_t vol = s.grp->kd * s.grp->kh * s.grp->kw;
-            for (int64_t co = s.co0; co < s.co0 + p.segs[si].nch; ++co) {
+            for (int64_t co = s.co0; co < s.co0 + plan.segs[si].nch; ++co) {
               const float* src =
-                  s.grp->weight + (co * g.in_channels + blk.out0) * vol + s.tap;
+                  s.grp->weight + (co * g.in_channels + i0) * vol + s.tap;
               for (int o = 0; o < blk.nout; ++o)
                 *w++ = src[o * vol];
             }
           }
         }
       });
-  run_sums(
-      {p},
-      dy,
-      {g.batch, g.in_channels, g.D, g.H, g.W},
-      g.out_channels,
-      grad_in);
+  // A phase no tap reaches (e.g. odd positions under a 1x1x1 kernel with
+  // stride 2) has an empty segment list: its blocks store zeros.
+  const Layout phase_layout{
+      g.batch, P * g.in_channels, grid.Do, grid.Ho, grid.Wo};
+  if (P == 1) {
+    run_sums(plans, dy, phase_layout, g.out_channels, grad_in);
+    return;
+  }
+  const int64_t per_phase = grid.Do * grid.Ho * grid.Wo;
+  std::shared_ptr<float[]> buf =
+      alloc_floats(g.batch * P * g.in_channels * per_phase);
+  run_sums(plans, dy, phase_layout, g.out_channels, buf.get());
+  // Interleave: dX[n][c][sd*jd+rd][sh*jh+rh][sw*jw+rw] = phase r at (jd, jh,
+  // jw); every input position belongs to exactly one phase position.
+  at::parallel_for(
+      0, g.batch * g.in_channels * g.D, 16, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t id = i % g.D, c = (i / g.D) % g.in_channels,
+                        n = i / (g.D * g.in_channels);
+          const int64_t jd = id / grid.sd, rd = id % grid.sd;
+          float* plane = grad_in + i * g.H * g.W;
+          for (int64_t rh = 0; rh < grid.sh; ++rh)
+            for (int64_t rw = 0; rw < grid.sw; ++rw) {
+              const int64_t r = (rd * grid.sh + rh) * grid.sw + rw;
+              const float* src = buf.get() +
+                                 ((n * P + r) * g.in_channels + c) * per_phase +
+                                 jd * grid.Ho * grid.Wo;
+              const int64_t cols = (g.W - rw + grid.sw - 1) / grid.sw;
+              for (int64_t jh = 0, ih = rh; ih < g.H; ++jh, ih += grid.sh) {
+                float* dst = plane + ih * g.W + rw;
+                const float* s_row = src + jh * grid.Wo;
+                for (int64_t jw = 0; jw < cols; ++jw)
+                  dst[grid.sw * jw] = s_row[jw];
+              }
+            }
+        }
+      });
 }
 
-// dy: the output gradient padded like the input (same border), so position q
-// of a plane on the padded row width is dy.data + ph * Wp + pw + q, with zeros
-// in the junk columns.
+// dy: the output gradient padded on the output grid (same border as the
+// forward), so position q of a plane on the padded row width is
+// dy.data + ph * Wp + pw + q, with zeros in the junk columns.
 void grad_weight_from(
     const Geometry& g,
     const std::vector<Group>& groups,
     const float* in,
     const Padded& dy,
     const std::vector<float*>& grad_weights) {
-  const int64_t ph = dy.ph, pw = dy.pw;
+  const Grid grid = grid_of(g);
+  const int64_t ph = dy.ph, pw = dy.pw, P = grid.phases();
   const Padded x =
-      pad_planes(in, {g.batch, g.in_channels, g.D, g.H, g.W}, ph, pw);
-  const int64_t nvec = (g.H * x.Wp + kLanes - 1) / kLanes;
+      pad_phases(in, {g.batch, g.in_channels, g.D, g.H, g.W}, grid, ph, pw);
+  const int64_t nvec = (grid.Ho * x.Wp + kLanes - 1) / kLanes;
   const float* y0 = dy.data + ph * dy.Wp + pw;
   struct Job {
     size_t group;
@@ -611,7 +768,7 @@ void grad_weight_from(
       }
     c0 += groups[gi].channels;
   }
-  const int64_t x_cs = g.D * x.plane, dy_cs = g.D * dy.plane;
+  const int64_t x_cs = grid.Do * x.plane, dy_cs = grid.Do * dy.plane;
   const std::vector<float> zeros(nvec * kLanes, 0.0f);
   // Jobs differ in cost by their group's tap count (27 vs 9 vs 3): a static
   // split of the job list gave one thread ~80% of the work. Workers take the
@@ -626,52 +783,51 @@ void grad_weight_from(
     };
     std::vector<Entry> entries;
     std::vector<float> part;
-    {
-      const Job& j = jobs[i];
-      const auto& tp = taps[j.group];
-      entries.clear();
-      for (int64_t c = 0; c < j.nci; ++c)
-        for (const auto& t : tp)
-          entries.push_back({c, &t});
-      const int64_t ne = static_cast<int64_t>(entries.size());
-      part.assign(j.nc * ne * kLanes, 0.0f);
-      const auto ent_blocks = balanced_blocks(ne, kRedEnt);
-      for (int64_t n = 0; n < g.batch; ++n) {
-        const float* xn = x.data + (n * g.in_channels + j.ci0) * x_cs;
-        for (int64_t d = 0; d < g.D; ++d) {
-          const float* yb =
-              y0 + (n * g.out_channels + j.c_global0) * dy_cs + d * dy.plane;
-          for (int64_t v0 = 0; v0 < nvec; v0 += kRedChunk) {
-            const int64_t nv = std::min(kRedChunk, nvec - v0);
-            for (const auto& [e0, nb] : ent_blocks) {
-              const float* xb[kRedEnt];
-              for (int k = 0; k < nb; ++k) {
-                const Entry& e = entries[e0 + k];
-                const Tap& t = *e.tap;
-                const int64_t id = d + t.od;
-                xb[k] = (id >= 0 && id < g.D)
-                            ? xn + e.ci * x_cs + id * x.plane +
-                                  (t.oh + ph) * x.Wp + t.ow + pw + v0 * kLanes
-                            : zeros.data() + v0 * kLanes;
-              }
-              kReduce[j.nc - 1][nb - 1](
-                  xb,
-                  yb + v0 * kLanes,
-                  dy_cs,
-                  nv,
-                  part.data() + e0 * kLanes,
-                  ne * kLanes);
+    const Job& j = jobs[i];
+    const auto& tp = taps[j.group];
+    for (int64_t c = 0; c < j.nci; ++c)
+      for (const auto& t : tp)
+        entries.push_back({c, &t});
+    const int64_t ne = static_cast<int64_t>(entries.size());
+    part.assign(j.nc * ne * kLanes, 0.0f);
+    const auto ent_blocks = balanced_blocks(ne, kRedEnt);
+    for (int64_t n = 0; n < g.batch; ++n) {
+      const float* xn = x.data + n * P * g.in_channels * x_cs;
+      for (int64_t d = 0; d < grid.Do; ++d) {
+        const float* yb =
+            y0 + (n * g.out_channels + j.c_global0) * dy_cs + d * dy.plane;
+        for (int64_t v0 = 0; v0 < nvec; v0 += kRedChunk) {
+          const int64_t nv = std::min(kRedChunk, nvec - v0);
+          for (const auto& [e0, nb] : ent_blocks) {
+            const float* xb[kRedEnt];
+            for (int k = 0; k < nb; ++k) {
+              const Entry& e = entries[e0 + k];
+              const Tap& t = *e.tap;
+              const int64_t id = d + t.qd;
+              xb[k] =
+                  (id >= 0 && id < grid.Do)
+                      ? xn + (t.phase * g.in_channels + j.ci0 + e.ci) * x_cs +
+                            id * x.plane + (t.qh + ph) * x.Wp + t.qw + pw +
+                            v0 * kLanes
+                      : zeros.data() + v0 * kLanes;
             }
+            kReduce[j.nc - 1][nb - 1](
+                xb,
+                yb + v0 * kLanes,
+                dy_cs,
+                nv,
+                part.data() + e0 * kLanes,
+                ne * kLanes);
           }
         }
       }
-      float* dw = grad_weights[j.group];
-      const int64_t nt = static_cast<int64_t>(tp.size());
-      for (int k = 0; k < j.nc; ++k)
-        for (int64_t e = 0; e < ne; ++e)
-          dw[((j.co0 + k) * g.in_channels + j.ci0 + entries[e].ci) * nt +
-             entries[e].tap->index] = hsum(part.data() + (k * ne + e) * kLanes);
     }
+    float* dw = grad_weights[j.group];
+    const int64_t nt = static_cast<int64_t>(tp.size());
+    for (int k = 0; k < j.nc; ++k)
+      for (int64_t e = 0; e < ne; ++e)
+        dw[((j.co0 + k) * g.in_channels + j.ci0 + entries[e].ci) * nt +
+           entries[e].tap->index] = hsum(part.data() + (k * ne + e) * kLanes);
   });
 }
 
@@ -684,10 +840,16 @@ void backward(
     const float* grad_out,
     float* grad_in,
     const std::vector<float*>& grad_weights) {
-  // One padded copy of the output gradient serves both gradients.
+  // One padded copy of the output gradient (on the output grid) serves both
+  // gradients.
+  const Grid grid = grid_of(g);
   const auto [ph, pw] = border(groups, g);
-  const Padded dy =
-      pad_planes(grad_out, {g.batch, g.out_channels, g.D, g.H, g.W}, ph, pw);
+  const Padded dy = pad_phases(
+      grad_out,
+      {g.batch, g.out_channels, grid.Do, grid.Ho, grid.Wo},
+      {1, 1, 1, grid.Do, grid.Ho, grid.Wo},
+      ph,
+      pw);
   if (grad_in != nullptr)
     grad_input_from(g, groups, dy, grad_in);
   if (!grad_weights.empty())

@@ -1,5 +1,5 @@
-// Direct float32 AVX-512 kernels for shrunk convolutions at stride 1
-// (internal).
+// Direct float32 AVX-512 kernels for shrunk convolutions (internal). Strided
+// layers run as stride-1 sums over phase-split copies of the input.
 //
 // Why not oneDNN here (measured, see docs/DESIGN.md): oneDNN has no primitive
 // for a convolution whose output channels use different kernel shapes. Its
@@ -28,8 +28,10 @@ struct Group {
 };
 
 struct Geometry {
-  int64_t batch, in_channels, out_channels, D, H, W; // stride 1: in == out size
+  int64_t batch, in_channels, out_channels, D, H, W; // D, H, W: of the input
   int64_t dil_d, dil_h, dil_w;
+  // Output extents are (D - 1) / stride_d + 1 etc. ("same" padding).
+  int64_t stride_d = 1, stride_h = 1, stride_w = 1;
 };
 
 // True when this CPU can run the kernels (AVX-512F).

@@ -192,7 +192,6 @@ Forward make_forward_plan(
 
 bool use_direct(const at::Tensor& input, at::IntArrayRef stride) {
   return engine() == Engine::Auto && input.scalar_type() == at::kFloat &&
-         stride[0] == 1 && stride[1] == 1 && stride[2] == 1 &&
          detail::direct::available();
 }
 
@@ -203,7 +202,10 @@ struct DirectCall {
 };
 
 DirectCall direct_call(
-    const at::Tensor& input, at::TensorList weights, at::IntArrayRef dilation) {
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation) {
   DirectCall c;
   int64_t c_out = 0;
   for (const auto& w : weights) {
@@ -225,7 +227,10 @@ DirectCall direct_call(
       input.size(4),
       dilation[0],
       dilation[1],
-      dilation[2]};
+      dilation[2],
+      stride[0],
+      stride[1],
+      stride[2]};
   return c;
 }
 
@@ -251,7 +256,7 @@ at::Tensor shrunk_conv3d_cpu(
 
   if (use_direct(input, stride)) {
     auto output = at::empty(out_sizes, input.options());
-    const auto c = direct_call(input, weights, dilation);
+    const auto c = direct_call(input, weights, stride, dilation);
     detail::direct::forward(
         c.geom, c.groups, input.data_ptr<float>(), output.data_ptr<float>());
     return output;
@@ -416,7 +421,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
             w.options().memory_format(at::MemoryFormat::Contiguous)));
         ptrs.push_back(grad_w.back().data_ptr<float>());
       }
-    const auto c = direct_call(input, weights, dilation);
+    const auto c = direct_call(input, weights, stride, dilation);
     detail::direct::backward(
         c.geom,
         c.groups,
