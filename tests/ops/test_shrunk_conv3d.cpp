@@ -307,6 +307,38 @@ TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
   }
 }
 
+// Strided kernels that read only some phases of the input (1x1x1 reads one of
+// four at stride 1x2x2, 1x1x3 two): the unread phases are never copied, and
+// the input gradient of the positions no tap reaches is zero.
+TEST(ShrunkConv3d, Float32StridedKernelsThatSkipPhases) {
+  at::manual_seed(8);
+  auto xd = at::randn({2, 7, 3, 10, 37}, at::kDouble);
+  std::vector<at::Tensor> ws, ws_ref;
+  for (const auto& k :
+       {std::vector<int64_t>{9, 7, 1, 1, 1},
+        std::vector<int64_t>{5, 7, 1, 1, 3}}) {
+    auto w = at::randn(k, at::kDouble);
+    ws.push_back(w.to(at::kFloat).requires_grad_(true));
+    ws_ref.push_back(w.requires_grad_(true));
+  }
+  auto x = xd.to(at::kFloat).requires_grad_(true);
+  auto x_ref = xd.clone().requires_grad_(true);
+  auto y = cakes::ops::shrunk_conv3d(x, ws, {1, 2, 2}, {1, 1, 1});
+  auto y_ref = reference(x_ref, ws_ref, {1, 2, 2}, {1, 1, 1});
+  auto close = [](const at::Tensor& a, const at::Tensor& b) {
+    return at::allclose(a.to(at::kDouble), b, 1e-4, 1e-3);
+  };
+  ASSERT_TRUE(close(y, y_ref));
+  auto gy = at::randn_like(y_ref);
+  y.backward(gy.to(at::kFloat));
+  y_ref.backward(gy);
+  EXPECT_TRUE(close(x.grad(), x_ref.grad()));
+  // Odd rows are read by no tap: their gradient is exactly zero.
+  EXPECT_EQ(x.grad().slice(3, 1, c10::nullopt, 2).abs().max().item<float>(), 0);
+  for (size_t g = 0; g < ws.size(); ++g)
+    EXPECT_TRUE(close(ws[g].grad(), ws_ref[g].grad())) << "group " << g;
+}
+
 TEST(ShrunkConv3d, Float32MatchesReference) {
   at::manual_seed(7);
   auto x = at::randn({2, 16, 5, 12, 12});

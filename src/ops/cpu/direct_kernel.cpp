@@ -153,9 +153,15 @@ struct Grid {
 // phase planes: tap offset o reads phase o mod s at offset floor(o / s).
 // Result layout [n][phase][c][Do planes][(Ho + 2 ph) x (Wo + 2 pw) + slack];
 // phase planes past the end of the input are zero. At stride 1 this is one
-// phase holding the input with a border.
+// phase holding the input with a border. Phases for which used[phase] is false
+// are left unwritten (a 1x1x1 kernel at stride 2 reads one phase of four).
 Padded pad_phases(
-    const float* src, const Layout& l, const Grid& g, int64_t ph, int64_t pw) {
+    const float* src,
+    const Layout& l,
+    const Grid& g,
+    int64_t ph,
+    int64_t pw,
+    const std::vector<char>& used = {}) {
   const int64_t P = g.phases();
   // The last vector of a plane reads up to a whole vector past its end; with
   // no border that is the next plane (junk lanes only), except after the
@@ -181,6 +187,8 @@ Padded pad_phases(
       const int64_t jd = i % g.Do, c = (i / g.Do) % l.channels,
                     phase = (i / (g.Do * l.channels)) % P,
                     n = i / (g.Do * l.channels * P);
+      if (!used.empty() && !used[phase])
+        continue;
       const int64_t rd = phase / (g.sh * g.sw), rh = (phase / g.sw) % g.sh,
                     rw = phase % g.sw;
       const int64_t id = g.sd * jd + rd;
@@ -465,6 +473,17 @@ border(const std::vector<Group>& groups, const Geometry& g) {
   return {ph, pw};
 }
 
+// Which phases of the input some tap of a non-empty group reads.
+std::vector<char>
+used_phases(const std::vector<Group>& groups, const Geometry& g) {
+  std::vector<char> used(grid_of(g).phases(), 0);
+  for (const auto& grp : groups)
+    if (grp.channels > 0)
+      for (const auto& t : taps_of(grp, g))
+        used[t.phase] = 1;
+  return used;
+}
+
 // Weight gradient: dW[co][ci][t] = sum over samples and positions of
 // dY[co][p] * X[ci][p + off_t], a reduction over positions of products of two
 // vectors. Registers hold an NC x NE tile: NC output channels (their dY rows,
@@ -544,8 +563,13 @@ void forward(
     float* out) {
   const Grid grid = grid_of(g);
   const auto [ph, pw] = border(groups, g);
-  const Padded src =
-      pad_phases(in, {g.batch, g.in_channels, g.D, g.H, g.W}, grid, ph, pw);
+  const Padded src = pad_phases(
+      in,
+      {g.batch, g.in_channels, g.D, g.H, g.W},
+      grid,
+      ph,
+      pw,
+      used_phases(groups, g));
   // Plans first (blocks own their weight arrays, so `plans` must not grow
   // after a fill captures a reference into it), then the weights are packed
   // in parallel: the late ResNet stages pack millions of weights per call.
@@ -733,8 +757,13 @@ void grad_weight_from(
     const std::vector<float*>& grad_weights) {
   const Grid grid = grid_of(g);
   const int64_t ph = dy.ph, pw = dy.pw, P = grid.phases();
-  const Padded x =
-      pad_phases(in, {g.batch, g.in_channels, g.D, g.H, g.W}, grid, ph, pw);
+  const Padded x = pad_phases(
+      in,
+      {g.batch, g.in_channels, g.D, g.H, g.W},
+      grid,
+      ph,
+      pw,
+      used_phases(groups, g));
   const int64_t nvec = (grid.Ho * x.Wp + kLanes - 1) / kLanes;
   const float* y0 = dy.data + ph * dy.Wp + pw;
   struct Job {
