@@ -484,6 +484,22 @@ used_phases(const std::vector<Group>& groups, const Geometry& g) {
   return used;
 }
 
+// The layer's input split into the phases its taps read, with border (ph, pw).
+Padded pad_input(
+    const float* in,
+    const Geometry& g,
+    const std::vector<Group>& groups,
+    int64_t ph,
+    int64_t pw) {
+  return pad_phases(
+      in,
+      {g.batch, g.in_channels, g.D, g.H, g.W},
+      grid_of(g),
+      ph,
+      pw,
+      used_phases(groups, g));
+}
+
 // Weight gradient: dW[co][ci][t] = sum over samples and positions of
 // dY[co][p] * X[ci][p + off_t], a reduction over positions of products of two
 // vectors. Registers hold an NC x NE tile: NC output channels (their dY rows,
@@ -563,13 +579,7 @@ void forward(
     float* out) {
   const Grid grid = grid_of(g);
   const auto [ph, pw] = border(groups, g);
-  const Padded src = pad_phases(
-      in,
-      {g.batch, g.in_channels, g.D, g.H, g.W},
-      grid,
-      ph,
-      pw,
-      used_phases(groups, g));
+  const Padded src = pad_input(in, g, groups, ph, pw);
   // Plans first (blocks own their weight arrays, so `plans` must not grow
   // after a fill captures a reference into it), then the weights are packed
   // in parallel: the late ResNet stages pack millions of weights per call.
@@ -757,13 +767,7 @@ void grad_weight_from(
     const std::vector<float*>& grad_weights) {
   const Grid grid = grid_of(g);
   const int64_t ph = dy.ph, pw = dy.pw, P = grid.phases();
-  const Padded x = pad_phases(
-      in,
-      {g.batch, g.in_channels, g.D, g.H, g.W},
-      grid,
-      ph,
-      pw,
-      used_phases(groups, g));
+  const Padded x = pad_input(in, g, groups, ph, pw);
   const int64_t nvec = (grid.Ho * x.Wp + kLanes - 1) / kLanes;
   const float* y0 = dy.data + ph * dy.Wp + pw;
   struct Job {
