@@ -256,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ShrunkConv3d, Float32WideGroupsFillRegisterTiles) {
   at::manual_seed(7);
   const std::vector<std::pair<std::array<int64_t, 3>, int64_t>> groups{
-      {{3, 3, 3}, 13},
+      {{3, 3, 3}, 16}, // two 8-wide register tiles
       {{1, 3, 3}, 7},
       {{3, 1, 1}, 9},
       {{1, 1, 3}, 0},

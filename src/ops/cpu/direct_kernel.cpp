@@ -24,10 +24,14 @@ namespace cakes::detail::direct {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kMaxOut = 6; // output channels per register block (sums)
-constexpr int kMaxVec = 4; // 16-position vectors per register block (sums)
-constexpr int kRedOut = 6; // weight gradient: output channels per block
-constexpr int kRedEnt = 4; // weight gradient: (input channel, tap) entries
+// Register tiles of the sums: NO output channels x NV vectors of 16
+// positions, NO * NV accumulators + NV inputs + 1 broadcast <= 32 registers.
+// Two shapes are used, 6 x 4 and 8 x 3 (see choose_tile).
+constexpr int kMaxOut = 8;   // output channels per register block (sums)
+constexpr int kMaxVec = 4;   // vectors per register block (sums)
+constexpr int kItemVec = 12; // vectors per work item (a multiple of 3 and 4)
+constexpr int kRedOut = 6;   // weight gradient: output channels per block
+constexpr int kRedEnt = 4;   // weight gradient: (input channel, tap) entries
 // Channels per segment. Segments run channel-block outer, tap inner, so the
 // lines a block of channels touches stay in L1 while every tap reuses them.
 constexpr int64_t kChannelBlock = 8;
@@ -315,10 +319,16 @@ block_sum(const SumArgs& a, const float* w) {
 
 using SumFn = void (*)(const SumArgs&, const float*);
 
+template <int NO, int NV> constexpr SumFn sum_entry() {
+  if constexpr (NO * NV + NV + 1 <= 32)
+    return &block_sum<NO, NV>;
+  else
+    return nullptr; // would spill registers; never chosen
+}
 template <int NO, int... NV>
 constexpr std::array<SumFn, sizeof...(NV)>
 sum_row(std::integer_sequence<int, NV...>) {
-  return {&block_sum<NO, NV + 1>...};
+  return {sum_entry<NO, NV + 1>()...};
 }
 template <int... NO>
 constexpr std::array<std::array<SumFn, kMaxVec>, sizeof...(NO)>
@@ -335,6 +345,7 @@ struct SumPlan {
     int64_t out0;
     int nout;
     std::vector<float> w;
+    int nv = kMaxVec; // vectors of the register tile
   };
   std::vector<Block> blocks;
 };
@@ -358,21 +369,22 @@ void run_sums(
     int64_t in_channels,
     float* out) {
   const int64_t nvec = (l.H * in.Wp + kLanes - 1) / kLanes;
-  const int64_t nchunk = (nvec + kMaxVec - 1) / kMaxVec;
+  const int64_t nchunk = (nvec + kItemVec - 1) / kItemVec;
   const int64_t items = l.batch * l.D * nchunk;
   const int64_t in_cs = l.D * in.plane, out_cs = l.D * l.H * l.W;
   for_each_dynamic(items, [&](int64_t it) {
-    {
-      // Planes innermost: consecutive items at one chunk of positions share
-      // two of the three input planes a 3-tap depth kernel reads, which are
-      // then still in L2 (plane-outer order read each plane from L3 once per
-      // output plane using it).
-      const int64_t n = it / (l.D * nchunk), c = (it / l.D) % nchunk,
-                    d = it % l.D;
-      const int64_t v0 = c * kMaxVec;
-      const int nv = static_cast<int>(std::min<int64_t>(kMaxVec, nvec - v0));
-      for (const auto& plan : plans) {
-        for (const auto& blk : plan.blocks) {
+    // Planes innermost: consecutive items at one chunk of positions share
+    // two of the three input planes a 3-tap depth kernel reads, which are
+    // then still in L2 (plane-outer order read each plane from L3 once per
+    // output plane using it).
+    const int64_t n = it / (l.D * nchunk), c = (it / l.D) % nchunk,
+                  d = it % l.D;
+    const int64_t v0 = c * kItemVec;
+    for (const auto& plan : plans) {
+      for (const auto& blk : plan.blocks) {
+        for (int64_t s = 0; s < kItemVec && v0 + s < nvec; s += blk.nv) {
+          const int nv =
+              static_cast<int>(std::min<int64_t>(blk.nv, nvec - v0 - s));
           SumArgs a{
               plan.segs.data(),
               static_cast<int64_t>(plan.segs.size()),
@@ -381,7 +393,7 @@ void run_sums(
               in.plane,
               d,
               l.D,
-              v0 * kLanes,
+              (v0 + s) * kLanes,
               l.H,
               l.W,
               in.Wp,
@@ -411,6 +423,25 @@ balanced_blocks(int64_t channels, int max_block) {
     start += size;
   }
   return out;
+}
+
+// Register blocks for `channels` output rows: 6 x 4 tiles, or 8 x 3 when
+// those do fewer L1 accesses per FMA (a tile's vector loads are split loads,
+// two accesses each, plus one broadcast per channel): 21 channels as 7+7+7
+// instead of 6+5+5+5, 32 as 8+8+8+8 instead of 6+6+5+5+5+5. Fewer blocks also
+// mean fewer passes over the input.
+std::pair<std::vector<std::pair<int64_t, int>>, int>
+choose_tile(int64_t channels) {
+  auto cost = [](const std::vector<std::pair<int64_t, int>>& blocks, int nv) {
+    double c = 0;
+    for (const auto& b : blocks)
+      c += b.second * double(b.second + 2 * nv) / (b.second * nv);
+    return c;
+  };
+  auto wide = balanced_blocks(channels, 6), tall = balanced_blocks(channels, 8);
+  if (cost(tall, 3) < cost(wide, 4))
+    return {tall, 3};
+  return {wide, 4};
 }
 
 int64_t floor_div(int64_t a, int64_t b) {
@@ -629,8 +660,10 @@ void forward(
              (t.qh + ph) * src.Wp + t.qw + pw});
         seg_tap.push_back(t.index);
       }
-    for (const auto& [o0, nb] : balanced_blocks(grp.channels, kMaxOut)) {
-      p.blocks.push_back({out0 + o0, nb, std::vector<float>(row * nb)});
+    const auto [blocks, tile_nv] = choose_tile(grp.channels);
+    for (const auto& [o0, nb] : blocks) {
+      p.blocks.push_back(
+          {out0 + o0, nb, std::vector<float>(row * nb), tile_nv});
       fills.push_back([&grp,
                        &p,
                        seg_tap,
@@ -712,9 +745,13 @@ void grad_input_from(
     int64_t packed = 0; // floats per input channel of a block
     for (const auto& sg : plans[r].segs)
       packed += sg.nch;
-    for (const auto& [i0, nb] : balanced_blocks(g.in_channels, kMaxOut)) {
+    const auto [blocks, tile_nv] = choose_tile(g.in_channels);
+    for (const auto& [i0, nb] : blocks) {
       plans[r].blocks.push_back(
-          {r * g.in_channels + i0, nb, std::vector<float>(packed * nb)});
+          {r * g.in_channels + i0,
+           nb,
+           std::vector<float>(packed * nb),
+           tile_nv});
       refs.push_back({r, static_cast<int64_t>(plans[r].blocks.size()) - 1});
     }
   }
