@@ -210,7 +210,12 @@ TEST(Models, FoldingBatchNormKeepsOutputs) {
   const auto x = torch::randn({1, 1, 16, 16, 32});
   const auto before = m.forward(x);
   m.fold_batchnorm();
-  EXPECT_TRUE(torch::allclose(before, m.forward(x), 1e-4, 1e-4));
+  const auto after = m.forward(x);
+  // Folding rescales the weights, so float32 rounding differs by ~1e-6 of
+  // the activations' scale (logits here reach ~100): compare at that scale.
+  const double scale = before.abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(before, after, 1e-4, 1e-5 * scale))
+      << (before - after).abs().max().item<float>() << " of " << scale;
 }
 
 // ---- configurations
