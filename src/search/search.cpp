@@ -127,7 +127,10 @@ build_supernet(models::ModelArgs args, std::vector<SubKernel> candidates) {
       throw std::logic_error(
           "super-network: no module '" + p.name + "' or '" + p.reader + "'");
     net.layers.push_back(
-        {i, p.name, p.out_channels, nn::OpLayer(a->second),
+        {i,
+         p.name,
+         p.out_channels,
+         nn::OpLayer(a->second),
          nn::OpLayer(b->second)});
   }
   return net;
@@ -188,15 +191,18 @@ select_random(SuperNet& net, std::mt19937_64& rng) {
 std::vector<std::vector<double>> importance(const SuperNet& net) {
   std::vector<std::vector<double>> out;
   for (const auto& l : net.layers) {
-    const auto g =
-        l.layer.ptr()->bn()->weight.detach().abs().to(torch::kDouble).contiguous();
+    const auto g = l.layer.ptr()
+                       ->bn()
+                       ->weight.detach()
+                       .abs()
+                       .to(torch::kDouble)
+                       .contiguous();
     out.emplace_back(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return out;
 }
 
-double
-CostModel::total(const std::vector<std::vector<int64_t>>& counts) const {
+double CostModel::total(const std::vector<std::vector<int64_t>>& counts) const {
   double t = fixed;
   for (size_t l = 0; l < counts.size(); ++l)
     for (size_t n = 0; n < counts[l].size(); ++n)
@@ -238,7 +244,8 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
   for (const auto& l : net.layers) {
     searched.insert(l.name);
     const auto& r = row(l.name);
-    const double taps = double(l.layer->options.plan()[0].taps_times_channels());
+    const double taps =
+        double(l.layer->options.plan()[0].taps_times_channels());
     const double unit = double(r.macs) / taps;
     std::vector<double> c;
     for (const auto& k : net.candidates)
@@ -296,8 +303,7 @@ LatencyTable LatencyTable::parse(const std::string& text) {
     t.rest_ms = j.at("rest_ms").get<double>();
     t.reference_ms = j.value("reference_ms", 0.0);
   } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(
-        std::string("latency table: ") + e.what());
+    throw std::invalid_argument(std::string("latency table: ") + e.what());
   }
   return t;
 }
@@ -371,8 +377,8 @@ CostModel latency_cost_model(const SuperNet& net, const LatencyTable& t) {
       t.layers.size() != net.layers.size())
     throw std::invalid_argument(
         "latency table is for " + t.network + " with candidates " +
-        candidates_str(t.candidates) + ", not " + net.args.network +
-        " with " + candidates_str(net.candidates) +
+        candidates_str(t.candidates) + ", not " + net.args.network + " with " +
+        candidates_str(net.candidates) +
         " (run cakes profile for this network and candidate set)");
   CostModel m;
   m.unit = "ms";
@@ -494,10 +500,10 @@ Derivation derive(
 
 std::string config_json(const SuperNet& net, const Derivation& d) {
   std::string s = "{\n  \"network\": \"" + net.args.network +
-      "\",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
+                  "\",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
   for (size_t i = 0; i < d.configs.size(); ++i)
     s += "    " + d.configs[i].json() +
-        (i + 1 < d.configs.size() ? ",\n" : "\n");
+         (i + 1 < d.configs.size() ? ",\n" : "\n");
   return s + "  ]\n}\n";
 }
 
@@ -521,8 +527,8 @@ models::Model inherit(const SuperNet& net, const Derivation& d) {
     // Module path = name up to the last component (".bn.x" for BatchNorm).
     std::string module = name.substr(0, name.rfind('.'));
     std::string leaf = name.substr(name.rfind('.') + 1);
-    const bool in_bn = module.size() >= 3 &&
-        module.compare(module.size() - 3, 3, ".bn") == 0;
+    const bool in_bn =
+        module.size() >= 3 && module.compare(module.size() - 3, 3, ".bn") == 0;
     if (in_bn)
       module = module.substr(0, module.size() - 3);
     if (const auto it = layer_of.find(module); it != layer_of.end()) {
@@ -576,8 +582,8 @@ SearchMeta read_search_meta(const std::string& path) {
         cm.network + "'; use the search.ckpt written by cakes search)");
   SearchMeta m;
   try {
-    const auto j =
-        nlohmann::json::parse(cm.network.substr(std::string(kSearchPrefix).size()));
+    const auto j = nlohmann::json::parse(
+        cm.network.substr(std::string(kSearchPrefix).size()));
     m.network = j.at("network").get<std::string>();
     m.candidates = parse_candidates(j.at("candidates").get<std::string>());
     m.num_classes = j.at("num_classes").get<int64_t>();

@@ -35,8 +35,8 @@ std::vector<std::vector<double>> random_importance(const SuperNet& net) {
   torch::manual_seed(7);
   std::vector<std::vector<double>> imp;
   for (const auto& l : net.layers) {
-    auto g = torch::rand({int64_t(net.candidates.size()) * l.width},
-                         torch::kDouble);
+    auto g =
+        torch::rand({int64_t(net.candidates.size()) * l.width}, torch::kDouble);
     imp.emplace_back(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return imp;
@@ -100,18 +100,22 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
       before.push_back(l.layer.ptr()->bn()->weight.grad().clone());
     const double s = 1e-2;
     add_l1_subgradient(net, s, reweight);
-    const std::vector<double> w = reweight
-        ? std::vector<double>{9.0 / 13, 3.0 / 13, 1.0 / 13}
-        : std::vector<double>{1, 1, 1};
+    const std::vector<double> w =
+        reweight ? std::vector<double>{9.0 / 13, 3.0 / 13, 1.0 / 13}
+                 : std::vector<double>{1, 1, 1};
     for (size_t i = 0; i < net.layers.size(); ++i) {
       const auto& l = net.layers[i];
       const auto g = l.layer.ptr()->bn()->weight;
       for (int64_t c = 0; c < g.size(0); ++c) {
-        const double expected = before[i][c].item<double>() +
+        const double expected =
+            before[i][c].item<double>() +
             s * w[c / l.width] * (g[c].item<double>() > 0 ? 1 : -1);
         // float32 gradients: ~1 ulp of relative error; a wrong weight
         // would be off by at least s / 13 = 7.7e-4.
-        ASSERT_NEAR(g.grad()[c].item<double>(), expected, 1e-6 * (1 + std::abs(expected)))
+        ASSERT_NEAR(
+            g.grad()[c].item<double>(),
+            expected,
+            1e-6 * (1 + std::abs(expected)))
             << l.name << " channel " << c;
       }
     }
@@ -139,7 +143,8 @@ TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
   torch::optim::SGD sgd(net.model.module->parameters(), 0.5);
   sgd.zero_grad();
   const auto target = torch::tensor({0, 1}, torch::kLong);
-  train::cross_entropy(net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
+  train::cross_entropy(
+      net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
       .backward();
   sgd.step();
   for (size_t l = 0; l < kept.size(); ++l) {
@@ -150,10 +155,10 @@ TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
     auto kept_mask = dropped.logical_not();
     for (const std::string leaf :
          {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}) {
-      const auto now = net.model.module->named_parameters().contains(
-                           L.name + "." + leaf)
-          ? net.model.module->named_parameters()[L.name + "." + leaf]
-          : net.model.module->named_buffers()[L.name + "." + leaf];
+      const auto now =
+          net.model.module->named_parameters().contains(L.name + "." + leaf)
+              ? net.model.module->named_parameters()[L.name + "." + leaf]
+              : net.model.module->named_buffers()[L.name + "." + leaf];
       const auto old = before.at(L.name + "." + leaf);
       EXPECT_TRUE(now.masked_select(dropped).equal(old.masked_select(dropped)))
           << L.name << " " << leaf;
@@ -162,19 +167,19 @@ TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
           << L.name << " " << leaf;
     }
     for (size_t n = 0; n < 3; ++n) {
-      const std::string name =
-          L.name + ".weight_" + net.candidates[n].str();
+      const std::string name = L.name + ".weight_" + net.candidates[n].str();
       const auto now = net.model.module->named_parameters()[name];
       const auto d = dropped.narrow(0, n * c, c);
       EXPECT_TRUE(now.index({d}).equal(before.at(name).index({d}))) << name;
     }
-    const std::string reader =
-        net.positions[L.position].reader + ".weight_" ;
+    const std::string reader = net.positions[L.position].reader + ".weight_";
     for (const auto& kv : net.model.module->named_parameters()) {
       if (kv.key().rfind(reader, 0) != 0)
         continue;
-      EXPECT_TRUE(kv.value().index({torch::indexing::Slice(), dropped}).equal(
-          before.at(kv.key()).index({torch::indexing::Slice(), dropped})))
+      EXPECT_TRUE(kv.value()
+                      .index({torch::indexing::Slice(), dropped})
+                      .equal(before.at(kv.key()).index(
+                          {torch::indexing::Slice(), dropped})))
           << kv.key();
     }
   }
@@ -202,8 +207,9 @@ TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {
     flat.emplace_back(v.size(), 0.5);
   const auto t = derive(net, flat, cm);
   for (size_t l = 0; l < net.layers.size(); ++l)
-    EXPECT_EQ(t.configs[net.layers[l].position].str(),
-              "3x3x3:0,1x3x3:0,3x1x1:" + std::to_string(net.layers[l].width));
+    EXPECT_EQ(
+        t.configs[net.layers[l].position].str(),
+        "3x3x3:0,1x3x3:0,3x1x1:" + std::to_string(net.layers[l].width));
 }
 
 void expect_budget(
@@ -240,7 +246,8 @@ void expect_budget(
         try {
           derive(net, imp, cm, 0.05 * cm.reference);
         } catch (const std::invalid_argument& e) {
-          EXPECT_NE(std::string(e.what()).find("infeasible"), std::string::npos);
+          EXPECT_NE(
+              std::string(e.what()).find("infeasible"), std::string::npos);
           EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
           throw;
         }
@@ -275,7 +282,8 @@ TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
     }
   }
   net.model.module->eval();
-  const auto d = derive(net, random_importance(net), mac_cost_model(net, {1, 3, 2, 32, 32}));
+  const auto d = derive(
+      net, random_importance(net), mac_cost_model(net, {1, 3, 2, 32, 32}));
   auto derived = inherit(net, d);
   derived.module->eval();
   const auto x = torch::randn({2, 3, 4, 32, 32});
@@ -308,7 +316,8 @@ TEST(SearchErrors, OneLineMessages) {
       EXPECT_EQ(m.find('\n'), std::string::npos) << m;
     }
   };
-  one_line([] { parse_candidates("3x3x3,2x3x3"); }, "unknown candidate '2x3x3'");
+  one_line(
+      [] { parse_candidates("3x3x3,2x3x3"); }, "unknown candidate '2x3x3'");
   one_line([] { parse_candidates("3x3x3,spatial"); }, "unknown candidate");
   const auto dir = fs::temp_directory_path() / "cakes_search_errors";
   fs::create_directories(dir);
@@ -339,7 +348,9 @@ public:
     for (int t = 0; t < 8; ++t) {
       const int c = label ? c0 + 2 * t : 30 - 6 - c0 - 2 * t;
       clip.index_put_(
-          {torch::indexing::Slice(), t, torch::indexing::Slice(r, r + 6),
+          {torch::indexing::Slice(),
+           t,
+           torch::indexing::Slice(r, r + 6),
            torch::indexing::Slice(c, c + 6)},
           1.0);
     }
@@ -352,8 +363,9 @@ private:
   uint64_t salt_;
 };
 
-double accuracy(const std::function<at::Tensor(const at::Tensor&)>& f,
-                const data::Dataset& d) {
+double accuracy(
+    const std::function<at::Tensor(const at::Tensor&)>& f,
+    const data::Dataset& d) {
   torch::NoGradGuard ng;
   std::mt19937_64 rng(0);
   std::vector<at::Tensor> xs, ys;

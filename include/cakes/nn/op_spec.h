@@ -68,7 +68,8 @@ std::vector<std::string> registered_ops();
 // with a reader gets every candidate at full width (one stage, N * out_channels
 // channels in candidate order); positions without one keep even_split of the
 // candidates (they cannot widen, see Position::reader).
-LayerPlan super_plan(const std::vector<SubKernel>& candidates, const Position& p);
+LayerPlan
+super_plan(const std::vector<SubKernel>& candidates, const Position& p);
 
 // Even split of `channels` over `kernels`, remainder to the first groups.
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels);

@@ -116,15 +116,13 @@ struct LatencyTable {
 };
 // Measures the table on this machine (median of `repeats` timed runs each).
 LatencyTable measure_latency(
-    const SuperNet& net,
-    std::vector<int64_t> input_sizes,
-    int repeats = 5);
+    const SuperNet& net, std::vector<int64_t> input_sizes, int repeats = 5);
 // Throws std::invalid_argument when the table was measured for another
 // network, candidate set or layer list.
 CostModel latency_cost_model(const SuperNet& net, const LatencyTable& table);
 
 struct Derivation {
-  std::vector<std::vector<int64_t>> kept; // per searched layer, ascending
+  std::vector<std::vector<int64_t>> kept;   // per searched layer, ascending
   std::vector<std::vector<int64_t>> counts; // [layer][candidate]
   std::vector<Config> configs;              // one per position (all of them)
   double cost = 0;                          // in the cost model's unit
@@ -159,7 +157,7 @@ struct SearchMeta {
   std::vector<SubKernel> candidates;
   int64_t num_classes = 0;
   int64_t in_channels = 1;
-  std::string mode; // "C" or "P"
+  std::string mode;                 // "C" or "P"
   std::vector<int64_t> input_sizes; // for cost: (N, C, D, H, W)
   int64_t width = 0; // network base width; 0 = the network's default
 };
