@@ -3,6 +3,9 @@
 #include "cakes/train/checkpoint.h"
 
 #include <nlohmann/json.hpp>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -186,6 +189,107 @@ select_random(SuperNet& net, std::mt19937_64& rng) {
   }
   select(net, kept);
   return kept;
+}
+
+namespace {
+
+// The optimizer's per-parameter tensors of the shape of `p` (undefined where
+// the optimizer keeps none), in a fixed order; empty when it holds no state
+// for `p` yet. LibTorch keys the state by the parameter's TensorImpl address
+// (torch/optim/serialize.h does the same).
+std::vector<torch::Tensor>
+optimizer_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  const auto it =
+      opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  if (it == opt.state().end())
+    return {};
+  auto* s = it->second.get();
+  if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(s))
+    return {sgd->momentum_buffer()};
+  if (auto* a = dynamic_cast<torch::optim::AdamWParamState*>(s))
+    return {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
+  if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(s))
+    return {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
+  throw std::invalid_argument(
+      "P search: cannot keep this optimizer's state off the dropped channels "
+      "(SGD, Adam and AdamW are supported)");
+}
+
+std::vector<int64_t>
+complement(const std::vector<int64_t>& kept, int64_t total) {
+  std::vector<bool> in(size_t(total), false);
+  for (auto i : kept)
+    in.at(size_t(i)) = true;
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < total; ++i)
+    if (!in[size_t(i)])
+      out.push_back(i);
+  return out;
+}
+
+} // namespace
+
+DroppedChannels::DroppedChannels(
+    const SuperNet& net,
+    const std::vector<std::vector<int64_t>>& kept,
+    torch::optim::Optimizer& optimizer)
+    : optimizer_(&optimizer) {
+  if (kept.size() != net.layers.size())
+    throw std::invalid_argument(
+        "DroppedChannels: one index list per searched layer");
+  torch::NoGradGuard no_grad;
+  auto save = [&](const torch::Tensor& p,
+                  int64_t dim,
+                  const std::vector<int64_t>& idx) {
+    if (idx.empty())
+      return;
+    Slice s;
+    s.param = p;
+    s.dim = dim;
+    s.index = index_tensor(idx);
+    s.value = p.index_select(dim, s.index);
+    const auto state = optimizer_state(optimizer, p);
+    s.had_state = !state.empty();
+    for (const auto& t : state)
+      s.state.push_back(
+          t.defined() ? t.index_select(dim, s.index) : torch::Tensor());
+    slices_.push_back(std::move(s));
+  };
+  for (size_t l = 0; l < kept.size(); ++l) {
+    const auto& L = net.layers[l];
+    const int64_t c = L.width;
+    const auto dropped = complement(kept[l], num(net) * c);
+    auto bn = L.layer.ptr()->bn();
+    save(bn->weight, 0, dropped);
+    save(bn->bias, 0, dropped);
+    // Candidate n's weight holds the layer's channels [n*c, (n+1)*c).
+    const auto& ws = L.layer->stages().back();
+    for (size_t n = 0; n < ws.size(); ++n) {
+      std::vector<int64_t> local;
+      for (auto i : dropped)
+        if (i / c == int64_t(n))
+          local.push_back(i - int64_t(n) * c);
+      save(ws[n], 0, local);
+    }
+    for (const auto& w : L.reader->stages().front())
+      save(w, 1, dropped);
+  }
+}
+
+void DroppedChannels::restore() {
+  torch::NoGradGuard no_grad;
+  for (auto& s : slices_) {
+    s.param.index_copy_(s.dim, s.index, s.value);
+    const auto state = optimizer_state(*optimizer_, s.param);
+    for (size_t k = 0; k < state.size(); ++k) {
+      if (!state[k].defined())
+        continue;
+      if (s.had_state && k < s.state.size() && s.state[k].defined())
+        state[k].index_copy_(s.dim, s.index, s.state[k]);
+      else
+        state[k].index_fill_(s.dim, s.index, 0);
+    }
+  }
 }
 
 std::vector<std::vector<double>> importance(const SuperNet& net) {
@@ -640,18 +744,35 @@ std::vector<train::EpochSummary> run_search(
     throw std::invalid_argument(
         "unknown search mode '" + o.mode + "' (expected C or P)");
   const bool p_mode = o.mode == "P";
-  auto rng = std::make_shared<std::mt19937_64>(o.seed);
+  // P's state across the trainer's hooks: the step's subset, what it must
+  // not change, and the optimizer (known once the trainer exists).
+  struct PState {
+    std::mt19937_64 rng;
+    std::vector<std::vector<int64_t>> kept;
+    std::optional<DroppedChannels> dropped;
+    torch::optim::Optimizer* optimizer = nullptr;
+  };
+  auto ps = std::make_shared<PState>();
+  ps->rng.seed(o.seed);
   train::Model m;
   m.module = net.model.module;
   m.network = search_network_string(meta);
   SuperNet* np = &net;
-  m.forward = [np, p_mode, rng](const at::Tensor& x) {
+  m.forward = [np, p_mode, ps](const at::Tensor& x) {
     // P: a fresh subset of exactly C_out channels per layer for every step.
     if (p_mode && np->model.module->is_training())
-      select_random(*np, *rng);
+      ps->kept = select_random(*np, ps->rng);
     return np->model.forward(x);
   };
-  if (!p_mode) {
+  if (p_mode) {
+    o.trainer.after_backward = [np, ps](torch::nn::Module&) {
+      ps->dropped.emplace(*np, ps->kept, *ps->optimizer);
+    };
+    o.trainer.after_step = [ps](torch::nn::Module&) {
+      ps->dropped->restore();
+      ps->dropped.reset();
+    };
+  } else {
     const double s = o.sparsity;
     const bool rw = o.reweight;
     o.trainer.after_backward = [np, s, rw](torch::nn::Module&) {
@@ -666,6 +787,7 @@ std::vector<train::EpochSummary> run_search(
       return r;
     };
   train::Trainer trainer(m, std::move(loss), o.trainer);
+  ps->optimizer = &trainer.optimizer();
   auto out = trainer.fit(loader);
   clear_selection(net);
   return out;

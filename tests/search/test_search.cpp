@@ -122,67 +122,96 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
   }
 }
 
+// SPEC §4: a P step trains only its subset. With momentum and weight decay
+// (applied to every parameter here, BatchNorm included), over several steps
+// with different subsets: a channel kept in an earlier step and dropped now is
+// where momentum and decay would move it, so the test checks such channels
+// occur.
 TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
   auto net = small("i3d_resnet18", "video_123d");
   std::mt19937_64 rng(3);
-  const auto kept = select_random(net, rng);
-  ASSERT_EQ(kept.size(), net.layers.size());
-  for (size_t l = 0; l < kept.size(); ++l) {
-    EXPECT_EQ(int64_t(kept[l].size()), net.layers[l].width);
-    EXPECT_TRUE(std::is_sorted(kept[l].begin(), kept[l].end()));
-    EXPECT_EQ(
-        std::adjacent_find(kept[l].begin(), kept[l].end()), kept[l].end());
-    EXPECT_LT(kept[l].back(), 3 * net.layers[l].width);
-  }
-  std::map<std::string, torch::Tensor> before;
-  for (const auto& kv : net.model.module->named_parameters())
-    before[kv.key()] = kv.value().detach().clone();
-  for (const auto& kv : net.model.module->named_buffers())
-    before[kv.key()] = kv.value().detach().clone();
   net.model.module->train();
-  torch::optim::SGD sgd(net.model.module->parameters(), 0.5);
-  sgd.zero_grad();
+  torch::optim::SGD sgd(
+      net.model.module->parameters(),
+      torch::optim::SGDOptions(0.5).momentum(0.9).weight_decay(1e-2));
   const auto target = torch::tensor({0, 1}, torch::kLong);
-  train::cross_entropy(
-      net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
-      .backward();
-  sgd.step();
-  for (size_t l = 0; l < kept.size(); ++l) {
-    const auto& L = net.layers[l];
-    const int64_t c = L.width;
-    auto dropped = torch::ones({3 * c}, torch::kBool);
-    dropped.index_fill_(0, torch::tensor(kept[l]), false);
-    auto kept_mask = dropped.logical_not();
-    for (const std::string leaf :
-         {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}) {
-      const auto now =
-          net.model.module->named_parameters().contains(L.name + "." + leaf)
-              ? net.model.module->named_parameters()[L.name + "." + leaf]
-              : net.model.module->named_buffers()[L.name + "." + leaf];
-      const auto old = before.at(L.name + "." + leaf);
-      EXPECT_TRUE(now.masked_select(dropped).equal(old.masked_select(dropped)))
-          << L.name << " " << leaf;
-      EXPECT_FALSE(
-          now.masked_select(kept_mask).equal(old.masked_select(kept_mask)))
-          << L.name << " " << leaf;
+  torch::manual_seed(11);
+  std::vector<std::vector<bool>> ever_kept;
+  int64_t kept_before_dropped_now = 0;
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const auto kept = select_random(net, rng);
+    ASSERT_EQ(kept.size(), net.layers.size());
+    for (size_t l = 0; l < kept.size(); ++l) {
+      EXPECT_EQ(int64_t(kept[l].size()), net.layers[l].width);
+      EXPECT_TRUE(std::is_sorted(kept[l].begin(), kept[l].end()));
+      EXPECT_EQ(
+          std::adjacent_find(kept[l].begin(), kept[l].end()), kept[l].end());
+      EXPECT_LT(kept[l].back(), 3 * net.layers[l].width);
     }
-    for (size_t n = 0; n < 3; ++n) {
-      const std::string name = L.name + ".weight_" + net.candidates[n].str();
-      const auto now = net.model.module->named_parameters()[name];
-      const auto d = dropped.narrow(0, n * c, c);
-      EXPECT_TRUE(now.index({d}).equal(before.at(name).index({d}))) << name;
-    }
-    const std::string reader = net.positions[L.position].reader + ".weight_";
-    for (const auto& kv : net.model.module->named_parameters()) {
-      if (kv.key().rfind(reader, 0) != 0)
-        continue;
-      EXPECT_TRUE(kv.value()
-                      .index({torch::indexing::Slice(), dropped})
-                      .equal(before.at(kv.key()).index(
-                          {torch::indexing::Slice(), dropped})))
-          << kv.key();
+    std::map<std::string, torch::Tensor> before;
+    for (const auto& kv : net.model.module->named_parameters())
+      before[kv.key()] = kv.value().detach().clone();
+    for (const auto& kv : net.model.module->named_buffers())
+      before[kv.key()] = kv.value().detach().clone();
+    sgd.zero_grad();
+    train::cross_entropy(
+        net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
+        .backward();
+    DroppedChannels dropped_channels(net, kept, sgd);
+    sgd.step();
+    dropped_channels.restore();
+    ever_kept.resize(kept.size());
+    for (size_t l = 0; l < kept.size(); ++l) {
+      const auto& L = net.layers[l];
+      const int64_t c = L.width;
+      auto dropped = torch::ones({3 * c}, torch::kBool);
+      dropped.index_fill_(0, torch::tensor(kept[l]), false);
+      auto kept_mask = dropped.logical_not();
+      ever_kept[l].resize(size_t(3 * c), false);
+      for (int64_t i = 0; i < 3 * c; ++i)
+        kept_before_dropped_now +=
+            ever_kept[l][size_t(i)] && dropped[i].item<bool>();
+      for (auto i : kept[l])
+        ever_kept[l][size_t(i)] = true;
+      for (const std::string leaf :
+           {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}) {
+        const auto now =
+            net.model.module->named_parameters().contains(L.name + "." + leaf)
+                ? net.model.module->named_parameters()[L.name + "." + leaf]
+                : net.model.module->named_buffers()[L.name + "." + leaf];
+        const auto old = before.at(L.name + "." + leaf);
+        EXPECT_TRUE(
+            now.masked_select(dropped).equal(old.masked_select(dropped)))
+            << L.name << " " << leaf;
+        EXPECT_FALSE(
+            now.masked_select(kept_mask).equal(old.masked_select(kept_mask)))
+            << L.name << " " << leaf;
+      }
+      for (size_t n = 0; n < 3; ++n) {
+        const std::string name = L.name + ".weight_" + net.candidates[n].str();
+        const auto now = net.model.module->named_parameters()[name];
+        const auto d = dropped.narrow(0, n * c, c);
+        const auto k = d.logical_not();
+        EXPECT_TRUE(now.index({d}).equal(before.at(name).index({d}))) << name;
+        if (k.any().item<bool>()) {
+          EXPECT_FALSE(now.index({k}).equal(before.at(name).index({k})))
+              << name;
+        }
+      }
+      const std::string reader = net.positions[L.position].reader + ".weight_";
+      for (const auto& kv : net.model.module->named_parameters()) {
+        if (kv.key().rfind(reader, 0) != 0)
+          continue;
+        using torch::indexing::Slice;
+        EXPECT_TRUE(kv.value()
+                        .index({Slice(), dropped})
+                        .equal(before.at(kv.key()).index({Slice(), dropped})))
+            << kv.key();
+      }
     }
   }
+  EXPECT_GT(kept_before_dropped_now, 0);
 }
 
 TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {

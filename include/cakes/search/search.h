@@ -21,6 +21,8 @@
 #include "cakes/nn/op_layer.h"
 #include "cakes/train/trainer.h"
 
+#include <torch/optim/optimizer.h>
+
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -78,6 +80,38 @@ void clear_selection(SuperNet& net);
 // C_out of the N * C_out channels. Returns the subsets (as select()).
 std::vector<std::vector<int64_t>>
 select_random(SuperNet& net, std::mt19937_64& rng);
+
+// What a performance-priority step must leave alone (SPEC §4: a step trains
+// only its subset). The selection already keeps gradients off the dropped
+// channels, but SGD's weight decay and momentum (and Adam's moments) would
+// still move their parameters. Construct after backward, before the optimizer
+// step; restore() after the step puts back the dropped channels' parameters
+// (conv rows, BatchNorm scale and shift, the reader's input columns) and their
+// slices of the optimizer's per-parameter state (a state the step created
+// starts at zero there, as if it had been created by the first step that
+// selects them). So each channel's optimizer state advances only on the steps
+// that select it. Supports SGD, Adam and AdamW; throws std::invalid_argument
+// on another optimizer's state.
+class DroppedChannels {
+public:
+  DroppedChannels(
+      const SuperNet& net,
+      const std::vector<std::vector<int64_t>>& kept,
+      torch::optim::Optimizer& optimizer);
+  void restore();
+
+private:
+  struct Slice {
+    torch::Tensor param;
+    int64_t dim = 0;
+    torch::Tensor index;
+    torch::Tensor value;
+    bool had_state = false;
+    std::vector<torch::Tensor> state; // per optimizer state tensor
+  };
+  torch::optim::Optimizer* optimizer_;
+  std::vector<Slice> slices_;
+};
 
 // |gamma| of each searched layer's BatchNorm, N * C_out values per layer.
 std::vector<std::vector<double>> importance(const SuperNet& net);
