@@ -382,6 +382,7 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
 std::string LatencyTable::json() const {
   nlohmann::json j;
   j["network"] = network;
+  j["width"] = width;
   j["candidates"] = candidates_str(candidates);
   j["input_sizes"] = input_sizes;
   j["threads"] = threads;
@@ -399,6 +400,7 @@ LatencyTable LatencyTable::parse(const std::string& text) {
   try {
     const auto j = nlohmann::json::parse(text);
     t.network = j.at("network").get<std::string>();
+    t.width = j.value("width", int64_t(0));
     t.candidates = parse_candidates(j.at("candidates").get<std::string>());
     t.input_sizes = j.at("input_sizes").get<std::vector<int64_t>>();
     t.threads = j.value("threads", 0);
@@ -417,6 +419,7 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
   torch::NoGradGuard no_grad;
   LatencyTable t;
   t.network = net.args.network;
+  t.width = net.args.width;
   t.candidates = net.candidates;
   t.input_sizes = input;
   t.threads = at::get_num_threads();
@@ -476,14 +479,20 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
 }
 
 CostModel latency_cost_model(const SuperNet& net, const LatencyTable& t) {
-  if (t.network != net.args.network ||
+  auto described = [](const std::string& network,
+                      int64_t width,
+                      const std::vector<SubKernel>& cands) {
+    return network + (width > 0 ? " width " + std::to_string(width) : "") +
+           " with candidates " + candidates_str(cands);
+  };
+  if (t.network != net.args.network || t.width != net.args.width ||
       candidates_str(t.candidates) != candidates_str(net.candidates) ||
       t.layers.size() != net.layers.size())
     throw std::invalid_argument(
-        "latency table is for " + t.network + " with candidates " +
-        candidates_str(t.candidates) + ", not " + net.args.network + " with " +
-        candidates_str(net.candidates) +
-        " (run cakes profile for this network and candidate set)");
+        "latency table is for " + described(t.network, t.width, t.candidates) +
+        ", not " + described(net.args.network, net.args.width, net.candidates) +
+        " (run cakes profile with the search's --net, --width and "
+        "--candidates)");
   CostModel m;
   m.unit = "ms";
   m.fixed = t.rest_ms;

@@ -169,6 +169,13 @@ struct DeriveArgs {
 };
 
 // "0.5" (fraction of the 3x3x3 network), "30G", "800M", or a plain count.
+std::string dims_str(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (auto d : dims)
+    s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
 double parse_macs_target(const std::string& text, double reference) {
   size_t used = 0;
   double v = 0;
@@ -206,16 +213,28 @@ void run_derive_command(const DeriveArgs& a) {
   if (!a.target_macs.empty() && a.target_latency > 0)
     throw std::invalid_argument(
         "give --target-macs or --target-latency, not both");
+  if (!a.table.empty() && a.target_latency <= 0)
+    throw std::invalid_argument("--latency-table needs --target-latency");
   if (a.target_latency > 0) {
     if (a.table.empty())
       throw std::invalid_argument(
           "--target-latency needs --latency-table (made by cakes profile)");
-    const auto cm = search::latency_cost_model(
-        net, search::LatencyTable::parse(read_text(a.table)));
+    const auto table = search::LatencyTable::parse(read_text(a.table));
+    // Measured latencies hold only for the input they were measured at.
+    if (!a.input.empty() && input != table.input_sizes)
+      throw std::invalid_argument(
+          "--input " + a.input + " differs from the input " +
+          dims_str(table.input_sizes) + " the latency table " + a.table +
+          " was measured at (run cakes profile --input " + a.input + ")");
+    input = table.input_sizes;
+    macs = search::mac_cost_model(net, input);
+    const auto cm = search::latency_cost_model(net, table);
     d = search::derive(net, imp, cm, a.target_latency);
     report(net, d, cm);
     std::cout << "target " << a.target_latency << " ms; modelled latency "
-              << d.cost << " ms; MACs " << gmacs(macs.total(d.counts)) << "\n";
+              << d.cost << " ms at input " << dims_str(input) << " with "
+              << table.threads << " threads; MACs "
+              << gmacs(macs.total(d.counts)) << "\n";
   } else if (!a.target_macs.empty()) {
     const double target = parse_macs_target(a.target_macs, macs.reference);
     d = search::derive(net, imp, macs, target);
@@ -254,7 +273,7 @@ void run_profile_command(const ProfileArgs& a) {
   const auto t = search::measure_latency(net, input, a.repeats);
   write_text(a.out, t.json());
   std::cout << "profiled " << t.layers.size() << " layers of " << a.net
-            << " at input " << a.input << " with " << t.threads
+            << " at input " << dims_str(input) << " with " << t.threads
             << " threads; rest of the network " << t.rest_ms
             << " ms; 3x3x3 network (modelled) " << t.reference_ms
             << " ms; wrote " << a.out << "\n";
@@ -305,7 +324,8 @@ void add_search(CLI::App& app) {
       "--target-macs",
       d->target_macs,
       "MACs budget: fraction of the 3x3x3 network (0.5) or absolute (30G)");
-  dc->add_option("--target-latency", d->target_latency, "latency budget in ms");
+  dc->add_option("--target-latency", d->target_latency, "latency budget in ms")
+      ->check(CLI::PositiveNumber);
   dc->add_option("--latency-table", d->table, "table.json from cakes profile");
   dc->add_option(
       "--input", d->input, "input sizes for costs, e.g. 1x3x8x224x224");
@@ -322,7 +342,8 @@ void add_search(CLI::App& app) {
   pc->add_option("--input", p->input, "input sizes, e.g. 1x3x8x224x224");
   pc->add_option("--num-classes", p->classes, "classes");
   pc->add_option("--in-channels", p->in_channels, "volumetric input channels");
-  pc->add_option("--repeats", p->repeats, "timed runs per measurement");
+  pc->add_option("--repeats", p->repeats, "timed runs per measurement")
+      ->check(CLI::PositiveNumber);
   pc->add_option("--threads", p->threads, "LibTorch threads (0: all cores)");
   pc->callback([p] { run_profile_command(*p); });
 }

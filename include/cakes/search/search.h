@@ -138,6 +138,7 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input_sizes);
 // of the network (measured whole-network time minus the modelled layers).
 struct LatencyTable {
   std::string network;
+  int64_t width = 0; // network base width; 0 = the network's default
   std::vector<SubKernel> candidates;
   std::vector<int64_t> input_sizes;
   int threads = 0;
@@ -152,7 +153,7 @@ struct LatencyTable {
 LatencyTable measure_latency(
     const SuperNet& net, std::vector<int64_t> input_sizes, int repeats = 5);
 // Throws std::invalid_argument when the table was measured for another
-// network, candidate set or layer list.
+// network, width, candidate set or layer list.
 CostModel latency_cost_model(const SuperNet& net, const LatencyTable& table);
 
 struct Derivation {
