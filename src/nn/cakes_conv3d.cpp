@@ -24,6 +24,11 @@ void CakesConv3dImpl::reset() {
       "CakesConv3d: configuration '",
       options.config().str(),
       "' has no output channels");
+  TORCH_CHECK(
+      options.config().output_index().empty(),
+      "CakesConv3d: configuration '",
+      options.config().str(),
+      "' has an output_index; use OpLayer, which applies it");
   weights_.clear();
   for (const auto& g : options.config().groups()) {
     weights_.push_back(register_parameter(
