@@ -121,20 +121,23 @@ build_supernet(models::ModelArgs args, std::vector<SubKernel> candidates) {
        net.model.module->named_modules("", /*include_self=*/false))
     if (auto p = std::dynamic_pointer_cast<nn::OpLayerImpl>(item.value()))
       by_name[item.key()] = p;
+  auto module = [&](const std::string& name) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw std::logic_error("super-network: no module '" + name + "'");
+    return nn::OpLayer(it->second);
+  };
   for (size_t i = 0; i < net.positions.size(); ++i) {
     const auto& p = net.positions[i];
-    if (p.reader.empty())
-      continue;
-    const auto a = by_name.find(p.name), b = by_name.find(p.reader);
-    if (a == by_name.end() || b == by_name.end())
-      throw std::logic_error(
-          "super-network: no module '" + p.name + "' or '" + p.reader + "'");
-    net.layers.push_back(
-        {i,
-         p.name,
-         p.out_channels,
-         nn::OpLayer(a->second),
-         nn::OpLayer(b->second)});
+    SearchLayer l;
+    l.position = i;
+    l.name = p.name;
+    l.width = p.out_channels;
+    l.layer = module(p.name);
+    l.summed = p.reader.empty();
+    if (!l.summed)
+      l.reader = module(p.reader);
+    net.layers.push_back(std::move(l));
   }
   return net;
 }
@@ -161,14 +164,16 @@ void select(SuperNet& net, const std::vector<std::vector<int64_t>>& kept) {
     std::sort(k.begin(), k.end());
     const auto idx = index_tensor(k);
     net.layers[l].layer->select_outputs(idx);
-    net.layers[l].reader->select_inputs(idx);
+    if (!net.layers[l].summed)
+      net.layers[l].reader->select_inputs(idx);
   }
 }
 
 void clear_selection(SuperNet& net) {
   for (auto& l : net.layers) {
     l.layer->select_outputs({});
-    l.reader->select_inputs({});
+    if (!l.summed)
+      l.reader->select_inputs({});
   }
 }
 
@@ -176,6 +181,15 @@ std::vector<std::vector<int64_t>>
 select_random(SuperNet& net, std::mt19937_64& rng) {
   std::vector<std::vector<int64_t>> kept;
   for (const auto& l : net.layers) {
+    if (l.summed) {
+      std::uniform_int_distribution<int64_t> candidate(0, num(net) - 1);
+      std::vector<int64_t> k;
+      for (int64_t j = 0; j < l.width; ++j)
+        k.push_back(candidate(rng) * l.width + j);
+      std::sort(k.begin(), k.end());
+      kept.push_back(std::move(k));
+      continue;
+    }
     std::vector<int64_t> all(num(net) * l.width);
     std::iota(all.begin(), all.end(), 0);
     // Partial Fisher-Yates: the first width entries are a uniform subset.
@@ -271,8 +285,9 @@ DroppedChannels::DroppedChannels(
           local.push_back(i - int64_t(n) * c);
       save(ws[n], 0, local);
     }
-    for (const auto& w : L.reader->stages().front())
-      save(w, 1, dropped);
+    if (!L.summed)
+      for (const auto& w : L.reader->stages().front())
+        save(w, 1, dropped);
   }
 }
 
@@ -332,10 +347,6 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
       throw std::logic_error("cost model: no cost row for '" + name + "'");
     return *it->second;
   };
-  // A reader's MACs are linear in its input channels: N*C_out -> C_out.
-  std::map<std::string, double> reader_scale;
-  for (const auto& l : net.layers)
-    reader_scale[net.positions[l.position].reader] = 1.0 / double(num(net));
   int64_t full = 1;
   for (const auto& k : net.candidates)
     full = std::max({full, k.d, k.h, k.w});
@@ -343,39 +354,33 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
 
   CostModel m;
   m.unit = "MACs";
-  double variable = 0, reference_positions = 0, fixed_positions = 0;
-  std::set<std::string> searched;
+  double searched = 0, reference = 0;
+  std::set<std::string> names;
   for (const auto& l : net.layers) {
-    searched.insert(l.name);
+    names.insert(l.name);
     const auto& r = row(l.name);
-    const double taps =
-        double(l.layer->options.plan()[0].taps_times_channels());
-    const double unit = double(r.macs) / taps;
+    const auto& o = r.output_shape;
+    // Per output channel and tap of kernel volume, at the derived layer's
+    // input width (a layer that reads a searched one reads N * C_in channels
+    // in the super-network, C_in once derived).
+    const double unit = double(o[0] * o[2] * o[3] * o[4]) *
+                        double(net.positions[l.position].in_channels);
     std::vector<double> c;
     for (const auto& k : net.candidates)
       c.push_back(unit * double(k.volume()));
     m.cost.push_back(c);
-    variable += double(r.macs);
-    reference_positions += unit * full_vol * double(l.width);
+    searched += double(r.macs);
+    reference += unit * full_vol * double(l.width);
   }
-  for (const auto& p : net.positions) {
-    if (searched.count(p.name))
-      continue;
-    const auto& r = row(p.name);
-    const auto plan = super_plan(net.candidates, p);
-    double scale = 1;
-    if (reader_scale.count(p.name))
-      scale = reader_scale[p.name];
-    const double unit =
-        double(r.macs) * scale / double(plan.back().taps_times_channels());
-    fixed_positions += double(r.macs) * scale;
-    reference_positions += unit * full_vol * double(p.out_channels);
-  }
+  // Readers that are not searched themselves (the bottleneck's last 1x1x1)
+  // are linear in their input channels: N * C_out -> C_out.
   double readers_saved = 0;
-  for (const auto& kv : reader_scale)
-    readers_saved += double(row(kv.first).macs) * (1 - kv.second);
-  m.fixed = double(report.total_macs()) - variable - readers_saved;
-  m.reference = m.fixed - fixed_positions + reference_positions;
+  for (const auto& l : net.layers)
+    if (!l.summed && !names.count(net.positions[l.position].reader))
+      readers_saved += double(row(net.positions[l.position].reader).macs) *
+                       (1 - 1.0 / double(num(net)));
+  m.fixed = double(report.total_macs()) - searched - readers_saved;
+  m.reference = m.fixed + reference;
   return m;
 }
 
@@ -439,14 +444,16 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
   for (const auto& l : net.layers) {
     const auto& o = l.layer->options;
     const auto os = out_shape.at(l.name);
-    std::vector<int64_t> in = {os[0], o.in_channels()};
+    // The derived layer reads the position's nominal input width (in the
+    // super-network a layer that reads a searched one reads N times more).
+    const int64_t c_in = net.positions[l.position].in_channels;
+    std::vector<int64_t> in = {os[0], c_in};
     for (int a = 0; a < 3; ++a)
       in.push_back(os[2 + a] * o.stride()[a]);
     const auto x = torch::randn(in);
     auto time = [&](SubKernel k) {
-      nn::OpLayer m(
-          nn::OpLayerOptions(o.in_channels(), nn::plain_conv(k, l.width))
-              .stride(o.stride()));
+      nn::OpLayer m(nn::OpLayerOptions(c_in, nn::plain_conv(k, l.width))
+                        .stride(o.stride()));
       m->eval();
       return median_ms([&] { m->forward(x); }, repeats);
     };
@@ -528,19 +535,32 @@ Derivation pick(
           "derive: layer " + net.layers[l].name + " has " +
           std::to_string(imp[l].size()) + " importances, expected " +
           std::to_string(total));
-    std::vector<int64_t> idx(total);
-    std::iota(idx.begin(), idx.end(), 0);
     auto cost = [&](int64_t i) { return cm.cost[l][i / c]; };
     auto score = [&](int64_t i) { return imp[l][i] - lambda * cost(i); };
-    std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+    auto better = [&](int64_t a, int64_t b) {
       const double sa = score(a), sb = score(b);
       if (sa != sb)
         return sa > sb;
       if (cost(a) != cost(b))
         return cost(a) < cost(b);
       return a < b;
-    });
-    idx.resize(c);
+    };
+    std::vector<int64_t> idx;
+    if (net.layers[l].summed) {
+      // One candidate per output index j: the best of {n*c + j}.
+      for (int64_t j = 0; j < c; ++j) {
+        int64_t best = j;
+        for (int64_t n = 1; n < num(net); ++n)
+          if (better(n * c + j, best))
+            best = n * c + j;
+        idx.push_back(best);
+      }
+    } else {
+      idx.resize(size_t(total));
+      std::iota(idx.begin(), idx.end(), 0);
+      std::sort(idx.begin(), idx.end(), better);
+      idx.resize(size_t(c));
+    }
     std::sort(idx.begin(), idx.end());
     std::vector<int64_t> counts(num(net), 0);
     for (auto i : idx) {
@@ -600,13 +620,20 @@ Derivation derive(
     }
     best.cost = cm.total(best.counts);
   }
-  for (const auto& p : net.positions)
-    best.configs.push_back(super_plan(net.candidates, p).back());
+  best.configs.resize(net.positions.size());
   for (size_t l = 0; l < net.layers.size(); ++l) {
+    const auto& L = net.layers[l];
     std::vector<KernelGroup> groups;
     for (size_t n = 0; n < net.candidates.size(); ++n)
       groups.push_back({net.candidates[n], best.counts[l][n]});
-    best.configs[net.layers[l].position] = Config(groups);
+    // The derived layer's groups are contiguous, in the order of the kept
+    // global indices (candidate-major); a summed layer's kept channel n*c + j
+    // belongs at output j.
+    std::vector<int64_t> output_index;
+    if (L.summed)
+      for (auto i : best.kept[l])
+        output_index.push_back(i % L.width);
+    best.configs[L.position] = Config(groups, output_index);
   }
   return best;
 }
@@ -633,7 +660,8 @@ models::Model inherit(const SuperNet& net, const Derivation& d) {
   std::map<std::string, size_t> layer_of, reader_of;
   for (size_t l = 0; l < net.layers.size(); ++l) {
     layer_of[net.layers[l].name] = l;
-    reader_of[net.positions[net.layers[l].position].reader] = l;
+    if (!net.layers[l].summed)
+      reader_of[net.positions[net.layers[l].position].reader] = l;
   }
   auto copy_into = [&](const std::string& name, torch::Tensor dst) {
     auto t = src.at(name);

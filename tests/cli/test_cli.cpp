@@ -311,7 +311,7 @@ TEST_F(Cli, SearchProfileThenDeriveUnderALatencyBudget) {
   const auto t = nlohmann::json::parse(slurp(table));
   const auto layer_ms =
       t.at("layer_ms").get<std::vector<std::vector<double>>>();
-  ASSERT_FALSE(layer_ms.empty());
+  ASSERT_EQ(layer_ms.size(), 16u); // every position of ResNet-18 is searched
   const double rest = t.at("rest_ms").get<double>();
   double lowest = rest, highest = rest;
   for (const auto& row : layer_ms) {
@@ -332,6 +332,19 @@ TEST_F(Cli, SearchProfileThenDeriveUnderALatencyBudget) {
   ASSERT_NE(at, std::string::npos) << r.out;
   const double reported = std::stod(r.out.substr(at + 17));
   EXPECT_LE(reported, target * (1 + 1e-6)) << r.out;
+  // The report is the table's model of the written configuration.
+  const auto blocks = nlohmann::ordered_json::parse(slurp(config)).at("blocks");
+  ASSERT_EQ(blocks.size(), layer_ms.size());
+  const std::vector<std::string> cands = {"3x3x3", "1x3x3", "3x1x1"};
+  double modelled = rest;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    double width = 0;
+    for (const auto& k : cands)
+      width += blocks[l].at(k).get<double>();
+    for (size_t n = 0; n < cands.size(); ++n)
+      modelled += blocks[l].at(cands[n]).get<double>() * layer_ms[l][n] / width;
+  }
+  EXPECT_NEAR(reported, modelled, 1e-4 * modelled + 1e-6) << r.out;
   r = cakes(
       "info --net i3d_resnet18 --width 4 --frames 4 --size 16 --config " +
       config);

@@ -4,6 +4,7 @@
 #include "cakes/search/search.h"
 
 #include "cakes/data/dataset.h"
+#include "cakes/models/network_config.h"
 #include "cakes/train/checkpoint.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
@@ -49,16 +50,19 @@ TEST(SuperNet, ShapesPerCandidateSet) {
     int64_t n;
   };
   for (const Case& c : std::vector<Case>{
-           {"i3d_resnet18", "video_12d", 8, 2},
-           {"i3d_resnet18", "video_23d", 8, 2},
-           {"i3d_resnet18", "video_123d", 8, 3},
-           {"res_encoder_decoder", "volumetric_2d", 7, 3},
-           {"res_encoder_decoder", "volumetric_1d", 7, 3},
-           {"res_encoder_decoder", "volumetric_all", 7, 7},
-           {"res_encoder_decoder", "3x3x3,1x1x3", 7, 2}}) {
+           {"i3d_resnet18", "video_12d", 16, 2},
+           {"i3d_resnet18", "video_23d", 16, 2},
+           {"i3d_resnet18", "video_123d", 16, 3},
+           {"res_encoder_decoder", "volumetric_2d", 15, 3},
+           {"res_encoder_decoder", "volumetric_1d", 15, 3},
+           {"res_encoder_decoder", "volumetric_all", 15, 7},
+           {"res_encoder_decoder", "3x3x3,1x1x3", 15, 2}}) {
     SCOPED_TRACE(c.network + " " + c.cands);
     auto net = small(c.network, c.cands);
+    // Every position is searched, those feeding a residual addition too.
     ASSERT_EQ(net.layers.size(), c.searched);
+    ASSERT_EQ(net.layers.size(), net.positions.size());
+    size_t summed = 0;
     for (const auto& l : net.layers) {
       EXPECT_EQ(l.layer.ptr()->bn()->weight.size(0), c.n * l.width);
       const auto& ws = l.layer->stages().at(0);
@@ -69,9 +73,20 @@ TEST(SuperNet, ShapesPerCandidateSet) {
         EXPECT_EQ(ws[k].size(3), net.candidates[k].h);
         EXPECT_EQ(ws[k].size(4), net.candidates[k].w);
       }
-      for (const auto& w : l.reader->stages().at(0))
-        EXPECT_EQ(w.size(1), c.n * l.width);
+      EXPECT_EQ(l.summed, net.positions[l.position].reader.empty());
+      if (l.summed) {
+        ++summed;
+        // The addition needs C_out channels: the candidates are summed.
+        EXPECT_EQ(l.layer->out_channels(), l.width);
+      } else {
+        EXPECT_EQ(l.layer->out_channels(), c.n * l.width);
+        for (const auto& w : l.reader->stages().at(0))
+          EXPECT_EQ(w.size(1), c.n * l.width);
+      }
     }
+    // ResNet-18: the second conv of its 8 basic blocks; encoder-decoder: the
+    // stem and the 7 blocks' second convs.
+    EXPECT_EQ(summed, 8u);
     net.model.module->eval();
     torch::NoGradGuard ng;
     const auto x = net.model.video ? torch::randn({1, 3, 2, 32, 32})
@@ -148,6 +163,13 @@ TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
       EXPECT_EQ(
           std::adjacent_find(kept[l].begin(), kept[l].end()), kept[l].end());
       EXPECT_LT(kept[l].back(), 3 * net.layers[l].width);
+      if (net.layers[l].summed) { // one candidate per output index
+        std::vector<int64_t> j;
+        for (auto i : kept[l])
+          j.push_back(i % net.layers[l].width);
+        std::sort(j.begin(), j.end());
+        EXPECT_EQ(std::adjacent_find(j.begin(), j.end()), j.end());
+      }
     }
     std::map<std::string, torch::Tensor> before;
     for (const auto& kv : net.model.module->named_parameters())
@@ -224,11 +246,20 @@ TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {
   for (size_t i = 0; i < net.positions.size(); ++i)
     EXPECT_EQ(a.configs[i].out_channels(), net.positions[i].out_channels);
   for (size_t l = 0; l < net.layers.size(); ++l) {
+    const int64_t c = net.layers[l].width;
+    ASSERT_EQ(int64_t(a.kept[l].size()), c);
+    if (net.layers[l].summed) {
+      // Per output index j the candidate with the largest importance.
+      for (auto i : a.kept[l])
+        for (int64_t n = 0; n < 3; ++n)
+          EXPECT_GE(imp[l][i], imp[l][n * c + i % c]);
+      continue;
+    }
     // The kept channels are the top C_out by importance.
     std::vector<double> sorted = imp[l];
     std::sort(sorted.rbegin(), sorted.rend());
     for (auto i : a.kept[l])
-      EXPECT_GE(imp[l][i], sorted[net.layers[l].width - 1]);
+      EXPECT_GE(imp[l][i], sorted[c - 1]);
   }
   // Equal importance everywhere: every layer takes the cheapest candidate.
   std::vector<std::vector<double>> flat;
@@ -297,41 +328,70 @@ TEST(Derive, BudgetVolumetricAt04) {
       "res_encoder_decoder", "volumetric_all", {1, 1, 64, 64, 64}, 0.4, 2, 1);
 }
 
+// Exactly: the derived network with inherited weights computes the
+// super-network with the dropped channels' BatchNorm outputs zeroed. Covers
+// both kinds of searched layer: with a reader (the reader's columns are
+// sliced) and summed into a residual addition (one candidate per output index,
+// put back in place by the derived configuration's output_index).
 TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
-  auto net = small("i3d_resnet18", "video_123d");
-  torch::manual_seed(5);
-  {
-    torch::NoGradGuard ng;
-    for (auto& l : net.layers) {
-      auto bn = l.layer.ptr()->bn();
-      bn->weight.uniform_(-1, 1);
-      bn->bias.uniform_(-0.5, 0.5);
-      bn->running_mean.uniform_(-0.2, 0.2);
-      bn->running_var.uniform_(0.5, 2);
+  for (const auto& [network, cands] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"i3d_resnet18", "video_123d"},
+           {"res_encoder_decoder", "3x3x3,1x3x3,3x1x1"}}) {
+    SCOPED_TRACE(network);
+    auto net = small(network, cands);
+    const bool video = net.model.video;
+    torch::manual_seed(5);
+    {
+      torch::NoGradGuard ng;
+      for (auto& l : net.layers) {
+        auto bn = l.layer.ptr()->bn();
+        bn->weight.uniform_(-1, 1);
+        bn->bias.uniform_(-0.5, 0.5);
+        bn->running_mean.uniform_(-0.2, 0.2);
+        bn->running_var.uniform_(0.5, 2);
+      }
     }
+    net.model.module->eval();
+    const auto input = video ? std::vector<int64_t>{1, 3, 2, 32, 32}
+                             : std::vector<int64_t>{1, 1, 16, 16, 16};
+    const auto d =
+        derive(net, random_importance(net), mac_cost_model(net, input));
+    // The summed layers interleave candidates, so some need a reordering.
+    size_t reordered = 0;
+    for (const auto& l : net.layers)
+      reordered += !d.configs[l.position].output_index().empty();
+    EXPECT_GT(reordered, 0u);
+    // The configuration file describes the same network.
+    const auto file = models::parse_network_config(config_json(net, d));
+    ASSERT_EQ(file.blocks.size(), d.configs.size());
+    for (size_t i = 0; i < d.configs.size(); ++i)
+      EXPECT_EQ(file.blocks[i], d.configs[i]) << i;
+    auto derived = inherit(net, d);
+    derived.module->eval();
+    const auto x = video ? torch::randn({2, 3, 4, 32, 32})
+                         : torch::randn({2, 1, 16, 16, 16});
+    torch::NoGradGuard ng;
+    const auto y_derived = derived.forward(x);
+    select(net, d.kept); // the selection path computes the same network
+    const auto y_selected = net.model.forward(x);
+    clear_selection(net);
+    for (size_t l = 0; l < net.layers.size(); ++l) {
+      auto drop = torch::ones({3 * net.layers[l].width}, torch::kBool);
+      drop.index_fill_(0, torch::tensor(d.kept[l]), false);
+      auto bn = net.layers[l].layer.ptr()->bn();
+      bn->weight.masked_fill_(drop, 0);
+      bn->bias.masked_fill_(drop, 0);
+    }
+    const auto y_super = net.model.forward(x);
+    EXPECT_TRUE(torch::allclose(y_derived, y_super, 1e-4, 1e-4))
+        << (y_derived - y_super).abs().max();
+    EXPECT_TRUE(torch::allclose(y_selected, y_super, 1e-4, 1e-4))
+        << (y_selected - y_super).abs().max();
+    // Folding the BatchNorms (deployment) keeps the reordering right.
+    derived.fold_batchnorm();
+    EXPECT_TRUE(torch::allclose(derived.forward(x), y_super, 1e-3, 1e-3));
   }
-  net.model.module->eval();
-  const auto d = derive(
-      net, random_importance(net), mac_cost_model(net, {1, 3, 2, 32, 32}));
-  auto derived = inherit(net, d);
-  derived.module->eval();
-  const auto x = torch::randn({2, 3, 4, 32, 32});
-  torch::NoGradGuard ng;
-  const auto y_derived = derived.forward(x);
-  select(net, d.kept); // the selection path computes the same network
-  const auto y_selected = net.model.forward(x);
-  clear_selection(net);
-  for (size_t l = 0; l < net.layers.size(); ++l) {
-    auto drop = torch::ones({3 * net.layers[l].width}, torch::kBool);
-    drop.index_fill_(0, torch::tensor(d.kept[l]), false);
-    auto bn = net.layers[l].layer.ptr()->bn();
-    bn->weight.masked_fill_(drop, 0);
-    bn->bias.masked_fill_(drop, 0);
-  }
-  const auto y_super = net.model.forward(x);
-  EXPECT_TRUE(torch::allclose(y_derived, y_super, 1e-4, 1e-4))
-      << (y_derived - y_super).abs().max();
-  EXPECT_TRUE(torch::allclose(y_selected, y_super, 1e-4, 1e-4));
 }
 
 TEST(SearchErrors, OneLineMessages) {

@@ -54,9 +54,14 @@ void report(
             << (macs ? gmacs(cm.reference)
                      : std::to_string(cm.reference) + " ms")
             << ")\n";
-  for (size_t l = 0; l < net.layers.size(); ++l)
-    std::cout << "  " << net.layers[l].name << "  "
-              << d.configs[net.layers[l].position].str() << "\n";
+  // Groups only: an output order would print one entry per channel (it is in
+  // the written configuration).
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    const auto& c = d.configs[net.layers[l].position];
+    std::cout << "  " << net.layers[l].name << "  " << Config(c.groups()).str()
+              << (c.output_index().empty() ? "" : "  (channels reordered)")
+              << "\n";
+  }
 }
 
 struct SearchArgs {
