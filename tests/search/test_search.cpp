@@ -9,10 +9,12 @@
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <iostream>
 
 namespace {
 
@@ -419,31 +421,32 @@ TEST(SearchErrors, OneLineMessages) {
   fs::remove_all(dir);
 }
 
-// Clips of a bright square moving left or right by 2 px per frame: the class
-// is the direction. Frames of either class are the other's reversed, so a
-// network without temporal kernels cannot tell them apart.
+// Clips of a bright square moving left or right by one pixel per frame over
+// noise: the class is the direction. Frames of either class are the other's
+// reversed, so a network without temporal kernels cannot tell them apart
+// (chance, 50%).
 class MotionClips : public data::Dataset {
 public:
-  explicit MotionClips(int64_t n, uint64_t salt) : n_(n), salt_(salt) {}
+  static constexpr int64_t kFrames = 8, kSize = 16, kSquare = 4;
+  MotionClips(int64_t n, uint64_t salt) : n_(n), salt_(salt) {}
   int64_t size() const override {
     return n_;
   }
   data::Sample get(int64_t index, std::mt19937_64&) const override {
     std::mt19937_64 g(salt_ * 1000003 + uint64_t(index));
     const int64_t label = index % 2;
-    std::uniform_int_distribution<int> row(4, 22), col(2, 6);
-    const int r = row(g), c0 = col(g);
-    auto clip = torch::zeros({3, 8, 32, 32});
-    for (int t = 0; t < 8; ++t) {
-      const int c = label ? c0 + 2 * t : 30 - 6 - c0 - 2 * t;
-      clip.index_put_(
-          {torch::indexing::Slice(),
-           t,
-           torch::indexing::Slice(r, r + 6),
-           torch::indexing::Slice(c, c + 6)},
-          1.0);
+    const int64_t travel = kSize - kSquare - (kFrames - 1);
+    std::uniform_int_distribution<int64_t> row(0, kSize - kSquare),
+        col(0, travel);
+    const int64_t r = row(g), c0 = col(g);
+    torch::Generator noise = at::detail::createCPUGenerator(g());
+    auto clip = 0.1 * torch::randn({3, kFrames, kSize, kSize}, noise);
+    using torch::indexing::Slice;
+    for (int64_t t = 0; t < kFrames; ++t) {
+      const int64_t c = label ? c0 + t : kSize - kSquare - c0 - t;
+      clip.index({Slice(), t, Slice(r, r + kSquare), Slice(c, c + kSquare)})
+          .add_(1.0);
     }
-    clip.add_(0.1 * torch::randn({3, 8, 32, 32}, torch::TensorOptions()));
     return {clip, torch::scalar_tensor(label, torch::kLong)};
   }
 
@@ -467,68 +470,114 @@ double accuracy(
   return pred.eq(torch::stack(ys)).to(torch::kDouble).mean().item<double>();
 }
 
-// DISABLED: with i3d_resnet18 at 8x32x32 it did not finish within 9.5 minutes
-// on this loaded 2-core machine; needs a smaller clip set or network.
-TEST(SearchEndToEnd, DISABLED_MotionDirectionNeedsTemporalKernels) {
-  // i3d_resnet18 is the smallest network we have; 8x32x32 clips keep a step
-  // well under a second on two cores.
-  torch::manual_seed(0);
-  at::set_num_threads(2);
-  auto train_set = std::make_shared<MotionClips>(64, 1);
-  MotionClips val(32, 2);
-  const auto dir = fs::temp_directory_path() / "cakes_search_e2e";
-  fs::create_directories(dir);
-  auto net = small("i3d_resnet18", "3x3x3,1x3x3,3x1x1", 2);
-  SearchMeta meta{"i3d_resnet18", net.candidates, 2, 3, "C", {1, 3, 8, 32, 32}};
-  SearchOptions o;
-  o.mode = "C";
-  o.sparsity = 1e-3;
-  o.trainer.epochs = 4;
-  o.trainer.schedule.base_lr = 0.02;
-  o.trainer.optimizer.weight_decay = 1e-4;
-  o.trainer.clip_grad_norm = 20;
-  o.trainer.checkpoint_path = (dir / "search.ckpt").string();
-  train::LoaderOptions lo;
-  lo.batch_size = 8;
-  lo.drop_last = true;
-  train::Loader loader(train_set, lo);
-  run_search(net, meta, loader, train::cross_entropy, o);
+// Sized for two cores: I3D ResNet-18 at base width 8 on 8x16x16 clips, 96
+// training clips, batch 8, 4 epochs (48 steps).
+struct MotionRun {
+  static constexpr int64_t kWidth = 8, kEpochs = 4;
+  models::ModelArgs args;
+  train::TrainerOptions trainer;
+  std::shared_ptr<MotionClips> train_set;
+  std::unique_ptr<train::Loader> loader;
 
-  // The checkpoint is recognised and rebuilds the same importances.
-  SearchMeta back;
-  auto again = load_search_checkpoint(o.trainer.checkpoint_path, &back);
-  EXPECT_EQ(back.mode, "C");
-  EXPECT_EQ(importance(again), importance(net));
+  MotionRun() {
+    args.network = "i3d_resnet18";
+    args.num_classes = 2;
+    args.width = kWidth;
+    trainer.epochs = kEpochs;
+    trainer.schedule.base_lr = 0.05;
+    trainer.optimizer.weight_decay = 1e-4;
+    trainer.clip_grad_norm = 20;
+    train_set = std::make_shared<MotionClips>(96, 1);
+    train::LoaderOptions lo;
+    lo.batch_size = 8;
+    lo.drop_last = true;
+    lo.seed = 1;
+    loader = std::make_unique<train::Loader>(train_set, lo);
+  }
 
-  const auto d = derive_by_volume(net);
-  int64_t temporal = 0;
+  // A C search from a fixed seed, checkpointed to `checkpoint`.
+  SuperNet search(const std::string& checkpoint) {
+    torch::manual_seed(0);
+    auto net = build_supernet(args, parse_candidates("3x3x3,1x3x3"));
+    const std::vector<int64_t> clip = {
+        1, 3, MotionClips::kFrames, MotionClips::kSize, MotionClips::kSize};
+    SearchMeta meta{"i3d_resnet18", net.candidates, 2, 3, "C", clip, kWidth};
+    SearchOptions o;
+    o.mode = "C";
+    o.sparsity = 1e-3;
+    o.trainer = trainer;
+    o.trainer.checkpoint_path = checkpoint;
+    run_search(net, meta, *loader, train::cross_entropy, o);
+    return net;
+  }
+
+  // Top-1 on `val` of a network trained from scratch with the search's
+  // schedule, seed and batches.
+  double train_fresh(OpSpec op, const data::Dataset& val) {
+    models::ModelArgs a = args;
+    a.op = std::move(op);
+    torch::manual_seed(0);
+    auto m = models::make_model(a);
+    train::Trainer(
+        train::Model{m.module, m.forward, "net"}, train::cross_entropy, trainer)
+        .fit(*loader);
+    m.module->eval();
+    return accuracy(m.forward, val);
+  }
+};
+
+// Share of the searched channels given a temporal kernel (time extent > 1).
+double temporal_share(const SuperNet& net, const Derivation& d) {
+  int64_t temporal = 0, total = 0;
   for (const auto& l : net.layers)
-    for (const auto& g : d.configs[l.position].groups())
+    for (const auto& g : d.configs[l.position].groups()) {
+      total += g.channels;
       if (g.kernel.d > 1)
         temporal += g.channels;
-  EXPECT_GT(temporal, 0) << "no temporal kernel kept";
-  auto derived = inherit(net, d);
-  derived.module->eval();
-  const double acc_derived = accuracy(derived.forward, val);
+    }
+  return double(temporal) / double(total);
+}
 
-  // The all-2D network, trained for as many steps.
-  models::ModelArgs a2;
-  a2.network = "i3d_resnet18";
-  a2.num_classes = 2;
-  a2.op = OpSpec{"conv2d", {}, {}};
-  auto flat = models::make_model(a2);
-  train::Model tm{flat.module, flat.forward, "2d"};
-  train::TrainerOptions to = o.trainer;
-  to.checkpoint_path.clear();
-  to.after_backward = nullptr;
-  train::Trainer(tm, train::cross_entropy, to).fit(loader);
-  flat.module->eval();
-  const double acc_2d = accuracy(flat.forward, val);
+// The end-to-end requirement: a short C search on a task where time
+// matters keeps temporal kernels, and the derived network beats the all-2D
+// network trained with the same budget and seed. Candidates 3x3x3 and 1x3x3:
+// the cost-weighted L1 term (3/4 vs 1/4) and the tie rule both favour the 2D
+// kernel, so 3x3x3 channels are kept only where the search found them worth
+// it (with s = 1e-2 instead of 1e-3 it keeps about a quarter as many).
+// Seven seeds gave
+// margins of 19 to 59 points over the 2D network; this one gives 50.
+TEST(SearchEndToEnd, MotionDirectionNeedsTemporalKernels) {
+  at::set_num_threads(2);
+  const auto dir = fs::temp_directory_path() / "cakes_search_e2e";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string checkpoint = (dir / "search.ckpt").string();
+
+  MotionRun motion;
+  auto net = motion.search(checkpoint);
+  // The checkpoint is recognised and rebuilds the same importances.
+  SearchMeta back;
+  auto again = load_search_checkpoint(checkpoint, &back);
+  EXPECT_EQ(back.mode, "C");
+  EXPECT_EQ(back.width, MotionRun::kWidth);
+  EXPECT_EQ(importance(again), importance(net));
+  fs::remove_all(dir);
+
+  const auto d = derive_by_volume(net);
+  const double share = temporal_share(net, d);
+  EXPECT_GT(share, 0) << "no temporal kernel kept";
+
+  const MotionClips val(64, 2);
+  const double acc_derived =
+      motion.train_fresh(OpSpec{"cakes", d.configs, net.candidates}, val);
+  const double acc_2d = motion.train_fresh(OpSpec{"conv2d", {}, {}}, val);
+  RecordProperty("temporal_share", std::to_string(share));
   RecordProperty("derived_top1", std::to_string(acc_derived));
   RecordProperty("2d_top1", std::to_string(acc_2d));
+  std::cout << "temporal share " << share << "; top-1 derived " << acc_derived
+            << ", all-2D " << acc_2d << "\n";
   EXPECT_GT(acc_derived, acc_2d + 0.15)
       << "derived " << acc_derived << " vs 2D " << acc_2d;
-  fs::remove_all(dir);
 }
 
 } // namespace
