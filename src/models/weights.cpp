@@ -122,18 +122,25 @@ op_layers(I3DResNetImpl& net) {
   return out;
 }
 
+// `order` (optional): the source channel of each of our channels.
 void stage_bn(
     nn::OpLayerImpl& layer,
     const std::string& ours,
     const std::string& theirs,
     Source& src,
-    Staged& staged) {
+    Staged& staged,
+    const at::Tensor& order = {}) {
+  auto channels = [&](const at::Tensor& t) {
+    return order.defined() && t.dim() == 1 && t.size(0) == order.size(0)
+               ? t.index_select(0, order)
+               : t;
+  };
   for (const auto& p : layer.bn()->named_parameters())
     staged.add(
         ours + ".bn." + p.key(),
         p.value(),
         theirs + "." + p.key(),
-        src.get(theirs + "." + p.key()));
+        channels(src.get(theirs + "." + p.key())));
   for (const auto& b : layer.bn()->named_buffers()) {
     const std::string k = theirs + "." + b.key();
     // Older PyTorch files have no num_batches_tracked; it does not affect
@@ -144,7 +151,7 @@ void stage_bn(
         ours + ".bn." + b.key(),
         b.value(),
         k,
-        src.get(k).to(b.value().dtype()));
+        channels(src.get(k).to(b.value().dtype())));
   }
 }
 
@@ -265,6 +272,10 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path) {
         const std::string base =
             "base_model." + strip_suffix(name, "conv2") + "convT";
         const auto& cfg = layer->options.plan()[0];
+        if (!cfg.output_index().empty())
+          throw std::invalid_argument(
+              "layer " + name +
+              ": the paper's layout has no output_index (channel order)");
         int idx = 0;
         for (const char* k : {"3x3x3", "1x3x3", "3x1x1"}) {
           for (size_t g = 0; g < cfg.groups().size(); ++g)
@@ -341,13 +352,22 @@ void inflate_2d_resnet(I3DResNetImpl& net, const std::string& path) {
     for (auto& [name, layer] : op_layers(net)) {
       require_single_stage(*layer, name);
       const auto [conv, bn] = resnet_names(name);
-      const auto& w2 = src.get(conv + ".weight");
+      auto w2 = src.get(conv + ".weight");
       const auto& cfg = layer->options.plan()[0];
-      if (w2.dim() != 4 || w2.size(0) != cfg.out_channels())
+      if (w2.dim() != 4 || w2.size(0) != cfg.conv_channels() ||
+          cfg.out_channels() != cfg.conv_channels())
         throw std::invalid_argument(
             "key '" + conv + ".weight' has shape " + shape_str(w2) + " but " +
-            name + " has " + std::to_string(cfg.out_channels()) +
-            " output channels");
+            name + " has " + std::to_string(cfg.conv_channels()) +
+            " channels and " + std::to_string(cfg.out_channels()) + " outputs");
+      // A reordered layer (output_index, a searched residual position) sends
+      // its channel i to output channel output_index[i]: it takes the 2D
+      // network's filter and BatchNorm entries of that output channel.
+      at::Tensor order;
+      if (!cfg.output_index().empty()) {
+        order = torch::tensor(cfg.output_index(), torch::kLong);
+        w2 = w2.index_select(0, order);
+      }
       int64_t off = 0;
       for (size_t g = 0; g < cfg.groups().size(); ++g) {
         const auto& k = cfg.groups()[g].kernel;
@@ -364,7 +384,7 @@ void inflate_2d_resnet(I3DResNetImpl& net, const std::string& path) {
             conv + ".weight",
             v);
       }
-      stage_bn(*layer, name, bn, src, staged);
+      stage_bn(*layer, name, bn, src, staged, order);
     }
     check_all_used(src, "fc.");
   } catch (const std::invalid_argument& e) {

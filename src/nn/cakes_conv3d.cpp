@@ -16,18 +16,28 @@ CakesConv3dImpl::CakesConv3dImpl(CakesConv3dOptions options_)
 
 void CakesConv3dImpl::reset() {
   TORCH_CHECK(
-      options.in_channels() > 0, "CakesConv3d: in_channels must be positive, got ",
+      options.in_channels() > 0,
+      "CakesConv3d: in_channels must be positive, got ",
       options.in_channels());
   TORCH_CHECK(
       options.config().out_channels() > 0,
-      "CakesConv3d: configuration '", options.config().str(),
+      "CakesConv3d: configuration '",
+      options.config().str(),
       "' has no output channels");
+  TORCH_CHECK(
+      options.config().output_index().empty(),
+      "CakesConv3d: configuration '",
+      options.config().str(),
+      "' has an output_index; use OpLayer, which applies it");
   weights_.clear();
   for (const auto& g : options.config().groups()) {
     weights_.push_back(register_parameter(
         "weight_" + g.kernel.str(),
         torch::empty(
-            {g.channels, options.in_channels(), g.kernel.d, g.kernel.h,
+            {g.channels,
+             options.in_channels(),
+             g.kernel.d,
+             g.kernel.h,
              g.kernel.w})));
   }
   bn_ = register_module(
@@ -50,7 +60,8 @@ void CakesConv3dImpl::reset_parameters() {
 torch::Tensor CakesConv3dImpl::conv(const torch::Tensor& x) const {
   const auto& s = options.stride();
   const auto& d = options.dilation();
-  return ops::shrunk_conv3d(x, weights_, {s[0], s[1], s[2]}, {d[0], d[1], d[2]});
+  return ops::shrunk_conv3d(
+      x, weights_, {s[0], s[1], s[2]}, {d[0], d[1], d[2]});
 }
 
 torch::Tensor CakesConv3dImpl::forward(const torch::Tensor& x) {

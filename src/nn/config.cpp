@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -50,7 +51,9 @@ std::string SubKernel::str() const {
   return std::to_string(d) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
 
-Config::Config(std::vector<KernelGroup> groups) : groups_(std::move(groups)) {
+Config::Config(
+    std::vector<KernelGroup> groups, std::vector<int64_t> output_index)
+    : groups_(std::move(groups)), output_index_(std::move(output_index)) {
   std::set<std::string> seen;
   for (const auto& g : groups_) {
     if (g.channels < 0)
@@ -62,17 +65,72 @@ Config::Config(std::vector<KernelGroup> groups) : groups_(std::move(groups)) {
           "bad configuration: sub-kernel " + g.kernel.str() +
           " is listed twice");
   }
+  if (output_index_.empty())
+    return;
+  const int64_t n = conv_channels();
+  if (int64_t(output_index_.size()) != n)
+    throw std::invalid_argument(
+        "bad configuration: output_index has " +
+        std::to_string(output_index_.size()) + " entries for " +
+        std::to_string(n) + " channels");
+  int64_t outputs = 0;
+  for (auto o : output_index_) {
+    if (o < 0)
+      throw std::invalid_argument(
+          "bad configuration: output_index entry " + std::to_string(o) +
+          " is negative");
+    outputs = std::max(outputs, o + 1);
+  }
+  std::vector<bool> hit(size_t(outputs), false);
+  for (auto o : output_index_)
+    hit[size_t(o)] = true;
+  for (int64_t o = 0; o < outputs; ++o)
+    if (!hit[size_t(o)])
+      throw std::invalid_argument(
+          "bad configuration: output channel " + std::to_string(o) +
+          " receives no channel in output_index");
+  // The identity is the default; store it as such so that equal layers
+  // compare and print equal.
+  bool identity = outputs == n;
+  for (int64_t i = 0; identity && i < n; ++i)
+    identity = output_index_[size_t(i)] == i;
+  if (identity)
+    output_index_.clear();
 }
 
 Config Config::uniform(SubKernel kernel, int64_t channels) {
   return Config({{kernel, channels}});
 }
 
+namespace {
+
+const char* const kOutputIndex = "output_index";
+
+std::vector<int64_t>
+parse_index_list(const std::string& list, const std::string& whole) {
+  std::vector<int64_t> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    if (item.empty() ||
+        item.find_first_not_of("0123456789") != std::string::npos)
+      throw std::invalid_argument(
+          "bad configuration '" + whole + "': output_index entry '" + item +
+          "' is not a non-negative integer");
+    out.push_back(std::stoll(item));
+  }
+  return out;
+}
+
+} // namespace
+
 Config Config::parse(const std::string& text) {
   const std::string t = trim(text);
   if (t.empty())
     throw std::invalid_argument("bad configuration: empty text");
   std::vector<KernelGroup> groups;
+  std::vector<int64_t> output_index;
   if (t.front() == '{') {
     nlohmann::ordered_json j;
     try {
@@ -82,6 +140,19 @@ Config Config::parse(const std::string& text) {
           "bad configuration JSON '" + t + "': " + e.what());
     }
     for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == kOutputIndex) {
+        const auto& v = it.value();
+        bool ok = v.is_array();
+        for (size_t i = 0; ok && i < v.size(); ++i)
+          ok = v[i].is_number_integer();
+        if (!ok)
+          throw std::invalid_argument(
+              "bad configuration JSON: output_index must be an array of "
+              "integers, got " +
+              v.dump());
+        output_index = v.get<std::vector<int64_t>>();
+        continue;
+      }
       if (!it.value().is_number_integer())
         throw std::invalid_argument(
             "bad configuration JSON: channels of '" + it.key() +
@@ -89,7 +160,19 @@ Config Config::parse(const std::string& text) {
       groups.push_back({SubKernel::parse(it.key()), it.value().get<int64_t>()});
     }
   } else {
-    std::stringstream ss(t);
+    std::string groups_text = t;
+    const auto semi = t.find(';');
+    if (semi != std::string::npos) {
+      const std::string rest = trim(t.substr(semi + 1));
+      const std::string key = std::string(kOutputIndex) + "=";
+      if (rest.rfind(key, 0) != 0)
+        throw std::invalid_argument(
+            "bad configuration '" + t + "': expected '" + key +
+            "i,j,...' after ';'");
+      output_index = parse_index_list(rest.substr(key.size()), t);
+      groups_text = t.substr(0, semi);
+    }
+    std::stringstream ss(groups_text);
     std::string item;
     while (std::getline(ss, item, ',')) {
       item = trim(item);
@@ -110,7 +193,7 @@ Config Config::parse(const std::string& text) {
   }
   if (groups.empty())
     throw std::invalid_argument("bad configuration '" + t + "': no groups");
-  return Config(std::move(groups));
+  return Config(std::move(groups), std::move(output_index));
 }
 
 std::string Config::str() const {
@@ -120,6 +203,11 @@ std::string Config::str() const {
       s += ",";
     s += g.kernel.str() + ":" + std::to_string(g.channels);
   }
+  if (!output_index_.empty()) {
+    s += std::string(";") + kOutputIndex + "=";
+    for (size_t i = 0; i < output_index_.size(); ++i)
+      s += (i ? "," : "") + std::to_string(output_index_[i]);
+  }
   return s;
 }
 
@@ -127,14 +215,22 @@ std::string Config::json() const {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (const auto& g : groups_)
     j[g.kernel.str()] = g.channels;
+  if (!output_index_.empty())
+    j[kOutputIndex] = output_index_;
   return j.dump();
 }
 
-int64_t Config::out_channels() const {
+int64_t Config::conv_channels() const {
   int64_t c = 0;
   for (const auto& g : groups_)
     c += g.channels;
   return c;
+}
+
+int64_t Config::out_channels() const {
+  if (output_index_.empty())
+    return conv_channels();
+  return *std::max_element(output_index_.begin(), output_index_.end()) + 1;
 }
 
 int64_t Config::taps_times_channels() const {
@@ -151,7 +247,7 @@ bool operator==(const Config& a, const Config& b) {
     if (a.groups_[i].kernel != b.groups_[i].kernel ||
         a.groups_[i].channels != b.groups_[i].channels)
       return false;
-  return true;
+  return a.output_index_ == b.output_index_;
 }
 
 } // namespace cakes

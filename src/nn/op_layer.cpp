@@ -29,10 +29,14 @@ void OpLayerImpl::reset() {
   int64_t c_in = options.in_channels();
   torch::NoGradGuard no_grad;
   for (size_t s = 0; s < plan.size(); ++s) {
-    if (plan[s].out_channels() <= 0)
+    if (plan[s].conv_channels() <= 0)
       throw std::invalid_argument(
           "OpLayer: stage " + std::to_string(s) + " '" + plan[s].str() +
           "' has no output channels");
+    if (s + 1 < plan.size() && !plan[s].output_index().empty())
+      throw std::invalid_argument(
+          "OpLayer: stage " + std::to_string(s) +
+          " has an output_index; only the last stage may have one");
     std::vector<torch::Tensor> ws;
     for (const auto& g : plan[s].groups()) {
       const std::string name =
@@ -46,10 +50,45 @@ void OpLayerImpl::reset() {
       ws.push_back(register_parameter(name, w));
     }
     stages_.push_back(std::move(ws));
-    c_in = plan[s].out_channels();
+    c_in = plan[s].conv_channels();
   }
   bn_ = register_module("bn", torch::nn::BatchNorm3d(c_in));
   folded_ = false;
+  const auto& map = plan.back().output_index();
+  out_index_ = gather_ = torch::Tensor();
+  sum_blocks_ = 0;
+  if (!map.empty()) {
+    out_index_ = torch::tensor(map, torch::kLong);
+    const int64_t n = int64_t(map.size()), out = out_channels();
+    if (n == out) {
+      std::vector<int64_t> inverse(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        inverse[size_t(map[size_t(i)])] = i;
+      gather_ = torch::tensor(inverse, torch::kLong);
+    } else {
+      bool modulo = n % out == 0;
+      for (int64_t i = 0; modulo && i < n; ++i)
+        modulo = map[size_t(i)] == i % out;
+      sum_blocks_ = modulo ? n / out : 0;
+    }
+  }
+}
+
+torch::Tensor OpLayerImpl::to_outputs(
+    const torch::Tensor& y, const torch::Tensor& selected) const {
+  auto sizes = y.sizes().vec();
+  sizes[1] = out_channels();
+  if (!selected.defined()) {
+    if (gather_.defined())
+      return y.index_select(1, gather_);
+    if (sum_blocks_ > 0) {
+      sizes.insert(sizes.begin() + 1, sum_blocks_);
+      return y.reshape(sizes).sum(1);
+    }
+  }
+  const auto index =
+      selected.defined() ? out_index_.index_select(0, selected) : out_index_;
+  return torch::zeros(sizes, y.options()).index_add(1, index, y);
 }
 
 void OpLayerImpl::select_outputs(torch::Tensor out_index) {
@@ -120,8 +159,12 @@ torch::Tensor OpLayerImpl::forward_selected(const torch::Tensor& x) {
       bn_->running_var.index_copy_(0, idx, var);
       bn_->num_batches_tracked.add_(1);
     }
+    if (out_index_.defined())
+      y = to_outputs(y, idx);
   } else {
     y = bn_(y);
+    if (out_index_.defined())
+      y = to_outputs(y, {});
   }
   return options.relu() ? torch::relu(y) : y;
 }
@@ -141,12 +184,14 @@ torch::Tensor OpLayerImpl::forward(const torch::Tensor& x) {
     TORCH_CHECK(
         !is_training(),
         "OpLayer: BatchNorm was folded; training is not possible");
-    if (fusable(y))
+    if (!out_index_.defined() && fusable(y))
       return bias_relu_(y, bias_, options.relu());
     y.add_(bias_.view({1, -1, 1, 1, 1}));
   } else {
     y = bn_(y);
   }
+  if (out_index_.defined())
+    y = to_outputs(y, {});
   return options.relu() ? torch::relu_(y) : y;
 }
 
@@ -203,8 +248,9 @@ void OpLayerImpl::fold_batchnorm() {
     return;
   torch::NoGradGuard no_grad;
   const auto& o = bn_->options;
-  auto scale = torch::ones({out_channels()});
-  auto shift = torch::zeros({out_channels()});
+  const int64_t channels = options.plan().back().conv_channels();
+  auto scale = torch::ones({channels});
+  auto shift = torch::zeros({channels});
   const auto inv_std = (bn_->running_var + o.eps()).rsqrt();
   if (o.affine()) {
     scale = bn_->weight * inv_std;
@@ -244,7 +290,7 @@ models::LayerCost OpLayerImpl::cost(
   int64_t c_in = options.in_channels();
   for (const auto& cfg : options.plan()) {
     row.macs += positions * c_in * cfg.taps_times_channels();
-    c_in = cfg.out_channels();
+    c_in = cfg.conv_channels();
   }
   for (const auto& p : parameters())
     row.params += p.numel();
@@ -257,9 +303,16 @@ std::string OpLayerImpl::describe() const {
     const auto& k = plan[0].groups()[0].kernel;
     return "conv " + k.str();
   }
+  // Groups only: an output_index would print one entry per channel.
   std::string s;
   for (const auto& c : plan)
-    s += (s.empty() ? "" : " > ") + c.str();
+    s += (s.empty() ? "" : " > ") + Config(c.groups()).str();
+  if (sum_blocks_ > 0)
+    s += " summed per index to " + std::to_string(out_channels());
+  else if (gather_.defined())
+    s += " reordered";
+  else if (out_index_.defined())
+    s += " mapped to " + std::to_string(out_channels());
   return s;
 }
 

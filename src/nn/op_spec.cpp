@@ -132,12 +132,16 @@ LayerPlan
 super_plan(const std::vector<SubKernel>& candidates, const Position& p) {
   if (candidates.empty())
     throw std::invalid_argument("super: no candidate sub-kernels");
-  if (p.reader.empty())
-    return LayerPlan{even_split(candidates, p.out_channels)};
   std::vector<KernelGroup> groups;
   for (const auto& k : candidates)
     groups.push_back({k, p.out_channels});
-  return LayerPlan{Config(std::move(groups))};
+  if (!p.reader.empty())
+    return LayerPlan{Config(std::move(groups))};
+  std::vector<int64_t> sum_per_index;
+  for (size_t n = 0; n < candidates.size(); ++n)
+    for (int64_t j = 0; j < p.out_channels; ++j)
+      sum_per_index.push_back(j);
+  return LayerPlan{Config(std::move(groups), std::move(sum_per_index))};
 }
 
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels) {

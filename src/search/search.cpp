@@ -3,6 +3,9 @@
 #include "cakes/train/checkpoint.h"
 
 #include <nlohmann/json.hpp>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -118,17 +121,23 @@ build_supernet(models::ModelArgs args, std::vector<SubKernel> candidates) {
        net.model.module->named_modules("", /*include_self=*/false))
     if (auto p = std::dynamic_pointer_cast<nn::OpLayerImpl>(item.value()))
       by_name[item.key()] = p;
+  auto module = [&](const std::string& name) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw std::logic_error("super-network: no module '" + name + "'");
+    return nn::OpLayer(it->second);
+  };
   for (size_t i = 0; i < net.positions.size(); ++i) {
     const auto& p = net.positions[i];
-    if (p.reader.empty())
-      continue;
-    const auto a = by_name.find(p.name), b = by_name.find(p.reader);
-    if (a == by_name.end() || b == by_name.end())
-      throw std::logic_error(
-          "super-network: no module '" + p.name + "' or '" + p.reader + "'");
-    net.layers.push_back(
-        {i, p.name, p.out_channels, nn::OpLayer(a->second),
-         nn::OpLayer(b->second)});
+    SearchLayer l;
+    l.position = i;
+    l.name = p.name;
+    l.width = p.out_channels;
+    l.layer = module(p.name);
+    l.summed = p.reader.empty();
+    if (!l.summed)
+      l.reader = module(p.reader);
+    net.layers.push_back(std::move(l));
   }
   return net;
 }
@@ -155,14 +164,16 @@ void select(SuperNet& net, const std::vector<std::vector<int64_t>>& kept) {
     std::sort(k.begin(), k.end());
     const auto idx = index_tensor(k);
     net.layers[l].layer->select_outputs(idx);
-    net.layers[l].reader->select_inputs(idx);
+    if (!net.layers[l].summed)
+      net.layers[l].reader->select_inputs(idx);
   }
 }
 
 void clear_selection(SuperNet& net) {
   for (auto& l : net.layers) {
     l.layer->select_outputs({});
-    l.reader->select_inputs({});
+    if (!l.summed)
+      l.reader->select_inputs({});
   }
 }
 
@@ -170,6 +181,15 @@ std::vector<std::vector<int64_t>>
 select_random(SuperNet& net, std::mt19937_64& rng) {
   std::vector<std::vector<int64_t>> kept;
   for (const auto& l : net.layers) {
+    if (l.summed) {
+      std::uniform_int_distribution<int64_t> candidate(0, num(net) - 1);
+      std::vector<int64_t> k;
+      for (int64_t j = 0; j < l.width; ++j)
+        k.push_back(candidate(rng) * l.width + j);
+      std::sort(k.begin(), k.end());
+      kept.push_back(std::move(k));
+      continue;
+    }
     std::vector<int64_t> all(num(net) * l.width);
     std::iota(all.begin(), all.end(), 0);
     // Partial Fisher-Yates: the first width entries are a uniform subset.
@@ -185,18 +205,123 @@ select_random(SuperNet& net, std::mt19937_64& rng) {
   return kept;
 }
 
+namespace {
+
+// The optimizer's per-parameter tensors of the shape of `p` (undefined where
+// the optimizer keeps none), in a fixed order; empty when it holds no state
+// for `p` yet. LibTorch keys the state by the parameter's TensorImpl address
+// (torch/optim/serialize.h does the same).
+std::vector<torch::Tensor>
+optimizer_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  const auto it =
+      opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  if (it == opt.state().end())
+    return {};
+  auto* s = it->second.get();
+  if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(s))
+    return {sgd->momentum_buffer()};
+  if (auto* a = dynamic_cast<torch::optim::AdamWParamState*>(s))
+    return {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
+  if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(s))
+    return {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
+  throw std::invalid_argument(
+      "P search: cannot keep this optimizer's state off the dropped channels "
+      "(SGD, Adam and AdamW are supported)");
+}
+
+std::vector<int64_t>
+complement(const std::vector<int64_t>& kept, int64_t total) {
+  std::vector<bool> in(size_t(total), false);
+  for (auto i : kept)
+    in.at(size_t(i)) = true;
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < total; ++i)
+    if (!in[size_t(i)])
+      out.push_back(i);
+  return out;
+}
+
+} // namespace
+
+DroppedChannels::DroppedChannels(
+    const SuperNet& net,
+    const std::vector<std::vector<int64_t>>& kept,
+    torch::optim::Optimizer& optimizer)
+    : optimizer_(&optimizer) {
+  if (kept.size() != net.layers.size())
+    throw std::invalid_argument(
+        "DroppedChannels: one index list per searched layer");
+  torch::NoGradGuard no_grad;
+  auto save = [&](const torch::Tensor& p,
+                  int64_t dim,
+                  const std::vector<int64_t>& idx) {
+    if (idx.empty())
+      return;
+    Slice s;
+    s.param = p;
+    s.dim = dim;
+    s.index = index_tensor(idx);
+    s.value = p.index_select(dim, s.index);
+    const auto state = optimizer_state(optimizer, p);
+    s.had_state = !state.empty();
+    for (const auto& t : state)
+      s.state.push_back(
+          t.defined() ? t.index_select(dim, s.index) : torch::Tensor());
+    slices_.push_back(std::move(s));
+  };
+  for (size_t l = 0; l < kept.size(); ++l) {
+    const auto& L = net.layers[l];
+    const int64_t c = L.width;
+    const auto dropped = complement(kept[l], num(net) * c);
+    auto bn = L.layer.ptr()->bn();
+    save(bn->weight, 0, dropped);
+    save(bn->bias, 0, dropped);
+    // Candidate n's weight holds the layer's channels [n*c, (n+1)*c).
+    const auto& ws = L.layer->stages().back();
+    for (size_t n = 0; n < ws.size(); ++n) {
+      std::vector<int64_t> local;
+      for (auto i : dropped)
+        if (i / c == int64_t(n))
+          local.push_back(i - int64_t(n) * c);
+      save(ws[n], 0, local);
+    }
+    if (!L.summed)
+      for (const auto& w : L.reader->stages().front())
+        save(w, 1, dropped);
+  }
+}
+
+void DroppedChannels::restore() {
+  torch::NoGradGuard no_grad;
+  for (auto& s : slices_) {
+    s.param.index_copy_(s.dim, s.index, s.value);
+    const auto state = optimizer_state(*optimizer_, s.param);
+    for (size_t k = 0; k < state.size(); ++k) {
+      if (!state[k].defined())
+        continue;
+      if (s.had_state && k < s.state.size() && s.state[k].defined())
+        state[k].index_copy_(s.dim, s.index, s.state[k]);
+      else
+        state[k].index_fill_(s.dim, s.index, 0);
+    }
+  }
+}
+
 std::vector<std::vector<double>> importance(const SuperNet& net) {
   std::vector<std::vector<double>> out;
   for (const auto& l : net.layers) {
-    const auto g =
-        l.layer.ptr()->bn()->weight.detach().abs().to(torch::kDouble).contiguous();
+    const auto g = l.layer.ptr()
+                       ->bn()
+                       ->weight.detach()
+                       .abs()
+                       .to(torch::kDouble)
+                       .contiguous();
     out.emplace_back(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return out;
 }
 
-double
-CostModel::total(const std::vector<std::vector<int64_t>>& counts) const {
+double CostModel::total(const std::vector<std::vector<int64_t>>& counts) const {
   double t = fixed;
   for (size_t l = 0; l < counts.size(); ++l)
     for (size_t n = 0; n < counts[l].size(); ++n)
@@ -222,10 +347,6 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
       throw std::logic_error("cost model: no cost row for '" + name + "'");
     return *it->second;
   };
-  // A reader's MACs are linear in its input channels: N*C_out -> C_out.
-  std::map<std::string, double> reader_scale;
-  for (const auto& l : net.layers)
-    reader_scale[net.positions[l.position].reader] = 1.0 / double(num(net));
   int64_t full = 1;
   for (const auto& k : net.candidates)
     full = std::max({full, k.d, k.h, k.w});
@@ -233,44 +354,40 @@ CostModel mac_cost_model(const SuperNet& net, std::vector<int64_t> input) {
 
   CostModel m;
   m.unit = "MACs";
-  double variable = 0, reference_positions = 0, fixed_positions = 0;
-  std::set<std::string> searched;
+  double searched = 0, reference = 0;
+  std::set<std::string> names;
   for (const auto& l : net.layers) {
-    searched.insert(l.name);
+    names.insert(l.name);
     const auto& r = row(l.name);
-    const double taps = double(l.layer->options.plan()[0].taps_times_channels());
-    const double unit = double(r.macs) / taps;
+    const auto& o = r.output_shape;
+    // Per output channel and tap of kernel volume, at the derived layer's
+    // input width (a layer that reads a searched one reads N * C_in channels
+    // in the super-network, C_in once derived).
+    const double unit = double(o[0] * o[2] * o[3] * o[4]) *
+                        double(net.positions[l.position].in_channels);
     std::vector<double> c;
     for (const auto& k : net.candidates)
       c.push_back(unit * double(k.volume()));
     m.cost.push_back(c);
-    variable += double(r.macs);
-    reference_positions += unit * full_vol * double(l.width);
+    searched += double(r.macs);
+    reference += unit * full_vol * double(l.width);
   }
-  for (const auto& p : net.positions) {
-    if (searched.count(p.name))
-      continue;
-    const auto& r = row(p.name);
-    const auto plan = super_plan(net.candidates, p);
-    double scale = 1;
-    if (reader_scale.count(p.name))
-      scale = reader_scale[p.name];
-    const double unit =
-        double(r.macs) * scale / double(plan.back().taps_times_channels());
-    fixed_positions += double(r.macs) * scale;
-    reference_positions += unit * full_vol * double(p.out_channels);
-  }
+  // Readers that are not searched themselves (the bottleneck's last 1x1x1)
+  // are linear in their input channels: N * C_out -> C_out.
   double readers_saved = 0;
-  for (const auto& kv : reader_scale)
-    readers_saved += double(row(kv.first).macs) * (1 - kv.second);
-  m.fixed = double(report.total_macs()) - variable - readers_saved;
-  m.reference = m.fixed - fixed_positions + reference_positions;
+  for (const auto& l : net.layers)
+    if (!l.summed && !names.count(net.positions[l.position].reader))
+      readers_saved += double(row(net.positions[l.position].reader).macs) *
+                       (1 - 1.0 / double(num(net)));
+  m.fixed = double(report.total_macs()) - searched - readers_saved;
+  m.reference = m.fixed + reference;
   return m;
 }
 
 std::string LatencyTable::json() const {
   nlohmann::json j;
   j["network"] = network;
+  j["width"] = width;
   j["candidates"] = candidates_str(candidates);
   j["input_sizes"] = input_sizes;
   j["threads"] = threads;
@@ -288,6 +405,7 @@ LatencyTable LatencyTable::parse(const std::string& text) {
   try {
     const auto j = nlohmann::json::parse(text);
     t.network = j.at("network").get<std::string>();
+    t.width = j.value("width", int64_t(0));
     t.candidates = parse_candidates(j.at("candidates").get<std::string>());
     t.input_sizes = j.at("input_sizes").get<std::vector<int64_t>>();
     t.threads = j.value("threads", 0);
@@ -296,8 +414,7 @@ LatencyTable LatencyTable::parse(const std::string& text) {
     t.rest_ms = j.at("rest_ms").get<double>();
     t.reference_ms = j.value("reference_ms", 0.0);
   } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(
-        std::string("latency table: ") + e.what());
+    throw std::invalid_argument(std::string("latency table: ") + e.what());
   }
   return t;
 }
@@ -307,6 +424,7 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
   torch::NoGradGuard no_grad;
   LatencyTable t;
   t.network = net.args.network;
+  t.width = net.args.width;
   t.candidates = net.candidates;
   t.input_sizes = input;
   t.threads = at::get_num_threads();
@@ -326,14 +444,16 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
   for (const auto& l : net.layers) {
     const auto& o = l.layer->options;
     const auto os = out_shape.at(l.name);
-    std::vector<int64_t> in = {os[0], o.in_channels()};
+    // The derived layer reads the position's nominal input width (in the
+    // super-network a layer that reads a searched one reads N times more).
+    const int64_t c_in = net.positions[l.position].in_channels;
+    std::vector<int64_t> in = {os[0], c_in};
     for (int a = 0; a < 3; ++a)
       in.push_back(os[2 + a] * o.stride()[a]);
     const auto x = torch::randn(in);
     auto time = [&](SubKernel k) {
-      nn::OpLayer m(
-          nn::OpLayerOptions(o.in_channels(), nn::plain_conv(k, l.width))
-              .stride(o.stride()));
+      nn::OpLayer m(nn::OpLayerOptions(c_in, nn::plain_conv(k, l.width))
+                        .stride(o.stride()));
       m->eval();
       return median_ms([&] { m->forward(x); }, repeats);
     };
@@ -366,14 +486,20 @@ measure_latency(const SuperNet& net, std::vector<int64_t> input, int repeats) {
 }
 
 CostModel latency_cost_model(const SuperNet& net, const LatencyTable& t) {
-  if (t.network != net.args.network ||
+  auto described = [](const std::string& network,
+                      int64_t width,
+                      const std::vector<SubKernel>& cands) {
+    return network + (width > 0 ? " width " + std::to_string(width) : "") +
+           " with candidates " + candidates_str(cands);
+  };
+  if (t.network != net.args.network || t.width != net.args.width ||
       candidates_str(t.candidates) != candidates_str(net.candidates) ||
       t.layers.size() != net.layers.size())
     throw std::invalid_argument(
-        "latency table is for " + t.network + " with candidates " +
-        candidates_str(t.candidates) + ", not " + net.args.network +
-        " with " + candidates_str(net.candidates) +
-        " (run cakes profile for this network and candidate set)");
+        "latency table is for " + described(t.network, t.width, t.candidates) +
+        ", not " + described(net.args.network, net.args.width, net.candidates) +
+        " (run cakes profile with the search's --net, --width and "
+        "--candidates)");
   CostModel m;
   m.unit = "ms";
   m.fixed = t.rest_ms;
@@ -409,19 +535,32 @@ Derivation pick(
           "derive: layer " + net.layers[l].name + " has " +
           std::to_string(imp[l].size()) + " importances, expected " +
           std::to_string(total));
-    std::vector<int64_t> idx(total);
-    std::iota(idx.begin(), idx.end(), 0);
     auto cost = [&](int64_t i) { return cm.cost[l][i / c]; };
     auto score = [&](int64_t i) { return imp[l][i] - lambda * cost(i); };
-    std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+    auto better = [&](int64_t a, int64_t b) {
       const double sa = score(a), sb = score(b);
       if (sa != sb)
         return sa > sb;
       if (cost(a) != cost(b))
         return cost(a) < cost(b);
       return a < b;
-    });
-    idx.resize(c);
+    };
+    std::vector<int64_t> idx;
+    if (net.layers[l].summed) {
+      // One candidate per output index j: the best of {n*c + j}.
+      for (int64_t j = 0; j < c; ++j) {
+        int64_t best = j;
+        for (int64_t n = 1; n < num(net); ++n)
+          if (better(n * c + j, best))
+            best = n * c + j;
+        idx.push_back(best);
+      }
+    } else {
+      idx.resize(size_t(total));
+      std::iota(idx.begin(), idx.end(), 0);
+      std::sort(idx.begin(), idx.end(), better);
+      idx.resize(size_t(c));
+    }
     std::sort(idx.begin(), idx.end());
     std::vector<int64_t> counts(num(net), 0);
     for (auto i : idx) {
@@ -481,23 +620,30 @@ Derivation derive(
     }
     best.cost = cm.total(best.counts);
   }
-  for (const auto& p : net.positions)
-    best.configs.push_back(super_plan(net.candidates, p).back());
+  best.configs.resize(net.positions.size());
   for (size_t l = 0; l < net.layers.size(); ++l) {
+    const auto& L = net.layers[l];
     std::vector<KernelGroup> groups;
     for (size_t n = 0; n < net.candidates.size(); ++n)
       groups.push_back({net.candidates[n], best.counts[l][n]});
-    best.configs[net.layers[l].position] = Config(groups);
+    // The derived layer's groups are contiguous, in the order of the kept
+    // global indices (candidate-major); a summed layer's kept channel n*c + j
+    // belongs at output j.
+    std::vector<int64_t> output_index;
+    if (L.summed)
+      for (auto i : best.kept[l])
+        output_index.push_back(i % L.width);
+    best.configs[L.position] = Config(groups, output_index);
   }
   return best;
 }
 
 std::string config_json(const SuperNet& net, const Derivation& d) {
   std::string s = "{\n  \"network\": \"" + net.args.network +
-      "\",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
+                  "\",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
   for (size_t i = 0; i < d.configs.size(); ++i)
     s += "    " + d.configs[i].json() +
-        (i + 1 < d.configs.size() ? ",\n" : "\n");
+         (i + 1 < d.configs.size() ? ",\n" : "\n");
   return s + "  ]\n}\n";
 }
 
@@ -514,15 +660,16 @@ models::Model inherit(const SuperNet& net, const Derivation& d) {
   std::map<std::string, size_t> layer_of, reader_of;
   for (size_t l = 0; l < net.layers.size(); ++l) {
     layer_of[net.layers[l].name] = l;
-    reader_of[net.positions[net.layers[l].position].reader] = l;
+    if (!net.layers[l].summed)
+      reader_of[net.positions[net.layers[l].position].reader] = l;
   }
   auto copy_into = [&](const std::string& name, torch::Tensor dst) {
     auto t = src.at(name);
     // Module path = name up to the last component (".bn.x" for BatchNorm).
     std::string module = name.substr(0, name.rfind('.'));
     std::string leaf = name.substr(name.rfind('.') + 1);
-    const bool in_bn = module.size() >= 3 &&
-        module.compare(module.size() - 3, 3, ".bn") == 0;
+    const bool in_bn =
+        module.size() >= 3 && module.compare(module.size() - 3, 3, ".bn") == 0;
     if (in_bn)
       module = module.substr(0, module.size() - 3);
     if (const auto it = layer_of.find(module); it != layer_of.end()) {
@@ -576,8 +723,8 @@ SearchMeta read_search_meta(const std::string& path) {
         cm.network + "'; use the search.ckpt written by cakes search)");
   SearchMeta m;
   try {
-    const auto j =
-        nlohmann::json::parse(cm.network.substr(std::string(kSearchPrefix).size()));
+    const auto j = nlohmann::json::parse(
+        cm.network.substr(std::string(kSearchPrefix).size()));
     m.network = j.at("network").get<std::string>();
     m.candidates = parse_candidates(j.at("candidates").get<std::string>());
     m.num_classes = j.at("num_classes").get<int64_t>();
@@ -634,18 +781,35 @@ std::vector<train::EpochSummary> run_search(
     throw std::invalid_argument(
         "unknown search mode '" + o.mode + "' (expected C or P)");
   const bool p_mode = o.mode == "P";
-  auto rng = std::make_shared<std::mt19937_64>(o.seed);
+  // P's state across the trainer's hooks: the step's subset, what it must
+  // not change, and the optimizer (known once the trainer exists).
+  struct PState {
+    std::mt19937_64 rng;
+    std::vector<std::vector<int64_t>> kept;
+    std::optional<DroppedChannels> dropped;
+    torch::optim::Optimizer* optimizer = nullptr;
+  };
+  auto ps = std::make_shared<PState>();
+  ps->rng.seed(o.seed);
   train::Model m;
   m.module = net.model.module;
   m.network = search_network_string(meta);
   SuperNet* np = &net;
-  m.forward = [np, p_mode, rng](const at::Tensor& x) {
+  m.forward = [np, p_mode, ps](const at::Tensor& x) {
     // P: a fresh subset of exactly C_out channels per layer for every step.
     if (p_mode && np->model.module->is_training())
-      select_random(*np, *rng);
+      ps->kept = select_random(*np, ps->rng);
     return np->model.forward(x);
   };
-  if (!p_mode) {
+  if (p_mode) {
+    o.trainer.after_backward = [np, ps](torch::nn::Module&) {
+      ps->dropped.emplace(*np, ps->kept, *ps->optimizer);
+    };
+    o.trainer.after_step = [ps](torch::nn::Module&) {
+      ps->dropped->restore();
+      ps->dropped.reset();
+    };
+  } else {
     const double s = o.sparsity;
     const bool rw = o.reweight;
     o.trainer.after_backward = [np, s, rw](torch::nn::Module&) {
@@ -660,6 +824,7 @@ std::vector<train::EpochSummary> run_search(
       return r;
     };
   train::Trainer trainer(m, std::move(loss), o.trainer);
+  ps->optimizer = &trainer.optimizer();
   auto out = trainer.fit(loader);
   clear_selection(net);
   return out;

@@ -265,6 +265,9 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
                                 : std::numeric_limits<double>::infinity();
     norm_sum += torch::nn::utils::clip_grad_norm_(s.params, max_norm);
     s.optimizer->step();
+    if (o.after_step) {
+      o.after_step(*s.model.module);
+    }
     s.step++;
     step_in_epoch++;
     loss_sum += loss_value;

@@ -9,11 +9,13 @@
 #include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -273,6 +275,83 @@ TEST_F(Cli, VolumeTrainEvalAndInferKeepsTheAffine) {
           (run / "checkpoint.pt").string() + " --input " +
           (msd / "imagesTr/a.nii.gz").string() + " --output " + out.string()),
       "--force");
+}
+
+// SPEC §4 on the command line: a short search, a latency table measured on
+// this machine (few repeats, tiny network), then a derivation under a latency
+// budget whose modelled latency is reported and within it, and which `cakes
+// info` accepts; an infeasible budget and a table of another width are one
+// line each.
+TEST_F(Cli, SearchProfileThenDeriveUnderALatencyBudget) {
+  const std::string search = (dir() / "search").string();
+  auto r = cakes(
+      "search --net i3d_resnet18 --width 4 --candidates video_123d --mode C "
+      "--epochs 1 --batch 4 --workers 1 --threads 2" +
+      data_flags() + "--out-dir " + search);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const std::string table = (dir() / "latency.json").string();
+  r = cakes(
+      "profile --net i3d_resnet18 --width 4 --candidates video_123d --input "
+      "1x3x4x16x16 --repeats 3 --threads 2 --out " +
+      table);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("at input 1x3x4x16x16"), std::string::npos) << r.out;
+  const auto t = nlohmann::json::parse(slurp(table));
+  const auto layer_ms =
+      t.at("layer_ms").get<std::vector<std::vector<double>>>();
+  ASSERT_EQ(layer_ms.size(), 16u); // every position of ResNet-18 is searched
+  const double rest = t.at("rest_ms").get<double>();
+  double lowest = rest, highest = rest;
+  for (const auto& row : layer_ms) {
+    lowest += *std::min_element(row.begin(), row.end());
+    highest += *std::max_element(row.begin(), row.end());
+  }
+  ASSERT_LT(lowest, highest);
+
+  // A budget between the cheapest and the dearest derivation.
+  const double target = lowest + 0.3 * (highest - lowest);
+  const std::string config = (dir() / "latency_config.json").string();
+  const std::string derive = "derive --from " + search +
+                             "/search.ckpt --latency-table " + table +
+                             " --out " + config;
+  r = cakes(derive + " --target-latency " + std::to_string(target));
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto at = r.out.find("modelled latency ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double reported = std::stod(r.out.substr(at + 17));
+  EXPECT_LE(reported, target * (1 + 1e-6)) << r.out;
+  // The report is the table's model of the written configuration.
+  const auto blocks = nlohmann::ordered_json::parse(slurp(config)).at("blocks");
+  ASSERT_EQ(blocks.size(), layer_ms.size());
+  const std::vector<std::string> cands = {"3x3x3", "1x3x3", "3x1x1"};
+  double modelled = rest;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    double width = 0;
+    for (const auto& k : cands)
+      width += blocks[l].at(k).get<double>();
+    for (size_t n = 0; n < cands.size(); ++n)
+      modelled += blocks[l].at(cands[n]).get<double>() * layer_ms[l][n] / width;
+  }
+  EXPECT_NEAR(reported, modelled, 1e-4 * modelled + 1e-6) << r.out;
+  r = cakes(
+      "info --net i3d_resnet18 --width 4 --frames 4 --size 16 --config " +
+      config);
+  EXPECT_EQ(r.rc, 0) << r.err;
+
+  expect_one_line_error(
+      cakes(derive + " --target-latency " + std::to_string(0.5 * lowest)),
+      "infeasible");
+  const std::string other = (dir() / "latency_w8.json").string();
+  r = cakes(
+      "profile --net i3d_resnet18 --width 8 --candidates video_123d --input "
+      "1x3x4x16x16 --repeats 1 --threads 2 --out " +
+      other);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  expect_one_line_error(
+      cakes(
+          "derive --from " + search + "/search.ckpt --latency-table " + other +
+          " --out " + config + " --target-latency " + std::to_string(target)),
+      "latency table is for i3d_resnet18 width 8");
 }
 
 } // namespace

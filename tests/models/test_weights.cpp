@@ -228,6 +228,37 @@ TEST(Weights, InflationFollowsSpecKernelByKernel) {
       }
     }
   }
+  // A reordered layer (a searched residual position, docs/SEARCH.md) takes
+  // the 2D filter and BatchNorm entries of the output channel it feeds: with
+  // 1x3x3 kernels and any channel orders, the inflated network is the
+  // inflated all-1x3x3 network.
+  auto flat = small_net(18, OpSpec{"conv2d", {}, {}});
+  std::vector<Config> configs;
+  torch::manual_seed(2);
+  for (const auto& pos : i3d_resnet_positions(18)) {
+    const auto perm = torch::randperm(pos.out_channels, torch::kLong);
+    configs.emplace_back(
+        std::vector<KernelGroup>{{{1, 3, 3}, pos.out_channels}},
+        std::vector<int64_t>(
+            perm.data_ptr<int64_t>(),
+            perm.data_ptr<int64_t>() + pos.out_channels));
+  }
+  auto reordered = small_net(18, OpSpec{"cakes", configs, {}});
+  inflate_2d_resnet(*flat, path);
+  inflate_2d_resnet(*reordered, path);
+  {
+    torch::NoGradGuard ng;
+    // Same classifier in both; the rest comes from the file.
+    reordered->named_parameters()["fc.weight"].copy_(
+        flat->named_parameters()["fc.weight"]);
+    reordered->named_parameters()["fc.bias"].copy_(
+        flat->named_parameters()["fc.bias"]);
+    flat->eval();
+    reordered->eval();
+    const auto x = torch::randn({1, 3, 2, 32, 32});
+    EXPECT_TRUE(
+        torch::allclose(flat->forward(x), reordered->forward(x), 1e-4, 1e-4));
+  }
   // A torchvision dict for another depth is refused by name.
   auto r34 = small_net(34, OpSpec{"conv2d", {}, {}});
   EXPECT_THROW(inflate_2d_resnet(*r34, path), std::invalid_argument);

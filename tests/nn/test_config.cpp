@@ -1,6 +1,7 @@
 // Configuration parsing/printing and the CakesConv3d layer.
 #include "cakes/nn/cakes_conv3d.h"
 #include "cakes/nn/config.h"
+#include "cakes/nn/op_layer.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -47,6 +48,94 @@ TEST(Config, MalformedTextIsAClearError) {
       EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
     }
   }
+}
+
+TEST(Config, OutputIndexRoundTripsAndCountsOutputs) {
+  // A permutation (a derived layer of a residual position).
+  const Config p = Config::parse("3x3x3:1,1x3x3:2;output_index=2,0,1");
+  EXPECT_EQ(p.conv_channels(), 3);
+  EXPECT_EQ(p.out_channels(), 3);
+  EXPECT_EQ(p.output_index(), (std::vector<int64_t>{2, 0, 1}));
+  EXPECT_EQ(p.str(), "3x3x3:1,1x3x3:2;output_index=2,0,1");
+  EXPECT_EQ(p.json(), R"({"3x3x3":1,"1x3x3":2,"output_index":[2,0,1]})");
+  EXPECT_EQ(Config::parse(p.json()), p);
+  EXPECT_FALSE(p == Config::parse("3x3x3:1,1x3x3:2;output_index=0,2,1"));
+  // A sum per index (a super-network's residual position): 4 -> 2 outputs.
+  const Config s = Config::parse("3x3x3:2,1x3x3:2;output_index=0,1,0,1");
+  EXPECT_EQ(s.conv_channels(), 4);
+  EXPECT_EQ(s.out_channels(), 2);
+  EXPECT_EQ(s.taps_times_channels(), 2 * 27 + 2 * 9);
+  // The identity is the default and is stored as none.
+  const Config i = Config::parse("3x3x3:1,1x3x3:2;output_index=0,1,2");
+  EXPECT_TRUE(i.output_index().empty());
+  EXPECT_EQ(i, Config::parse("3x3x3:1,1x3x3:2"));
+}
+
+TEST(Config, BadOutputIndexIsAClearError) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"3x3x3:2;output_index=0", "1 entries for 2 channels"},
+      {"3x3x3:2;output_index=0,2", "output channel 1 receives no channel"},
+      {"3x3x3:2;output_index=0,x", "not a non-negative integer"},
+      {"3x3x3:2;order=0,1", "expected 'output_index="},
+      {R"({"3x3x3":2,"output_index":[0,-1]})", "is negative"},
+      {R"({"3x3x3":2,"output_index":"0,1"})", "array of integers"},
+  };
+  for (const auto& [text, needle] : bad) {
+    try {
+      Config::parse(text);
+      ADD_FAILURE() << "no error for '" << text << "'";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << "'" << text << "' gave: " << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+}
+
+// OpLayer applies output_index after the BatchNorm: a permutation moves the
+// channels, i -> i % C sums the candidates per index; and a selection sends
+// each selected channel to its output index.
+TEST(OpLayer, OutputIndexMovesOrSumsChannelsAfterBatchNorm) {
+  using cakes::nn::OpLayer;
+  using cakes::nn::OpLayerOptions;
+  torch::manual_seed(3);
+  const auto x = torch::randn({2, 4, 3, 5, 5});
+  const Config groups = Config::parse("3x3x3:2,1x3x3:2");
+  OpLayer plain(OpLayerOptions(4, {groups}).relu(false));
+  plain->eval();
+  {
+    torch::NoGradGuard ng;
+    plain->bn()->weight.uniform_(0.5, 2);
+    plain->bn()->bias.uniform_(-1, 1);
+  }
+  torch::NoGradGuard ng;
+  const auto y = plain->forward(x);
+  auto like = [&](const std::string& cfg) {
+    OpLayer m(OpLayerOptions(4, {Config::parse(cfg)}).relu(false));
+    m->eval();
+    for (const auto& kv : plain->named_parameters())
+      m->named_parameters()[kv.key()].copy_(kv.value());
+    return m;
+  };
+  auto perm = like("3x3x3:2,1x3x3:2;output_index=3,0,2,1");
+  const auto yp = perm->forward(x);
+  for (int64_t i : {0, 1, 2, 3}) {
+    const int64_t to[] = {3, 0, 2, 1};
+    EXPECT_TRUE(torch::allclose(yp.select(1, to[i]), y.select(1, i)));
+  }
+  auto sum = like("3x3x3:2,1x3x3:2;output_index=0,1,0,1");
+  const auto ys = sum->forward(x);
+  ASSERT_EQ(ys.size(1), 2);
+  EXPECT_TRUE(torch::allclose(ys, y.narrow(1, 0, 2) + y.narrow(1, 2, 2)));
+  EXPECT_EQ(sum->cost("l", {1, 4, 3, 5, 5}).output_shape[1], 2);
+  // Selecting channels 2 (1x3x3, index 0) and 1 (3x3x3, index 1).
+  sum->select_outputs(torch::tensor({2, 1}, torch::kLong));
+  const auto ysel = sum->forward(x);
+  EXPECT_TRUE(torch::allclose(ysel.select(1, 0), y.select(1, 2)));
+  EXPECT_TRUE(torch::allclose(ysel.select(1, 1), y.select(1, 1)));
+  // Folded BatchNorm, same outputs.
+  perm->fold_batchnorm();
+  EXPECT_TRUE(torch::allclose(perm->forward(x), yp, 1e-4, 1e-5));
 }
 
 TEST(CakesConv3d, NamedParametersShapesAndForward) {

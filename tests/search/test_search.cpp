@@ -1,17 +1,20 @@
 // Search (SPEC §4): super-network shapes, the C sub-gradient, P's subsets,
-// derivation (widths, determinism, ties, budgets), weight inheritance and
-// errors. The end-to-end search is in test_search_end_to_end.cpp.
+// derivation (widths, determinism, ties, budgets), weight inheritance, errors
+// and a short end-to-end search on clips where motion direction is the class.
 #include "cakes/search/search.h"
 
 #include "cakes/data/dataset.h"
+#include "cakes/models/network_config.h"
 #include "cakes/train/checkpoint.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <iostream>
 
 namespace {
 
@@ -35,8 +38,8 @@ std::vector<std::vector<double>> random_importance(const SuperNet& net) {
   torch::manual_seed(7);
   std::vector<std::vector<double>> imp;
   for (const auto& l : net.layers) {
-    auto g = torch::rand({int64_t(net.candidates.size()) * l.width},
-                         torch::kDouble);
+    auto g =
+        torch::rand({int64_t(net.candidates.size()) * l.width}, torch::kDouble);
     imp.emplace_back(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
   }
   return imp;
@@ -49,16 +52,19 @@ TEST(SuperNet, ShapesPerCandidateSet) {
     int64_t n;
   };
   for (const Case& c : std::vector<Case>{
-           {"i3d_resnet18", "video_12d", 8, 2},
-           {"i3d_resnet18", "video_23d", 8, 2},
-           {"i3d_resnet18", "video_123d", 8, 3},
-           {"res_encoder_decoder", "volumetric_2d", 7, 3},
-           {"res_encoder_decoder", "volumetric_1d", 7, 3},
-           {"res_encoder_decoder", "volumetric_all", 7, 7},
-           {"res_encoder_decoder", "3x3x3,1x1x3", 7, 2}}) {
+           {"i3d_resnet18", "video_12d", 16, 2},
+           {"i3d_resnet18", "video_23d", 16, 2},
+           {"i3d_resnet18", "video_123d", 16, 3},
+           {"res_encoder_decoder", "volumetric_2d", 15, 3},
+           {"res_encoder_decoder", "volumetric_1d", 15, 3},
+           {"res_encoder_decoder", "volumetric_all", 15, 7},
+           {"res_encoder_decoder", "3x3x3,1x1x3", 15, 2}}) {
     SCOPED_TRACE(c.network + " " + c.cands);
     auto net = small(c.network, c.cands);
+    // Every position is searched, those feeding a residual addition too.
     ASSERT_EQ(net.layers.size(), c.searched);
+    ASSERT_EQ(net.layers.size(), net.positions.size());
+    size_t summed = 0;
     for (const auto& l : net.layers) {
       EXPECT_EQ(l.layer.ptr()->bn()->weight.size(0), c.n * l.width);
       const auto& ws = l.layer->stages().at(0);
@@ -69,9 +75,20 @@ TEST(SuperNet, ShapesPerCandidateSet) {
         EXPECT_EQ(ws[k].size(3), net.candidates[k].h);
         EXPECT_EQ(ws[k].size(4), net.candidates[k].w);
       }
-      for (const auto& w : l.reader->stages().at(0))
-        EXPECT_EQ(w.size(1), c.n * l.width);
+      EXPECT_EQ(l.summed, net.positions[l.position].reader.empty());
+      if (l.summed) {
+        ++summed;
+        // The addition needs C_out channels: the candidates are summed.
+        EXPECT_EQ(l.layer->out_channels(), l.width);
+      } else {
+        EXPECT_EQ(l.layer->out_channels(), c.n * l.width);
+        for (const auto& w : l.reader->stages().at(0))
+          EXPECT_EQ(w.size(1), c.n * l.width);
+      }
     }
+    // ResNet-18: the second conv of its 8 basic blocks; encoder-decoder: the
+    // stem and the 7 blocks' second convs.
+    EXPECT_EQ(summed, 8u);
     net.model.module->eval();
     torch::NoGradGuard ng;
     const auto x = net.model.video ? torch::randn({1, 3, 2, 32, 32})
@@ -100,84 +117,125 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
       before.push_back(l.layer.ptr()->bn()->weight.grad().clone());
     const double s = 1e-2;
     add_l1_subgradient(net, s, reweight);
-    const std::vector<double> w = reweight
-        ? std::vector<double>{9.0 / 13, 3.0 / 13, 1.0 / 13}
-        : std::vector<double>{1, 1, 1};
+    const std::vector<double> w =
+        reweight ? std::vector<double>{9.0 / 13, 3.0 / 13, 1.0 / 13}
+                 : std::vector<double>{1, 1, 1};
     for (size_t i = 0; i < net.layers.size(); ++i) {
       const auto& l = net.layers[i];
       const auto g = l.layer.ptr()->bn()->weight;
       for (int64_t c = 0; c < g.size(0); ++c) {
-        const double expected = before[i][c].item<double>() +
+        const double expected =
+            before[i][c].item<double>() +
             s * w[c / l.width] * (g[c].item<double>() > 0 ? 1 : -1);
         // float32 gradients: ~1 ulp of relative error; a wrong weight
         // would be off by at least s / 13 = 7.7e-4.
-        ASSERT_NEAR(g.grad()[c].item<double>(), expected, 1e-6 * (1 + std::abs(expected)))
+        ASSERT_NEAR(
+            g.grad()[c].item<double>(),
+            expected,
+            1e-6 * (1 + std::abs(expected)))
             << l.name << " channel " << c;
       }
     }
   }
 }
 
+// SPEC §4: a P step trains only its subset. With momentum and weight decay
+// (applied to every parameter here, BatchNorm included), over several steps
+// with different subsets: a channel kept in an earlier step and dropped now is
+// where momentum and decay would move it, so the test checks such channels
+// occur.
 TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
   auto net = small("i3d_resnet18", "video_123d");
   std::mt19937_64 rng(3);
-  const auto kept = select_random(net, rng);
-  ASSERT_EQ(kept.size(), net.layers.size());
-  for (size_t l = 0; l < kept.size(); ++l) {
-    EXPECT_EQ(int64_t(kept[l].size()), net.layers[l].width);
-    EXPECT_TRUE(std::is_sorted(kept[l].begin(), kept[l].end()));
-    EXPECT_EQ(
-        std::adjacent_find(kept[l].begin(), kept[l].end()), kept[l].end());
-    EXPECT_LT(kept[l].back(), 3 * net.layers[l].width);
-  }
-  std::map<std::string, torch::Tensor> before;
-  for (const auto& kv : net.model.module->named_parameters())
-    before[kv.key()] = kv.value().detach().clone();
-  for (const auto& kv : net.model.module->named_buffers())
-    before[kv.key()] = kv.value().detach().clone();
   net.model.module->train();
-  torch::optim::SGD sgd(net.model.module->parameters(), 0.5);
-  sgd.zero_grad();
+  torch::optim::SGD sgd(
+      net.model.module->parameters(),
+      torch::optim::SGDOptions(0.5).momentum(0.9).weight_decay(1e-2));
   const auto target = torch::tensor({0, 1}, torch::kLong);
-  train::cross_entropy(net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
-      .backward();
-  sgd.step();
-  for (size_t l = 0; l < kept.size(); ++l) {
-    const auto& L = net.layers[l];
-    const int64_t c = L.width;
-    auto dropped = torch::ones({3 * c}, torch::kBool);
-    dropped.index_fill_(0, torch::tensor(kept[l]), false);
-    auto kept_mask = dropped.logical_not();
-    for (const std::string leaf :
-         {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}) {
-      const auto now = net.model.module->named_parameters().contains(
-                           L.name + "." + leaf)
-          ? net.model.module->named_parameters()[L.name + "." + leaf]
-          : net.model.module->named_buffers()[L.name + "." + leaf];
-      const auto old = before.at(L.name + "." + leaf);
-      EXPECT_TRUE(now.masked_select(dropped).equal(old.masked_select(dropped)))
-          << L.name << " " << leaf;
-      EXPECT_FALSE(
-          now.masked_select(kept_mask).equal(old.masked_select(kept_mask)))
-          << L.name << " " << leaf;
+  torch::manual_seed(11);
+  std::vector<std::vector<bool>> ever_kept;
+  int64_t kept_before_dropped_now = 0;
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const auto kept = select_random(net, rng);
+    ASSERT_EQ(kept.size(), net.layers.size());
+    for (size_t l = 0; l < kept.size(); ++l) {
+      EXPECT_EQ(int64_t(kept[l].size()), net.layers[l].width);
+      EXPECT_TRUE(std::is_sorted(kept[l].begin(), kept[l].end()));
+      EXPECT_EQ(
+          std::adjacent_find(kept[l].begin(), kept[l].end()), kept[l].end());
+      EXPECT_LT(kept[l].back(), 3 * net.layers[l].width);
+      if (net.layers[l].summed) { // one candidate per output index
+        std::vector<int64_t> j;
+        for (auto i : kept[l])
+          j.push_back(i % net.layers[l].width);
+        std::sort(j.begin(), j.end());
+        EXPECT_EQ(std::adjacent_find(j.begin(), j.end()), j.end());
+      }
     }
-    for (size_t n = 0; n < 3; ++n) {
-      const std::string name =
-          L.name + ".weight_" + net.candidates[n].str();
-      const auto now = net.model.module->named_parameters()[name];
-      const auto d = dropped.narrow(0, n * c, c);
-      EXPECT_TRUE(now.index({d}).equal(before.at(name).index({d}))) << name;
-    }
-    const std::string reader =
-        net.positions[L.position].reader + ".weight_" ;
-    for (const auto& kv : net.model.module->named_parameters()) {
-      if (kv.key().rfind(reader, 0) != 0)
-        continue;
-      EXPECT_TRUE(kv.value().index({torch::indexing::Slice(), dropped}).equal(
-          before.at(kv.key()).index({torch::indexing::Slice(), dropped})))
-          << kv.key();
+    std::map<std::string, torch::Tensor> before;
+    for (const auto& kv : net.model.module->named_parameters())
+      before[kv.key()] = kv.value().detach().clone();
+    for (const auto& kv : net.model.module->named_buffers())
+      before[kv.key()] = kv.value().detach().clone();
+    sgd.zero_grad();
+    train::cross_entropy(
+        net.model.forward(torch::randn({2, 3, 2, 32, 32})), target)
+        .backward();
+    DroppedChannels dropped_channels(net, kept, sgd);
+    sgd.step();
+    dropped_channels.restore();
+    ever_kept.resize(kept.size());
+    for (size_t l = 0; l < kept.size(); ++l) {
+      const auto& L = net.layers[l];
+      const int64_t c = L.width;
+      auto dropped = torch::ones({3 * c}, torch::kBool);
+      dropped.index_fill_(0, torch::tensor(kept[l]), false);
+      auto kept_mask = dropped.logical_not();
+      ever_kept[l].resize(size_t(3 * c), false);
+      for (int64_t i = 0; i < 3 * c; ++i)
+        kept_before_dropped_now +=
+            ever_kept[l][size_t(i)] && dropped[i].item<bool>();
+      for (auto i : kept[l])
+        ever_kept[l][size_t(i)] = true;
+      for (const std::string leaf :
+           {"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}) {
+        const auto now =
+            net.model.module->named_parameters().contains(L.name + "." + leaf)
+                ? net.model.module->named_parameters()[L.name + "." + leaf]
+                : net.model.module->named_buffers()[L.name + "." + leaf];
+        const auto old = before.at(L.name + "." + leaf);
+        EXPECT_TRUE(
+            now.masked_select(dropped).equal(old.masked_select(dropped)))
+            << L.name << " " << leaf;
+        EXPECT_FALSE(
+            now.masked_select(kept_mask).equal(old.masked_select(kept_mask)))
+            << L.name << " " << leaf;
+      }
+      for (size_t n = 0; n < 3; ++n) {
+        const std::string name = L.name + ".weight_" + net.candidates[n].str();
+        const auto now = net.model.module->named_parameters()[name];
+        const auto d = dropped.narrow(0, n * c, c);
+        const auto k = d.logical_not();
+        EXPECT_TRUE(now.index({d}).equal(before.at(name).index({d}))) << name;
+        if (k.any().item<bool>()) {
+          EXPECT_FALSE(now.index({k}).equal(before.at(name).index({k})))
+              << name;
+        }
+      }
+      const std::string reader = net.positions[L.position].reader + ".weight_";
+      for (const auto& kv : net.model.module->named_parameters()) {
+        if (kv.key().rfind(reader, 0) != 0)
+          continue;
+        using torch::indexing::Slice;
+        EXPECT_TRUE(kv.value()
+                        .index({Slice(), dropped})
+                        .equal(before.at(kv.key()).index({Slice(), dropped})))
+            << kv.key();
+      }
     }
   }
+  EXPECT_GT(kept_before_dropped_now, 0);
 }
 
 TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {
@@ -190,11 +248,20 @@ TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {
   for (size_t i = 0; i < net.positions.size(); ++i)
     EXPECT_EQ(a.configs[i].out_channels(), net.positions[i].out_channels);
   for (size_t l = 0; l < net.layers.size(); ++l) {
+    const int64_t c = net.layers[l].width;
+    ASSERT_EQ(int64_t(a.kept[l].size()), c);
+    if (net.layers[l].summed) {
+      // Per output index j the candidate with the largest importance.
+      for (auto i : a.kept[l])
+        for (int64_t n = 0; n < 3; ++n)
+          EXPECT_GE(imp[l][i], imp[l][n * c + i % c]);
+      continue;
+    }
     // The kept channels are the top C_out by importance.
     std::vector<double> sorted = imp[l];
     std::sort(sorted.rbegin(), sorted.rend());
     for (auto i : a.kept[l])
-      EXPECT_GE(imp[l][i], sorted[net.layers[l].width - 1]);
+      EXPECT_GE(imp[l][i], sorted[c - 1]);
   }
   // Equal importance everywhere: every layer takes the cheapest candidate.
   std::vector<std::vector<double>> flat;
@@ -202,8 +269,9 @@ TEST(Derive, WidthsPreservedDeterministicTiesToCheaper) {
     flat.emplace_back(v.size(), 0.5);
   const auto t = derive(net, flat, cm);
   for (size_t l = 0; l < net.layers.size(); ++l)
-    EXPECT_EQ(t.configs[net.layers[l].position].str(),
-              "3x3x3:0,1x3x3:0,3x1x1:" + std::to_string(net.layers[l].width));
+    EXPECT_EQ(
+        t.configs[net.layers[l].position].str(),
+        "3x3x3:0,1x3x3:0,3x1x1:" + std::to_string(net.layers[l].width));
 }
 
 void expect_budget(
@@ -240,7 +308,8 @@ void expect_budget(
         try {
           derive(net, imp, cm, 0.05 * cm.reference);
         } catch (const std::invalid_argument& e) {
-          EXPECT_NE(std::string(e.what()).find("infeasible"), std::string::npos);
+          EXPECT_NE(
+              std::string(e.what()).find("infeasible"), std::string::npos);
           EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
           throw;
         }
@@ -261,40 +330,70 @@ TEST(Derive, BudgetVolumetricAt04) {
       "res_encoder_decoder", "volumetric_all", {1, 1, 64, 64, 64}, 0.4, 2, 1);
 }
 
+// Exactly: the derived network with inherited weights computes the
+// super-network with the dropped channels' BatchNorm outputs zeroed. Covers
+// both kinds of searched layer: with a reader (the reader's columns are
+// sliced) and summed into a residual addition (one candidate per output index,
+// put back in place by the derived configuration's output_index).
 TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
-  auto net = small("i3d_resnet18", "video_123d");
-  torch::manual_seed(5);
-  {
-    torch::NoGradGuard ng;
-    for (auto& l : net.layers) {
-      auto bn = l.layer.ptr()->bn();
-      bn->weight.uniform_(-1, 1);
-      bn->bias.uniform_(-0.5, 0.5);
-      bn->running_mean.uniform_(-0.2, 0.2);
-      bn->running_var.uniform_(0.5, 2);
+  for (const auto& [network, cands] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"i3d_resnet18", "video_123d"},
+           {"res_encoder_decoder", "3x3x3,1x3x3,3x1x1"}}) {
+    SCOPED_TRACE(network);
+    auto net = small(network, cands);
+    const bool video = net.model.video;
+    torch::manual_seed(5);
+    {
+      torch::NoGradGuard ng;
+      for (auto& l : net.layers) {
+        auto bn = l.layer.ptr()->bn();
+        bn->weight.uniform_(-1, 1);
+        bn->bias.uniform_(-0.5, 0.5);
+        bn->running_mean.uniform_(-0.2, 0.2);
+        bn->running_var.uniform_(0.5, 2);
+      }
     }
+    net.model.module->eval();
+    const auto input = video ? std::vector<int64_t>{1, 3, 2, 32, 32}
+                             : std::vector<int64_t>{1, 1, 16, 16, 16};
+    const auto d =
+        derive(net, random_importance(net), mac_cost_model(net, input));
+    // The summed layers interleave candidates, so some need a reordering.
+    size_t reordered = 0;
+    for (const auto& l : net.layers)
+      reordered += !d.configs[l.position].output_index().empty();
+    EXPECT_GT(reordered, 0u);
+    // The configuration file describes the same network.
+    const auto file = models::parse_network_config(config_json(net, d));
+    ASSERT_EQ(file.blocks.size(), d.configs.size());
+    for (size_t i = 0; i < d.configs.size(); ++i)
+      EXPECT_EQ(file.blocks[i], d.configs[i]) << i;
+    auto derived = inherit(net, d);
+    derived.module->eval();
+    const auto x = video ? torch::randn({2, 3, 4, 32, 32})
+                         : torch::randn({2, 1, 16, 16, 16});
+    torch::NoGradGuard ng;
+    const auto y_derived = derived.forward(x);
+    select(net, d.kept); // the selection path computes the same network
+    const auto y_selected = net.model.forward(x);
+    clear_selection(net);
+    for (size_t l = 0; l < net.layers.size(); ++l) {
+      auto drop = torch::ones({3 * net.layers[l].width}, torch::kBool);
+      drop.index_fill_(0, torch::tensor(d.kept[l]), false);
+      auto bn = net.layers[l].layer.ptr()->bn();
+      bn->weight.masked_fill_(drop, 0);
+      bn->bias.masked_fill_(drop, 0);
+    }
+    const auto y_super = net.model.forward(x);
+    EXPECT_TRUE(torch::allclose(y_derived, y_super, 1e-4, 1e-4))
+        << (y_derived - y_super).abs().max();
+    EXPECT_TRUE(torch::allclose(y_selected, y_super, 1e-4, 1e-4))
+        << (y_selected - y_super).abs().max();
+    // Folding the BatchNorms (deployment) keeps the reordering right.
+    derived.fold_batchnorm();
+    EXPECT_TRUE(torch::allclose(derived.forward(x), y_super, 1e-3, 1e-3));
   }
-  net.model.module->eval();
-  const auto d = derive(net, random_importance(net), mac_cost_model(net, {1, 3, 2, 32, 32}));
-  auto derived = inherit(net, d);
-  derived.module->eval();
-  const auto x = torch::randn({2, 3, 4, 32, 32});
-  torch::NoGradGuard ng;
-  const auto y_derived = derived.forward(x);
-  select(net, d.kept); // the selection path computes the same network
-  const auto y_selected = net.model.forward(x);
-  clear_selection(net);
-  for (size_t l = 0; l < net.layers.size(); ++l) {
-    auto drop = torch::ones({3 * net.layers[l].width}, torch::kBool);
-    drop.index_fill_(0, torch::tensor(d.kept[l]), false);
-    auto bn = net.layers[l].layer.ptr()->bn();
-    bn->weight.masked_fill_(drop, 0);
-    bn->bias.masked_fill_(drop, 0);
-  }
-  const auto y_super = net.model.forward(x);
-  EXPECT_TRUE(torch::allclose(y_derived, y_super, 1e-4, 1e-4))
-      << (y_derived - y_super).abs().max();
-  EXPECT_TRUE(torch::allclose(y_selected, y_super, 1e-4, 1e-4));
 }
 
 TEST(SearchErrors, OneLineMessages) {
@@ -308,7 +407,8 @@ TEST(SearchErrors, OneLineMessages) {
       EXPECT_EQ(m.find('\n'), std::string::npos) << m;
     }
   };
-  one_line([] { parse_candidates("3x3x3,2x3x3"); }, "unknown candidate '2x3x3'");
+  one_line(
+      [] { parse_candidates("3x3x3,2x3x3"); }, "unknown candidate '2x3x3'");
   one_line([] { parse_candidates("3x3x3,spatial"); }, "unknown candidate");
   const auto dir = fs::temp_directory_path() / "cakes_search_errors";
   fs::create_directories(dir);
@@ -319,6 +419,165 @@ TEST(SearchErrors, OneLineMessages) {
   train::Trainer(m, train::cross_entropy, {}).save_checkpoint(path);
   one_line([&] { read_search_meta(path); }, "is not a search checkpoint");
   fs::remove_all(dir);
+}
+
+// Clips of a bright square moving left or right by one pixel per frame over
+// noise: the class is the direction. Frames of either class are the other's
+// reversed, so a network without temporal kernels cannot tell them apart
+// (chance, 50%).
+class MotionClips : public data::Dataset {
+public:
+  static constexpr int64_t kFrames = 8, kSize = 16, kSquare = 4;
+  MotionClips(int64_t n, uint64_t salt) : n_(n), salt_(salt) {}
+  int64_t size() const override {
+    return n_;
+  }
+  data::Sample get(int64_t index, std::mt19937_64&) const override {
+    std::mt19937_64 g(salt_ * 1000003 + uint64_t(index));
+    const int64_t label = index % 2;
+    const int64_t travel = kSize - kSquare - (kFrames - 1);
+    std::uniform_int_distribution<int64_t> row(0, kSize - kSquare),
+        col(0, travel);
+    const int64_t r = row(g), c0 = col(g);
+    torch::Generator noise = at::detail::createCPUGenerator(g());
+    auto clip = 0.1 * torch::randn({3, kFrames, kSize, kSize}, noise);
+    using torch::indexing::Slice;
+    for (int64_t t = 0; t < kFrames; ++t) {
+      const int64_t c = label ? c0 + t : kSize - kSquare - c0 - t;
+      clip.index({Slice(), t, Slice(r, r + kSquare), Slice(c, c + kSquare)})
+          .add_(1.0);
+    }
+    return {clip, torch::scalar_tensor(label, torch::kLong)};
+  }
+
+private:
+  int64_t n_;
+  uint64_t salt_;
+};
+
+double accuracy(
+    const std::function<at::Tensor(const at::Tensor&)>& f,
+    const data::Dataset& d) {
+  torch::NoGradGuard ng;
+  std::mt19937_64 rng(0);
+  std::vector<at::Tensor> xs, ys;
+  for (int64_t i = 0; i < d.size(); ++i) {
+    auto s = d.get(i, rng);
+    xs.push_back(s.input);
+    ys.push_back(s.target);
+  }
+  const auto pred = f(torch::stack(xs)).argmax(1);
+  return pred.eq(torch::stack(ys)).to(torch::kDouble).mean().item<double>();
+}
+
+// Sized for two cores: I3D ResNet-18 at base width 8 on 8x16x16 clips, 96
+// training clips, batch 8, 4 epochs (48 steps).
+struct MotionRun {
+  static constexpr int64_t kWidth = 8, kEpochs = 4;
+  models::ModelArgs args;
+  train::TrainerOptions trainer;
+  std::shared_ptr<MotionClips> train_set;
+  std::unique_ptr<train::Loader> loader;
+
+  MotionRun() {
+    args.network = "i3d_resnet18";
+    args.num_classes = 2;
+    args.width = kWidth;
+    trainer.epochs = kEpochs;
+    trainer.schedule.base_lr = 0.05;
+    trainer.optimizer.weight_decay = 1e-4;
+    trainer.clip_grad_norm = 20;
+    train_set = std::make_shared<MotionClips>(96, 1);
+    train::LoaderOptions lo;
+    lo.batch_size = 8;
+    lo.drop_last = true;
+    lo.seed = 1;
+    loader = std::make_unique<train::Loader>(train_set, lo);
+  }
+
+  // A C search from a fixed seed, checkpointed to `checkpoint`.
+  SuperNet search(const std::string& checkpoint) {
+    torch::manual_seed(0);
+    auto net = build_supernet(args, parse_candidates("3x3x3,1x3x3"));
+    const std::vector<int64_t> clip = {
+        1, 3, MotionClips::kFrames, MotionClips::kSize, MotionClips::kSize};
+    SearchMeta meta{"i3d_resnet18", net.candidates, 2, 3, "C", clip, kWidth};
+    SearchOptions o;
+    o.mode = "C";
+    o.sparsity = 1e-3;
+    o.trainer = trainer;
+    o.trainer.checkpoint_path = checkpoint;
+    run_search(net, meta, *loader, train::cross_entropy, o);
+    return net;
+  }
+
+  // Top-1 on `val` of a network trained from scratch with the search's
+  // schedule, seed and batches.
+  double train_fresh(OpSpec op, const data::Dataset& val) {
+    models::ModelArgs a = args;
+    a.op = std::move(op);
+    torch::manual_seed(0);
+    auto m = models::make_model(a);
+    train::Trainer(
+        train::Model{m.module, m.forward, "net"}, train::cross_entropy, trainer)
+        .fit(*loader);
+    m.module->eval();
+    return accuracy(m.forward, val);
+  }
+};
+
+// Share of the searched channels given a temporal kernel (time extent > 1).
+double temporal_share(const SuperNet& net, const Derivation& d) {
+  int64_t temporal = 0, total = 0;
+  for (const auto& l : net.layers)
+    for (const auto& g : d.configs[l.position].groups()) {
+      total += g.channels;
+      if (g.kernel.d > 1)
+        temporal += g.channels;
+    }
+  return double(temporal) / double(total);
+}
+
+// The end-to-end requirement: a short C search on a task where time
+// matters keeps temporal kernels, and the derived network beats the all-2D
+// network trained with the same budget and seed. Candidates 3x3x3 and 1x3x3:
+// the cost-weighted L1 term (3/4 vs 1/4) and the tie rule both favour the 2D
+// kernel, so 3x3x3 channels are kept only where the search found them worth
+// it (with s = 1e-2 instead of 1e-3 it keeps about a quarter as many).
+// Seven seeds gave
+// margins of 19 to 59 points over the 2D network; this one gives 50.
+TEST(SearchEndToEnd, MotionDirectionNeedsTemporalKernels) {
+  at::set_num_threads(2);
+  const auto dir = fs::temp_directory_path() / "cakes_search_e2e";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string checkpoint = (dir / "search.ckpt").string();
+
+  MotionRun motion;
+  auto net = motion.search(checkpoint);
+  // The checkpoint is recognised and rebuilds the same importances.
+  SearchMeta back;
+  auto again = load_search_checkpoint(checkpoint, &back);
+  EXPECT_EQ(back.mode, "C");
+  EXPECT_EQ(back.width, MotionRun::kWidth);
+  EXPECT_EQ(importance(again), importance(net));
+  fs::remove_all(dir);
+
+  const auto d = derive_by_volume(net);
+  const double share = temporal_share(net, d);
+  EXPECT_GT(share, 0) << "no temporal kernel kept";
+
+  const MotionClips val(64, 2);
+  const double acc_derived =
+      motion.train_fresh(OpSpec{"cakes", d.configs, net.candidates}, val);
+  const double acc_2d = motion.train_fresh(OpSpec{"conv2d", {}, {}}, val);
+  RecordProperty("temporal_share", std::to_string(share));
+  RecordProperty("derived_top1", std::to_string(acc_derived));
+  RecordProperty("2d_top1", std::to_string(acc_2d));
+  std::cout << "temporal share " << share << "; top-1 derived " << acc_derived
+            << ", all-2D " << acc_2d << "\n";
+  EXPECT_GT(acc_derived, acc_2d + 0.15)
+      << "derived " << acc_derived << " vs 2D " << acc_2d;
 }
 
 } // namespace

@@ -49,14 +49,19 @@ void report(
   const bool macs = cm.unit == "MACs";
   std::cout << "derived " << net.layers.size() << " searched layers of "
             << net.positions.size() << " positions; cost "
-            << (macs ? gmacs(d.cost) : std::to_string(d.cost) + " ms")
-            << " = " << d.cost / cm.reference << " x the 3x3x3 network ("
+            << (macs ? gmacs(d.cost) : std::to_string(d.cost) + " ms") << " = "
+            << d.cost / cm.reference << " x the 3x3x3 network ("
             << (macs ? gmacs(cm.reference)
                      : std::to_string(cm.reference) + " ms")
             << ")\n";
-  for (size_t l = 0; l < net.layers.size(); ++l)
-    std::cout << "  " << net.layers[l].name << "  "
-              << d.configs[net.layers[l].position].str() << "\n";
+  // Groups only: an output order would print one entry per channel (it is in
+  // the written configuration).
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    const auto& c = d.configs[net.layers[l].position];
+    std::cout << "  " << net.layers[l].name << "  " << Config(c.groups()).str()
+              << (c.output_index().empty() ? "" : "  (channels reordered)")
+              << "\n";
+  }
 }
 
 struct SearchArgs {
@@ -143,9 +148,11 @@ void run_search_command(const SearchArgs& a) {
           {"derived_top1", total ? double(right) / double(total) : 0.0}};
     };
   }
-  const auto loss = train_set.volumetric ? train::LossFn(train::dice_cross_entropy)
-                                         : train::LossFn(train::cross_entropy);
-  const auto summaries = search::run_search(net, meta, loader, loss, o, validate);
+  const auto loss = train_set.volumetric
+                        ? train::LossFn(train::dice_cross_entropy)
+                        : train::LossFn(train::cross_entropy);
+  const auto summaries =
+      search::run_search(net, meta, loader, loss, o, validate);
   for (const auto& s : summaries)
     if (s.metrics.count("derived_top1"))
       std::cout << "epoch " << s.epoch + 1 << ": derived sub-network top-1 "
@@ -167,6 +174,13 @@ struct DeriveArgs {
 };
 
 // "0.5" (fraction of the 3x3x3 network), "30G", "800M", or a plain count.
+std::string dims_str(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (auto d : dims)
+    s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
 double parse_macs_target(const std::string& text, double reference) {
   size_t used = 0;
   double v = 0;
@@ -204,22 +218,34 @@ void run_derive_command(const DeriveArgs& a) {
   if (!a.target_macs.empty() && a.target_latency > 0)
     throw std::invalid_argument(
         "give --target-macs or --target-latency, not both");
+  if (!a.table.empty() && a.target_latency <= 0)
+    throw std::invalid_argument("--latency-table needs --target-latency");
   if (a.target_latency > 0) {
     if (a.table.empty())
       throw std::invalid_argument(
           "--target-latency needs --latency-table (made by cakes profile)");
-    const auto cm = search::latency_cost_model(
-        net, search::LatencyTable::parse(read_text(a.table)));
+    const auto table = search::LatencyTable::parse(read_text(a.table));
+    // Measured latencies hold only for the input they were measured at.
+    if (!a.input.empty() && input != table.input_sizes)
+      throw std::invalid_argument(
+          "--input " + a.input + " differs from the input " +
+          dims_str(table.input_sizes) + " the latency table " + a.table +
+          " was measured at (run cakes profile --input " + a.input + ")");
+    input = table.input_sizes;
+    macs = search::mac_cost_model(net, input);
+    const auto cm = search::latency_cost_model(net, table);
     d = search::derive(net, imp, cm, a.target_latency);
     report(net, d, cm);
     std::cout << "target " << a.target_latency << " ms; modelled latency "
-              << d.cost << " ms; MACs " << gmacs(macs.total(d.counts)) << "\n";
+              << d.cost << " ms at input " << dims_str(input) << " with "
+              << table.threads << " threads; MACs "
+              << gmacs(macs.total(d.counts)) << "\n";
   } else if (!a.target_macs.empty()) {
     const double target = parse_macs_target(a.target_macs, macs.reference);
     d = search::derive(net, imp, macs, target);
     report(net, d, macs);
-    std::cout << "target " << gmacs(target) << "; achieved "
-              << gmacs(d.cost) << "\n";
+    std::cout << "target " << gmacs(target) << "; achieved " << gmacs(d.cost)
+              << "\n";
   } else {
     d = search::derive(net, imp, macs);
     report(net, d, macs);
@@ -252,7 +278,7 @@ void run_profile_command(const ProfileArgs& a) {
   const auto t = search::measure_latency(net, input, a.repeats);
   write_text(a.out, t.json());
   std::cout << "profiled " << t.layers.size() << " layers of " << a.net
-            << " at input " << a.input << " with " << t.threads
+            << " at input " << dims_str(input) << " with " << t.threads
             << " threads; rest of the network " << t.rest_ms
             << " ms; 3x3x3 network (modelled) " << t.reference_ms
             << " ms; wrote " << a.out << "\n";
@@ -265,22 +291,29 @@ void add_search(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "search", "search a CAKES configuration (SPEC §4) on a dataset");
   cmd->add_option("--net", a->net, "network")->required();
-  cmd->add_option("--width", a->width, "network base width (0: the network's default)");
   cmd->add_option(
-      "--candidates", a->candidates,
+      "--width", a->width, "network base width (0: the network's default)");
+  cmd->add_option(
+      "--candidates",
+      a->candidates,
       "candidate sub-kernels, e.g. 3x3x3,1x3x3,3x1x1, or video_12d, "
       "video_23d, video_123d, volumetric_2d, volumetric_1d, volumetric_all");
-  cmd->add_option("--mode", a->mode, "C (cost-priority) or P (performance-priority)");
+  cmd->add_option(
+      "--mode", a->mode, "C (cost-priority) or P (performance-priority)");
   cmd->add_option("--sparsity", a->sparsity, "C: L1 strength on BN scales");
-  cmd->add_flag("--no-reweight", a->no_reweight, "C: w_op = 1 for every candidate");
+  cmd->add_flag(
+      "--no-reweight", a->no_reweight, "C: w_op = 1 for every candidate");
   cmd->add_option("--epochs", a->epochs, "epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", a->lr, "learning rate (SGD, momentum 0.9)");
-  cmd->add_option("--weight-decay", a->weight_decay, "weight decay (not on BN/bias)");
+  cmd->add_option(
+      "--weight-decay", a->weight_decay, "weight decay (not on BN/bias)");
   cmd->add_option("--clip", a->clip, "gradient-norm clipping (0: none)");
-  cmd->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->batch, "batch size")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--workers", a->workers, "loader threads");
   cmd->add_option("--seed", a->seed, "seed of the loader and of P's subsets");
-  cmd->add_option("--out-dir", a->out_dir, "writes search.ckpt and config.json here")
+  cmd->add_option(
+         "--out-dir", a->out_dir, "writes search.ckpt and config.json here")
       ->required();
   cmd->add_option("--threads", a->threads, "LibTorch threads (0: all cores)");
   add_data_options(cmd, a->data);
@@ -289,27 +322,33 @@ void add_search(CLI::App& app) {
   auto d = std::make_shared<DeriveArgs>();
   auto* dc = app.add_subcommand(
       "derive", "derive a configuration from a search checkpoint");
-  dc->add_option("--from", d->from, "search.ckpt written by cakes search")->required();
+  dc->add_option("--from", d->from, "search.ckpt written by cakes search")
+      ->required();
   dc->add_option("--out", d->out, "configuration file to write")->required();
   dc->add_option(
-      "--target-macs", d->target_macs,
+      "--target-macs",
+      d->target_macs,
       "MACs budget: fraction of the 3x3x3 network (0.5) or absolute (30G)");
-  dc->add_option("--target-latency", d->target_latency, "latency budget in ms");
+  dc->add_option("--target-latency", d->target_latency, "latency budget in ms")
+      ->check(CLI::PositiveNumber);
   dc->add_option("--latency-table", d->table, "table.json from cakes profile");
-  dc->add_option("--input", d->input, "input sizes for costs, e.g. 1x3x8x224x224");
+  dc->add_option(
+      "--input", d->input, "input sizes for costs, e.g. 1x3x8x224x224");
   dc->callback([d] { run_derive_command(*d); });
 
   auto p = std::make_shared<ProfileArgs>();
   auto* pc = app.add_subcommand(
       "profile", "measure the per-sub-kernel latency table of a network");
   pc->add_option("--net", p->net, "network")->required();
-  pc->add_option("--width", p->width, "network base width (0: the network's default)");
+  pc->add_option(
+      "--width", p->width, "network base width (0: the network's default)");
   pc->add_option("--candidates", p->candidates, "candidate sub-kernels");
   pc->add_option("--out", p->out, "table.json to write")->required();
   pc->add_option("--input", p->input, "input sizes, e.g. 1x3x8x224x224");
   pc->add_option("--num-classes", p->classes, "classes");
   pc->add_option("--in-channels", p->in_channels, "volumetric input channels");
-  pc->add_option("--repeats", p->repeats, "timed runs per measurement");
+  pc->add_option("--repeats", p->repeats, "timed runs per measurement")
+      ->check(CLI::PositiveNumber);
   pc->add_option("--threads", p->threads, "LibTorch threads (0: all cores)");
   pc->callback([p] { run_profile_command(*p); });
 }

@@ -37,15 +37,31 @@ struct KernelGroup {
   int64_t channels = 0; // may be 0: the group is present but empty
 };
 
+// Optionally a configuration also says where each channel goes after the
+// BatchNorm (`output_index`): channel i of the concatenated groups is added to
+// output channel output_index[i]. Searched positions that feed a residual
+// addition need it (docs/SEARCH.md): their super-network sums the candidates
+// per output index (i -> i % C_out), and a configuration derived from it keeps
+// one candidate per output index, which is a permutation because each group's
+// channels are contiguous in the layer while the chosen indices interleave.
+// Empty (the usual case, and what an identity permutation is stored as):
+// output channel i is channel i.
 class Config {
 public:
   Config() = default;
-  explicit Config(std::vector<KernelGroup> groups);
+  // Throws std::invalid_argument (one line) on a negative count, a sub-kernel
+  // listed twice, or an output_index whose length is not the number of
+  // channels, with a negative entry or leaving an output channel without a
+  // channel (outputs are 0 .. max entry).
+  explicit Config(
+      std::vector<KernelGroup> groups, std::vector<int64_t> output_index = {});
 
   // Parses either the compact form "3x3x3:22,1x3x3:21,3x1x1:21" or a JSON
-  // object {"3x3x3":22,"1x3x3":21,"3x1x1":21} (key order is group order).
-  // Throws std::invalid_argument with a one-line message on malformed text,
-  // negative counts or a sub-kernel listed twice.
+  // object {"3x3x3":22,"1x3x3":21,"3x1x1":21} (key order is group order); an
+  // output_index is written "3x3x3:1,1x3x3:2;output_index=2,0,1" or
+  // {"3x3x3":1,"1x3x3":2,"output_index":[2,0,1]}. Throws
+  // std::invalid_argument with a one-line message on malformed text, negative
+  // counts or a sub-kernel listed twice.
   static Config parse(const std::string& text);
   // All channels in one sub-kernel, e.g. uniform({3,3,3}, 64).
   static Config uniform(SubKernel kernel, int64_t channels);
@@ -56,6 +72,14 @@ public:
   const std::vector<KernelGroup>& groups() const {
     return groups_;
   }
+  const std::vector<int64_t>& output_index() const {
+    return output_index_;
+  }
+  // Channels the convolution computes (and the BatchNorm normalises): the sum
+  // of the groups' counts.
+  int64_t conv_channels() const;
+  // Channels the layer outputs: conv_channels(), or the number of output
+  // indices when output_index is given.
   int64_t out_channels() const;
   // Multiply-adds per output position and input channel: sum of c_i * vol_i.
   int64_t taps_times_channels() const;
@@ -64,6 +88,7 @@ public:
 
 private:
   std::vector<KernelGroup> groups_;
+  std::vector<int64_t> output_index_;
 };
 
 } // namespace cakes

@@ -1,8 +1,10 @@
 // OpLayer: one position of a network — a LayerPlan's convolution stages (each a
 // fused shrunk convolution, SPEC §2), then one BatchNorm over the last stage's
-// channels, then an optional ReLU. Every convolution of our networks is an
-// OpLayer (the stem 1x7x7, 1x1x1 convs and shortcut projections are one-stage,
-// one-group plans), because the fused op is far faster here than at::conv3d.
+// channels, then the last stage's output_index if it has one (channels moved or
+// summed onto the output channels, config.h), then an optional ReLU. Every
+// convolution of our networks is an OpLayer (the stem 1x7x7, 1x1x1 convs and
+// shortcut projections are one-stage, one-group plans), because the fused op is
+// far faster here than at::conv3d.
 #pragma once
 
 #include "cakes/models/cost.h"
@@ -67,12 +69,15 @@ public:
   }
 
   // Channel subsets for the performance-priority search (SPEC §4). When set,
-  // forward uses only these output channels (indices into the last stage's
-  // concatenated output, in any order; output channel k is channel out[k]) with
-  // the matching rows of the last stage's weights and BatchNorm entries (whose
-  // running statistics are updated in place), and/or only these input channels
-  // (columns of stage 0's weights). Gradients reach only the selected entries.
-  // An undefined tensor restores the full layer. Int64 index tensors.
+  // forward uses only these channels of the last stage (indices into its
+  // concatenated output, in any order) with the matching rows of its weights
+  // and BatchNorm entries (whose running statistics are updated in place),
+  // and/or only these input channels (columns of stage 0's weights).
+  // Gradients reach only the selected entries. Without an output_index the
+  // output has one channel per selected index, in ascending index order; with
+  // one, the output keeps out_channels() channels and each selected channel
+  // goes where output_index sends it (outputs nothing reaches are zero). An
+  // undefined tensor restores the full layer. Int64 index tensors.
   void select_outputs(torch::Tensor out_index);
   void select_inputs(torch::Tensor in_index);
 
@@ -81,6 +86,15 @@ public:
 private:
   torch::Tensor select_out_, select_in_;
   torch::Tensor forward_selected(const torch::Tensor& x);
+  // The last stage's output_index applied to y (N, channels, ...), whose
+  // channels are the layer's `selected` ones (undefined: all of them).
+  torch::Tensor
+  to_outputs(const torch::Tensor& y, const torch::Tensor& selected) const;
+  torch::Tensor out_index_; // output_index as int64, undefined without one
+  // Cheaper equivalents of out_index_: the inverse permutation (a gather), or
+  // the number of blocks summed when output_index is i -> i % out_channels.
+  torch::Tensor gather_;
+  int64_t sum_blocks_ = 0;
   std::vector<std::vector<torch::Tensor>> stages_;
   torch::nn::BatchNorm3d bn_{nullptr};
   torch::Tensor bias_; // after folding

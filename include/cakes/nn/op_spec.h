@@ -28,7 +28,7 @@ struct Position {
   std::array<int64_t, 3> stride = {1, 1, 1};
   // Module path of the convolution that is the only reader of this position's
   // output (e.g. "layer1.0.conv3"), empty when the output also feeds a residual
-  // addition or a skip. Only such positions may produce more channels than
+  // addition or a skip. Only such positions may output more channels than
   // out_channels: the reader then reads them all (super-networks, SPEC §4).
   std::string reader;
 };
@@ -65,10 +65,13 @@ void register_op(const std::string& name, OpBuilder builder);
 std::vector<std::string> registered_ops();
 
 // The super-network operation (SPEC §4), registered as "super": every position
-// with a reader gets every candidate at full width (one stage, N * out_channels
-// channels in candidate order); positions without one keep even_split of the
-// candidates (they cannot widen, see Position::reader).
-LayerPlan super_plan(const std::vector<SubKernel>& candidates, const Position& p);
+// gets every candidate at full width (one stage, N * out_channels channels in
+// candidate order, one BatchNorm over them). A position with a reader outputs
+// them all; one without (its output feeds a residual addition, which needs
+// out_channels) sums the candidates' BatchNorm outputs per index (output_index
+// i -> i % out_channels, config.h).
+LayerPlan
+super_plan(const std::vector<SubKernel>& candidates, const Position& p);
 
 // Even split of `channels` over `kernels`, remainder to the first groups.
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels);

@@ -146,6 +146,9 @@ struct TrainerOptions {
   // Called after backward, before clipping and the step (e.g. the search's L1
   // sub-gradient on BatchNorm scales).
   std::function<void(torch::nn::Module&)> after_backward;
+  // Called after each optimizer step (e.g. the performance-priority search
+  // puts back what the step did to channels outside its subset).
+  std::function<void(torch::nn::Module&)> after_step;
   // Called after each epoch (model in eval mode); the values join the summary
   // and the log.
   std::function<std::map<std::string, double>(int64_t epoch)> validate;
