@@ -11,6 +11,21 @@ namespace {
 using cakes::Config;
 using cakes::SubKernel;
 
+// Each text fails to parse with a one-line message containing its needle.
+void expect_one_line_errors(
+    const std::vector<std::pair<std::string, std::string>>& bad) {
+  for (const auto& [text, needle] : bad) {
+    try {
+      Config::parse(text);
+      ADD_FAILURE() << "no error for '" << text << "'";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << "'" << text << "' gave: " << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+}
+
 TEST(Config, CompactAndJsonRoundTripKeepOrder) {
   const Config c = Config::parse("3x3x3:22,1x3x3:21,3x1x1:21");
   ASSERT_EQ(c.groups().size(), 3u);
@@ -38,16 +53,7 @@ TEST(Config, MalformedTextIsAClearError) {
       {"{\"3x3x3\": \"x\"}", "must be an integer"},
       {"{\"3x3x3\": 4", "bad configuration JSON"},
   };
-  for (const auto& [text, needle] : bad) {
-    try {
-      Config::parse(text);
-      ADD_FAILURE() << "no error for '" << text << "'";
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-          << "'" << text << "' gave: " << e.what();
-      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
-    }
-  }
+  expect_one_line_errors(bad);
 }
 
 TEST(Config, OutputIndexRoundTripsAndCountsOutputs) {
@@ -80,16 +86,7 @@ TEST(Config, BadOutputIndexIsAClearError) {
       {R"({"3x3x3":2,"output_index":[0,-1]})", "is negative"},
       {R"({"3x3x3":2,"output_index":"0,1"})", "array of integers"},
   };
-  for (const auto& [text, needle] : bad) {
-    try {
-      Config::parse(text);
-      ADD_FAILURE() << "no error for '" << text << "'";
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-          << "'" << text << "' gave: " << e.what();
-      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
-    }
-  }
+  expect_one_line_errors(bad);
 }
 
 // OpLayer applies output_index after the BatchNorm: a permutation moves the
