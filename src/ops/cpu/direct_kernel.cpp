@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -341,14 +340,54 @@ const auto kSum = sum_table(std::make_integer_sequence<int, kMaxOut>());
 // [segment][channel][channel in block].
 struct SumPlan {
   std::vector<Segment> segs;
+  // Where each segment's weights come from: the weight multiplying segment
+  // channel c for block output o is base[c * ch_stride + (w_first + o) *
+  // out_stride]. The forward and the input gradient differ only in these.
+  struct Source {
+    const float* base;
+    int64_t ch_stride, out_stride;
+  };
+  std::vector<Source> src; // parallel to segs
   struct Block {
-    int64_t out0;
+    int64_t out0; // first output row written
     int nout;
-    std::vector<float> w;
-    int nv = kMaxVec; // vectors of the register tile
+    int nv;               // vectors of the register tile
+    int64_t w_first;      // first output in the weights' own indexing
+    std::vector<float> w; // packed by pack_weights
   };
   std::vector<Block> blocks;
 };
+
+// Packs every block's weights in the order block_sum streams them,
+// [segment][channel][output], in parallel over blocks: the late ResNet stages
+// pack millions of weights per call.
+void pack_weights(std::vector<SumPlan>& plans) {
+  std::vector<std::pair<size_t, size_t>> refs;
+  for (size_t p = 0; p < plans.size(); ++p)
+    for (size_t b = 0; b < plans[p].blocks.size(); ++b)
+      refs.push_back({p, b});
+  at::parallel_for(
+      0, static_cast<int64_t>(refs.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) {
+          SumPlan& plan = plans[refs[k].first];
+          auto& blk = plan.blocks[refs[k].second];
+          int64_t rows = 0;
+          for (const auto& sg : plan.segs)
+            rows += sg.nch;
+          blk.w.resize(rows * blk.nout);
+          float* w = blk.w.data();
+          for (size_t si = 0; si < plan.segs.size(); ++si) {
+            const auto& sw = plan.src[si];
+            for (int64_t c = 0; c < plan.segs[si].nch; ++c) {
+              const float* from =
+                  sw.base + c * sw.ch_stride + blk.w_first * sw.out_stride;
+              for (int o = 0; o < blk.nout; ++o)
+                *w++ = from[o * sw.out_stride];
+            }
+          }
+        }
+      });
+}
 
 // Runs fn(i) for i in [0, n) on LibTorch's threads, each taking the next index
 // from a shared counter. A static split made the faster thread spin at the
@@ -629,12 +668,7 @@ void forward(
   const Grid grid = grid_of(g);
   const auto [ph, pw] = border(groups, g);
   const Padded src = pad_input(in, g, groups, ph, pw);
-  // Plans first (blocks own their weight arrays, so `plans` must not grow
-  // after a fill captures a reference into it), then the weights are packed
-  // in parallel: the late ResNet stages pack millions of weights per call.
   std::vector<SumPlan> plans;
-  plans.reserve(groups.size());
-  std::vector<std::function<void()>> fills;
   int64_t out0 = 0;
   for (const auto& grp : groups) {
     if (grp.channels == 0)
@@ -649,7 +683,6 @@ void forward(
     });
     const int64_t vol = static_cast<int64_t>(taps.size()),
                   row = g.in_channels * vol;
-    std::vector<int64_t> seg_tap;
     const int64_t cb = channel_block(grp, g, src.Wp, g.in_channels);
     for (int64_t c0 = 0; c0 < g.in_channels; c0 += cb)
       for (const auto& t : taps) {
@@ -658,38 +691,15 @@ void forward(
              std::min(cb, g.in_channels - c0),
              t.qd,
              (t.qh + ph) * src.Wp + t.qw + pw});
-        seg_tap.push_back(t.index);
+        // W[o][c][t], weights (c_g, C_in, taps).
+        p.src.push_back({grp.weight + c0 * vol + t.index, vol, row});
       }
     const auto [blocks, tile_nv] = choose_tile(grp.channels);
-    for (const auto& [o0, nb] : blocks) {
-      p.blocks.push_back(
-          {out0 + o0, nb, std::vector<float>(row * nb), tile_nv});
-      fills.push_back([&grp,
-                       &p,
-                       seg_tap,
-                       o0 = o0,
-                       nb = nb,
-                       row,
-                       vol,
-                       cin = g.in_channels,
-                       bi = p.blocks.size() - 1] {
-        float* w = p.blocks[bi].w.data();
-        for (size_t si = 0; si < p.segs.size(); ++si) {
-          const float* src = grp.weight + o0 * row + seg_tap[si];
-          const int64_t c0 = p.segs[si].ch0 % cin; // within the phase
-          for (int64_t ci = c0; ci < c0 + p.segs[si].nch; ++ci)
-            for (int o = 0; o < nb; ++o)
-              *w++ = src[o * row + ci * vol];
-        }
-      });
-    }
+    for (const auto& [o0, nb] : blocks)
+      p.blocks.push_back({out0 + o0, nb, tile_nv, o0, {}});
     out0 += grp.channels;
   }
-  at::parallel_for(
-      0, static_cast<int64_t>(fills.size()), 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i)
-          fills[i]();
-      });
+  pack_weights(plans);
   run_sums(
       plans,
       src,
@@ -716,15 +726,11 @@ void grad_input_from(
   // grid and interleaved into dX.
   const Grid grid = grid_of(g);
   const int64_t P = grid.phases();
-  struct Src {
-    const Group* grp;
-    int64_t tap, co0; // co0: first channel within the group
-  };
   std::vector<SumPlan> plans(P);
-  std::vector<std::vector<Src>> srcs(P);
   int64_t c0 = 0;
   for (const auto& grp : groups) {
     const auto taps = taps_of(grp, g);
+    const int64_t vol = grp.kd * grp.kh * grp.kw;
     const int64_t cb = channel_block(grp, g, dy.Wp, grp.channels);
     for (int64_t b = 0; b < grp.channels; b += cb)
       for (const auto& t : taps) {
@@ -733,47 +739,20 @@ void grad_input_from(
              std::min(cb, grp.channels - b),
              -t.qd,
              (-t.qh + dy.ph) * dy.Wp - t.qw + dy.pw});
-        srcs[t.phase].push_back({&grp, t.index, b});
+        // Transposed: segment channels are output channels co, block
+        // outputs are input channels ci of W[co][ci][t].
+        plans[t.phase].src.push_back(
+            {grp.weight + b * g.in_channels * vol + t.index,
+             g.in_channels * vol,
+             vol});
       }
     c0 += grp.channels;
   }
-  struct BlockRef {
-    int64_t phase, block;
-  };
-  std::vector<BlockRef> refs;
-  for (int64_t r = 0; r < P; ++r) {
-    int64_t packed = 0; // floats per input channel of a block
-    for (const auto& sg : plans[r].segs)
-      packed += sg.nch;
-    const auto [blocks, tile_nv] = choose_tile(g.in_channels);
-    for (const auto& [i0, nb] : blocks) {
-      plans[r].blocks.push_back(
-          {r * g.in_channels + i0,
-           nb,
-           std::vector<float>(packed * nb),
-           tile_nv});
-      refs.push_back({r, static_cast<int64_t>(plans[r].blocks.size()) - 1});
-    }
-  }
-  at::parallel_for(
-      0, static_cast<int64_t>(refs.size()), 1, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) {
-          const auto& plan = plans[refs[k].phase];
-          auto& blk = plans[refs[k].phase].blocks[refs[k].block];
-          const int64_t i0 = blk.out0 % g.in_channels;
-          float* w = blk.w.data();
-          for (size_t si = 0; si < plan.segs.size(); ++si) {
-            const Src& s = srcs[refs[k].phase][si];
-            const int64_t vol = s.grp->kd * s.grp->kh * s.grp->kw;
-            for (int64_t co = s.co0; co < s.co0 + plan.segs[si].nch; ++co) {
-              const float* src =
-                  s.grp->weight + (co * g.in_channels + i0) * vol + s.tap;
-              for (int o = 0; o < blk.nout; ++o)
-                *w++ = src[o * vol];
-            }
-          }
-        }
-      });
+  const auto [blocks, tile_nv] = choose_tile(g.in_channels);
+  for (int64_t r = 0; r < P; ++r)
+    for (const auto& [i0, nb] : blocks)
+      plans[r].blocks.push_back({r * g.in_channels + i0, nb, tile_nv, i0, {}});
+  pack_weights(plans);
   // A phase no tap reaches (e.g. odd positions under a 1x1x1 kernel with
   // stride 2) has an empty segment list: its blocks store zeros.
   const Layout phase_layout{
