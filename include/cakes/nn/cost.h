@@ -1,4 +1,5 @@
-// Cost of a network counted from its layer shapes (SPEC §8–9).
+// Cost of a layer and of a network, counted from the layer shapes
+// (docs/CAKES.md §8–9).
 //
 // MACs count convolutions and the classifier (what the published table counts);
 // BatchNorm, ReLU, pooling, up-sampling and residual additions are not counted.
@@ -10,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace cakes::models {
+namespace cakes {
 
 struct LayerCost {
   std::string name;      // module path, e.g. "layer1.0.conv2"
@@ -36,4 +37,4 @@ struct CostReport {
   }
 };
 
-} // namespace cakes::models
+} // namespace cakes
