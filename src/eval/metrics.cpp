@@ -1,4 +1,5 @@
 #include "cakes/eval/metrics.h"
+#include "cakes/util/check.h"
 
 #include <ATen/ATen.h>
 
@@ -8,7 +9,7 @@
 namespace cakes::eval {
 
 at::Tensor average_clips(const at::Tensor& logits) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       logits.dim() == 2 || logits.dim() == 3,
       "average_clips: expected logits (N, C) or (N, clips, C), got ",
       logits.sizes());
@@ -18,19 +19,19 @@ at::Tensor average_clips(const at::Tensor& logits) {
 int64_t
 topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k) {
   at::Tensor l = average_clips(logits);
-  TORCH_CHECK(
+  CAKES_CHECK(
       target.dim() == 1 && target.size(0) == l.size(0),
       "topk_correct: expected target (",
       l.size(0),
       "), got ",
       target.sizes());
-  TORCH_CHECK(k >= 1, "topk_correct: k must be >= 1, got ", k);
+  CAKES_CHECK(k >= 1, "topk_correct: k must be >= 1, got ", k);
   if (l.size(0) == 0) {
     return 0;
   }
   const int64_t classes = l.size(1);
   at::Tensor t = target.to(at::kLong).to(l.device());
-  TORCH_CHECK(
+  CAKES_CHECK(
       t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < classes,
       "topk_correct: target out of range [0, ",
       classes,
@@ -59,14 +60,14 @@ DiceCounts::DiceCounts(int64_t num_classes)
     : intersection(static_cast<size_t>(num_classes), 0),
       predicted(static_cast<size_t>(num_classes), 0),
       labelled(static_cast<size_t>(num_classes), 0) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       num_classes >= 1,
       "DiceCounts: num_classes must be >= 1, got ",
       num_classes);
 }
 
 void DiceCounts::add(const at::Tensor& pred, const at::Tensor& target) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       pred.sizes() == target.sizes(),
       "Dice: prediction ",
       pred.sizes(),
@@ -80,7 +81,7 @@ void DiceCounts::add(const at::Tensor& pred, const at::Tensor& target) {
     return;
   }
   for (const at::Tensor& t : {p, g}) {
-    TORCH_CHECK(
+    CAKES_CHECK(
         t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < classes,
         "Dice: label out of range [0, ",
         classes,

@@ -1,4 +1,5 @@
 #include "cakes/eval/sliding_window.h"
+#include "cakes/util/check.h"
 
 #include <ATen/ATen.h>
 
@@ -43,7 +44,7 @@ void run_slabs(
     const WindowPredictor& predict,
     const SlidingWindowOptions& o,
     Sink&& sink) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       volume.dim() == 4,
       "sliding window: expected a volume (C, D, H, W), got ",
       volume.sizes());
@@ -120,7 +121,7 @@ void run_slabs(
       }
       const int64_t B = static_cast<int64_t>(windows.size());
       at::Tensor out = predict(at::stack(windows));
-      TORCH_CHECK(
+      CAKES_CHECK(
           out.dim() == 5 && out.size(0) == B && out.size(2) == wd &&
               out.size(3) == wh && out.size(4) == ww,
           "sliding window: predictor returned ",
@@ -148,7 +149,7 @@ void run_slabs(
         acc = at::zeros({K, 0, Hp, Wp}, out.options());
         wacc = at::zeros({1, 0, Hp, Wp}, out.options());
       }
-      TORCH_CHECK(
+      CAKES_CHECK(
           acc.size(0) == K,
           "sliding window: predictor changed its class count from ",
           acc.size(0),

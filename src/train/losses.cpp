@@ -1,4 +1,5 @@
 #include "cakes/train/losses.h"
+#include "cakes/util/check.h"
 
 #include <ATen/ATen.h>
 
@@ -10,7 +11,7 @@ at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& target) {
 
 at::Tensor soft_dice_loss(
     const at::Tensor& logits, const at::Tensor& target, double smooth) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       logits.dim() >= 2 && target.dim() == logits.dim() - 1,
       "soft_dice_loss: expected logits (N, C, ...) and target (N, ...), got ",
       logits.sizes(),

@@ -1,5 +1,5 @@
-// Metrics of SPEC §8: top-1/top-5 accuracy (one clip, or several clips whose
-// logits are averaged) and per-class Dice.
+// Metrics of docs/CAKES.md §8: top-1/top-5 accuracy (one clip, or several clips
+// whose logits are averaged) and per-class Dice.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,13 +10,14 @@
 namespace cakes::eval {
 
 // Averages the logits of several clips per video: (N, K, C) -> (N, C);
-// (N, C) is returned unchanged. Throws c10::Error on other ranks.
+// (N, C) is returned unchanged. Throws std::invalid_argument on other ranks.
 at::Tensor average_clips(const at::Tensor& logits);
 
 // Number of rows whose target is among the k largest logits. logits (N, C)
 // (or (N, K, C) clips, averaged first), target (N) int64 in [0, C). k larger
 // than C counts every row. Ties are broken by at::topk (lower index first is
-// not guaranteed). Throws c10::Error on shape mismatch or target out of range.
+// not guaranteed). Throws std::invalid_argument on shape mismatch or target out
+// of range.
 int64_t
 topk_correct(const at::Tensor& logits, const at::Tensor& target, int64_t k);
 
@@ -46,7 +47,7 @@ struct DiceCounts {
   explicit DiceCounts(int64_t num_classes);
   // pred and target: same shape, int64 labels in [0, num_classes). Counts
   // accumulate, so adding several volumes gives the Dice over all of them.
-  // Throws c10::Error on shape mismatch or a label out of range.
+  // Throws std::invalid_argument on shape mismatch or a label out of range.
   void add(const at::Tensor& pred, const at::Tensor& target);
 
   std::vector<double> per_class() const; // NaN for absent classes

@@ -43,8 +43,8 @@ window_starts(int64_t size, int64_t window, double overlap);
 
 // volume (C_in, D, H, W) -> weighted-average output (K, D, H, W) float32.
 // A volume smaller than the window along an axis is zero-padded to it and the
-// output cropped back. Throws std::invalid_argument on bad options and
-// c10::Error when the predictor's output has the wrong shape.
+// output cropped back. Throws std::invalid_argument on bad options and when
+// the predictor's output has the wrong shape.
 at::Tensor sliding_window_logits(
     const at::Tensor& volume,
     const WindowPredictor& predict,

@@ -1,4 +1,4 @@
-// cakes::shrunk_conv3d — the CAKES operation (SPEC §1–2).
+// cakes::shrunk_conv3d — the CAKES operation (docs/CAKES.md §1–2).
 //
 // A 3D convolution whose output channels are split into groups, each group with
 // its own sub-kernel. Registered with the PyTorch dispatcher as
@@ -57,7 +57,7 @@ enum class Engine { Auto, Gemm };
 void set_engine(Engine engine);
 Engine engine();
 
-// Multiply-adds of the convolution (SPEC §2):
+// Multiply-adds of the convolution (docs/CAKES.md §2):
 // N * D_out*H_out*W_out * C_in * sum_i c_i * vol_i.
 int64_t shrunk_conv3d_macs(
     at::IntArrayRef input_sizes,

@@ -12,7 +12,7 @@ at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& target);
 // 1 - mean over classes of (2 sum p*g + smooth) / (sum p + sum g + smooth),
 // sums over batch and voxels, p = softmax over C. A class absent from both
 // prediction and target scores 1 (the smoothing term), so it neither rewards
-// nor penalises. Throws c10::Error on mismatched shapes.
+// nor penalises. Throws std::invalid_argument on mismatched shapes.
 at::Tensor soft_dice_loss(
     const at::Tensor& logits, const at::Tensor& target, double smooth = 1e-5);
 

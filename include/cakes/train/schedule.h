@@ -20,8 +20,8 @@ struct Schedule {
   // Linear warm-up over this many epochs (fractional allowed): the rate rises
   // from base_lr/steps to base_lr, reaching it at the end of the warm-up.
   double warmup_epochs = 0;
-  // step: multiply by gamma at each milestone epoch reached (SPEC §4: 0.1 at
-  // 50 and 60 for a 70-epoch C search).
+  // step: multiply by gamma at each milestone epoch reached (docs/CAKES.md §4:
+  // 0.1 at 50 and 60 for a 70-epoch C search).
   std::vector<int64_t> milestones;
   double gamma = 0.1;
   // cosine: from base_lr after warm-up down to min_lr at total_epochs.
