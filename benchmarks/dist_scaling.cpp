@@ -12,7 +12,7 @@
 #include "cakes/dist/launch.h"
 #include "cakes/dist/options.h"
 #include "cakes/dist/sampler.h"
-#include "cakes/nn/cakes_conv3d.h"
+#include "cakes/nn/op_layer.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
 
@@ -27,18 +27,19 @@ namespace {
 using namespace cakes;
 
 struct BenchNetImpl : torch::nn::Module {
-  BenchNetImpl() {
+  explicit BenchNetImpl(nn::NormPtr norm) {
+    const auto cfg = Config::parse("3x3x3:4,1x3x3:2,3x1x1:2");
     a = register_module(
-        "a", nn::CakesConv3d(1, Config::parse("3x3x3:4,1x3x3:2,3x1x1:2")));
+        "a", nn::OpLayer(nn::OpLayerOptions(1, cfg).norm(norm)));
     b = register_module(
-        "b", nn::CakesConv3d(8, Config::parse("3x3x3:4,1x3x3:2,3x1x1:2")));
+        "b", nn::OpLayer(nn::OpLayerOptions(8, cfg).norm(norm)));
     fc = register_module("fc", torch::nn::Linear(8, 2));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto h = b->forward(a->forward(x));
     return fc->forward(torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1));
   }
-  nn::CakesConv3d a{nullptr}, b{nullptr};
+  nn::OpLayer a{nullptr}, b{nullptr};
   torch::nn::Linear fc{nullptr};
 };
 TORCH_MODULE(BenchNet);
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
         dist::from_env_and_flags(dist::DistFlags{}));
     const int world = context->world_size();
     torch::manual_seed(0);
-    BenchNet net;
+    BenchNet net(sync_bn ? dist::sync_batch_norm(context) : nullptr);
     auto ds = std::make_shared<NoiseDataset>();
     train::LoaderOptions lo;
     lo.batch_size = batch / world;
@@ -101,11 +102,11 @@ int main(int argc, char** argv) {
     train::TrainerOptions o;
     o.epochs = 2;
     o.schedule.base_lr = 0.05;
-    dist::DataParallelOptions dpo;
-    dpo.sync_batch_norm = sync_bn;
-    o.parallel = std::make_shared<dist::DataParallel>(context, dpo);
+    o.parallel = std::make_shared<dist::DataParallel>(context);
+    models::NetworkSpec spec;
+    spec.network = "bench";
     train::Trainer trainer(
-        train::make_model(net, "bench"), train::cross_entropy, o);
+        models::Model::wrap(net, spec), train::cross_entropy, o);
     trainer.train_epoch(loader); // warm-up
     const auto s = trainer.train_epoch(loader);
     if (context->is_main()) {

@@ -1,6 +1,5 @@
 #include "cakes/dist/data_parallel.h"
-
-#include "cakes/nn/cakes_conv3d.h"
+#include "cakes/util/check.h"
 
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
@@ -125,9 +124,6 @@ void broadcast_module(Context& context, torch::nn::Module& module) {
 }
 
 void DataParallel::attach(torch::nn::Module& module) {
-  if (options_.sync_batch_norm) {
-    use_sync_batch_norm(module, context_);
-  }
   broadcast_module(*context_, module);
   if (context_->world_size() < 2) {
     return;
@@ -360,16 +356,32 @@ struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
 
 } // namespace
 
-at::Tensor sync_batch_norm(
-    Context& context, torch::nn::BatchNorm3dImpl& bn, const at::Tensor& x) {
-  if (!bn.is_training()) {
-    return bn.forward(x);
+namespace {
+
+class SyncBatchNorm : public nn::Norm {
+public:
+  explicit SyncBatchNorm(std::shared_ptr<Context> context)
+      : context_(std::move(context)) {}
+  std::string name() const override {
+    return "sync_batch_norm";
   }
-  TORCH_CHECK(
-      x.dim() >= 2 && x.size(1) == bn.options.num_features(),
-      "sync_batch_norm: expected input with ",
-      bn.options.num_features(),
-      " channels in dim 1, got shape ",
+  at::Tensor forward(const at::Tensor& x, nn::NormTensors& t) const override;
+
+private:
+  std::shared_ptr<Context> context_;
+};
+
+at::Tensor
+SyncBatchNorm::forward(const at::Tensor& x, nn::NormTensors& t) const {
+  if (!t.training) {
+    return nn::batch_norm()->forward(x, t);
+  }
+  const int64_t c = x.dim() >= 2 ? x.size(1) : -1;
+  CAKES_CHECK(
+      (!t.weight.defined() || t.weight.size(0) == c) &&
+          (!t.running_mean.defined() || t.running_mean.size(0) == c),
+      "sync_batch_norm: expected input with as many channels in dim 1 as "
+      "the norm has entries, got shape ",
       x.sizes());
   const auto shape = channel_shape(x);
   const auto dims = reduce_dims(x);
@@ -385,8 +397,7 @@ at::Tensor sync_batch_norm(
              {1},
              static_cast<double>(xd.numel() / xd.size(1)),
              xd.options().dtype(at::kDouble))});
-    context.all_reduce_sum(first);
-    const int64_t c = xd.size(1);
+    context_->all_reduce_sum(first);
     count = first[c].item<double>();
     if (count <= 1) {
       throw std::invalid_argument(
@@ -398,48 +409,31 @@ at::Tensor sync_batch_norm(
     at::Tensor sq = (xd - mean_d.to(xd.scalar_type()).view(shape))
                         .pow(2)
                         .sum(dims, /*keepdim=*/false, at::kDouble);
-    context.all_reduce_sum(sq);
+    context_->all_reduce_sum(sq);
     at::Tensor var_d = sq / count;
     mean = mean_d.to(x.scalar_type());
-    invstd = (var_d + bn.options.eps()).rsqrt().to(x.scalar_type());
+    invstd = (var_d + t.eps).rsqrt().to(x.scalar_type());
 
-    if (bn.options.track_running_stats() && bn.running_mean.defined()) {
-      bn.num_batches_tracked.add_(1);
-      const double m = bn.options.momentum().has_value()
-                           ? *bn.options.momentum()
-                           : 1.0 / static_cast<double>(
-                                       bn.num_batches_tracked.item<int64_t>());
+    if (t.running_mean.defined()) {
+      const double m = t.momentum;
       at::Tensor unbiased = var_d * (count / (count - 1));
-      bn.running_mean.mul_(1 - m).add_(
-          mean_d.to(bn.running_mean.scalar_type()), m);
-      bn.running_var.mul_(1 - m).add_(
-          unbiased.to(bn.running_var.scalar_type()), m);
+      t.running_mean.mul_(1 - m).add_(
+          mean_d.to(t.running_mean.scalar_type()), m);
+      t.running_var.mul_(1 - m).add_(
+          unbiased.to(t.running_var.scalar_type()), m);
     }
   }
-  const bool affine = bn.options.affine();
   return SyncBatchNormFn::apply(
-      x,
-      affine ? bn.weight : at::Tensor(),
-      affine ? bn.bias : at::Tensor(),
-      mean,
-      invstd,
-      count,
-      &context);
+      x, t.weight, t.bias, mean, invstd, count, context_.get());
 }
 
-int64_t use_sync_batch_norm(
-    torch::nn::Module& module, std::shared_ptr<Context> context) {
-  int64_t n = 0;
-  for (const auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* conv = dynamic_cast<nn::CakesConv3dImpl*>(m.get())) {
-      conv->batch_norm_override =
-          [context](torch::nn::BatchNorm3dImpl& bn, const at::Tensor& x) {
-            return sync_batch_norm(*context, bn, x);
-          };
-      ++n;
-    }
+} // namespace
+
+nn::NormPtr sync_batch_norm(std::shared_ptr<Context> context) {
+  if (!context) {
+    throw std::invalid_argument("sync_batch_norm: no distributed context");
   }
-  return n;
+  return std::make_shared<SyncBatchNorm>(std::move(context));
 }
 
 } // namespace cakes::dist

@@ -51,6 +51,13 @@ std::string SubKernel::str() const {
   return std::to_string(d) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
 
+std::string kernels_str(const std::vector<SubKernel>& kernels) {
+  std::string s;
+  for (const auto& k : kernels)
+    s += (s.empty() ? "" : ",") + k.str();
+  return s;
+}
+
 Config::Config(
     std::vector<KernelGroup> groups, std::vector<int64_t> output_index)
     : groups_(std::move(groups)), output_index_(std::move(output_index)) {
@@ -73,25 +80,21 @@ Config::Config(
         "bad configuration: output_index has " +
         std::to_string(output_index_.size()) + " entries for " +
         std::to_string(n) + " channels");
-  int64_t outputs = 0;
+  std::vector<bool> hit(size_t(n), false);
   for (auto o : output_index_) {
-    if (o < 0)
+    if (o < 0 || o >= n)
       throw std::invalid_argument(
           "bad configuration: output_index entry " + std::to_string(o) +
-          " is negative");
-    outputs = std::max(outputs, o + 1);
-  }
-  std::vector<bool> hit(size_t(outputs), false);
-  for (auto o : output_index_)
-    hit[size_t(o)] = true;
-  for (int64_t o = 0; o < outputs; ++o)
-    if (!hit[size_t(o)])
+          " is outside 0.." + std::to_string(n - 1));
+    if (hit[size_t(o)])
       throw std::invalid_argument(
           "bad configuration: output channel " + std::to_string(o) +
-          " receives no channel in output_index");
+          " appears twice in output_index (it must be a permutation)");
+    hit[size_t(o)] = true;
+  }
   // The identity is the default; store it as such so that equal layers
   // compare and print equal.
-  bool identity = outputs == n;
+  bool identity = true;
   for (int64_t i = 0; identity && i < n; ++i)
     identity = output_index_[size_t(i)] == i;
   if (identity)
@@ -228,9 +231,7 @@ int64_t Config::conv_channels() const {
 }
 
 int64_t Config::out_channels() const {
-  if (output_index_.empty())
-    return conv_channels();
-  return *std::max_element(output_index_.begin(), output_index_.end()) + 1;
+  return conv_channels();
 }
 
 int64_t Config::taps_times_channels() const {

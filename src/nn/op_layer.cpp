@@ -1,16 +1,22 @@
 #include "cakes/nn/op_layer.h"
 
+#include "cakes/nn/epilogue.h"
 #include "cakes/ops/shrunk_conv3d.h"
 
 #include <torch/torch.h>
 
-#include <ATen/Parallel.h>
-
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 namespace cakes::nn {
+namespace {
+
+std::string first_line(const c10::Error& e) {
+  const std::string msg = e.what_without_backtrace();
+  return msg.substr(0, msg.find('\n'));
+}
+
+} // namespace
 
 OpLayerImpl::OpLayerImpl(OpLayerOptions options_)
     : options(std::move(options_)) {
@@ -25,6 +31,11 @@ void OpLayerImpl::reset() {
     throw std::invalid_argument(
         "OpLayer: in_channels must be positive, got " +
         std::to_string(options.in_channels()));
+  for (int a = 0; a < 3; ++a)
+    if (options.stride()[a] < 1 || options.dilation()[a] < 1)
+      throw std::invalid_argument(
+          "OpLayer: stride and dilation must be positive");
+  norm_ = options.norm() ? options.norm() : batch_norm();
   stages_.clear();
   int64_t c_in = options.in_channels();
   torch::NoGradGuard no_grad;
@@ -37,14 +48,15 @@ void OpLayerImpl::reset() {
       throw std::invalid_argument(
           "OpLayer: stage " + std::to_string(s) +
           " has an output_index; only the last stage may have one");
-    std::vector<torch::Tensor> ws;
+    std::vector<at::Tensor> ws;
     for (const auto& g : plan[s].groups()) {
       const std::string name =
           (plan.size() == 1 ? "" : "stage" + std::to_string(s) + "_") +
           "weight_" + g.kernel.str();
       auto w =
           torch::empty({g.channels, c_in, g.kernel.d, g.kernel.h, g.kernel.w});
-      // He initialisation over each channel's own fan-in.
+      // He initialisation over each channel's own fan-in (C_in * sub-kernel
+      // volume): a shrunk channel sees fewer inputs and gets a larger scale.
       if (w.numel() > 0)
         w.normal_(0.0, std::sqrt(2.0 / double(c_in * g.kernel.volume())));
       ws.push_back(register_parameter(name, w));
@@ -54,198 +66,132 @@ void OpLayerImpl::reset() {
   }
   bn_ = register_module("bn", torch::nn::BatchNorm3d(c_in));
   folded_ = false;
+  gather_ = at::Tensor();
+  // Config guarantees a permutation; the layer moves channel i to output
+  // output_index[i], i.e. gathers output o from the inverse permutation.
   const auto& map = plan.back().output_index();
-  out_index_ = gather_ = torch::Tensor();
-  sum_blocks_ = 0;
   if (!map.empty()) {
-    out_index_ = torch::tensor(map, torch::kLong);
-    const int64_t n = int64_t(map.size()), out = out_channels();
-    if (n == out) {
-      std::vector<int64_t> inverse(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i)
-        inverse[size_t(map[size_t(i)])] = i;
-      gather_ = torch::tensor(inverse, torch::kLong);
-    } else {
-      bool modulo = n % out == 0;
-      for (int64_t i = 0; modulo && i < n; ++i)
-        modulo = map[size_t(i)] == i % out;
-      sum_blocks_ = modulo ? n / out : 0;
-    }
+    std::vector<int64_t> inverse(map.size());
+    for (size_t i = 0; i < map.size(); ++i)
+      inverse.at(size_t(map[i])) = int64_t(i);
+    gather_ = torch::tensor(inverse, torch::kLong);
   }
 }
 
-torch::Tensor OpLayerImpl::to_outputs(
-    const torch::Tensor& y, const torch::Tensor& selected) const {
-  auto sizes = y.sizes().vec();
-  sizes[1] = out_channels();
-  if (!selected.defined()) {
-    if (gather_.defined())
-      return y.index_select(1, gather_);
-    if (sum_blocks_ > 0) {
-      sizes.insert(sizes.begin() + 1, sum_blocks_);
-      return y.reshape(sizes).sum(1);
-    }
-  }
-  const auto index =
-      selected.defined() ? out_index_.index_select(0, selected) : out_index_;
-  return torch::zeros(sizes, y.options()).index_add(1, index, y);
+int64_t OpLayerImpl::out_channels() const {
+  return extension_ ? extension_->out_channels(*this)
+                    : options.plan().back().out_channels();
 }
 
-void OpLayerImpl::select_outputs(torch::Tensor out_index) {
-  if (out_index.defined()) {
-    TORCH_CHECK(
-        out_index.dim() == 1 && out_index.scalar_type() == torch::kLong,
-        "OpLayer::select_outputs: expected a 1-D int64 index, got ",
-        out_index.sizes(),
-        " ",
-        out_index.scalar_type());
-    out_index = std::get<0>(out_index.sort());
-  }
-  select_out_ = out_index;
+void OpLayerImpl::set_extension(std::shared_ptr<LayerExtension> extension) {
+  if (extension && gather_.defined())
+    throw std::invalid_argument(
+        "OpLayer: an extension needs a layer without an output_index");
+  if (extension && folded_)
+    throw std::invalid_argument("OpLayer: an extension on a folded layer");
+  extension_ = std::move(extension);
 }
 
-void OpLayerImpl::select_inputs(torch::Tensor in_index) {
-  TORCH_CHECK(
-      !in_index.defined() ||
-          (in_index.dim() == 1 && in_index.scalar_type() == torch::kLong),
-      "OpLayer::select_inputs: expected a 1-D int64 index");
-  select_in_ = in_index;
-}
-
-// Sliced weights and BatchNorm entries: index_select keeps the gradient path
-// to the full parameters, so only the selected entries receive gradients.
-torch::Tensor OpLayerImpl::forward_selected(const torch::Tensor& x) {
-  TORCH_CHECK(!folded_, "OpLayer: channel selection on a folded layer");
+at::Tensor OpLayerImpl::convolve(
+    const at::Tensor& x,
+    const std::vector<std::vector<at::Tensor>>& stages) const {
   const auto& st = options.stride();
-  torch::Tensor y = x;
-  for (size_t s = 0; s < stages_.size(); ++s) {
-    std::vector<torch::Tensor> ws = stages_[s];
-    if (s == 0 && select_in_.defined())
-      for (auto& w : ws)
-        w = w.index_select(1, select_in_);
-    if (s + 1 == stages_.size() && select_out_.defined()) {
-      int64_t offset = 0;
-      for (auto& w : ws) {
-        const int64_t c = stages_[s][&w - ws.data()].size(0);
-        const auto in_group =
-            select_out_.ge(offset).logical_and(select_out_.lt(offset + c));
-        w = w.index_select(0, select_out_.masked_select(in_group) - offset);
-        offset += c;
-      }
+  const auto& di = options.dilation();
+  at::Tensor y = x;
+  // The op throws c10::Error on bad arguments; ours are
+  // std::invalid_argument.
+  try {
+    for (size_t s = 0; s < stages.size(); ++s) {
+      const std::vector<int64_t> stride =
+          s == 0 ? std::vector<int64_t>{st[0], st[1], st[2]}
+                 : std::vector<int64_t>{1, 1, 1};
+      y = ops::shrunk_conv3d(y, stages[s], stride, {di[0], di[1], di[2]});
     }
-    const std::vector<int64_t> stride =
-        s == 0 ? std::vector<int64_t>{st[0], st[1], st[2]}
-               : std::vector<int64_t>{1, 1, 1};
-    y = ops::shrunk_conv3d(y, ws, stride);
+  } catch (const c10::Error& e) {
+    throw std::invalid_argument("OpLayer: " + first_line(e));
   }
-  if (select_out_.defined()) {
-    const auto& o = bn_->options;
-    const auto& idx = select_out_;
-    auto mean = bn_->running_mean.index_select(0, idx);
-    auto var = bn_->running_var.index_select(0, idx);
-    y = torch::batch_norm(
-        y,
-        o.affine() ? bn_->weight.index_select(0, idx) : torch::Tensor(),
-        o.affine() ? bn_->bias.index_select(0, idx) : torch::Tensor(),
-        mean,
-        var,
-        is_training(),
-        o.momentum().value_or(0.1),
-        o.eps(),
-        /*cudnn_enabled=*/false);
-    if (is_training()) {
-      torch::NoGradGuard no_grad;
-      bn_->running_mean.index_copy_(0, idx, mean);
-      bn_->running_var.index_copy_(0, idx, var);
-      bn_->num_batches_tracked.add_(1);
-    }
-    if (out_index_.defined())
-      y = to_outputs(y, idx);
-  } else {
-    y = bn_(y);
-    if (out_index_.defined())
-      y = to_outputs(y, {});
-  }
-  return options.relu() ? torch::relu(y) : y;
+  return y;
 }
 
-torch::Tensor OpLayerImpl::forward(const torch::Tensor& x) {
-  if (select_out_.defined() || select_in_.defined())
-    return forward_selected(x);
-  const auto& st = options.stride();
-  torch::Tensor y = x;
-  for (size_t s = 0; s < stages_.size(); ++s) {
-    const std::vector<int64_t> stride =
-        s == 0 ? std::vector<int64_t>{st[0], st[1], st[2]}
-               : std::vector<int64_t>{1, 1, 1};
-    y = ops::shrunk_conv3d(y, stages_[s], stride);
+at::Tensor OpLayerImpl::normalize(const at::Tensor& y, const at::Tensor& idx) {
+  const auto& o = bn_->options;
+  const bool training = is_training() && o.track_running_stats();
+  NormTensors t;
+  t.eps = o.eps();
+  t.training = training || !o.track_running_stats();
+  if (training && bn_->num_batches_tracked.defined()) {
+    torch::NoGradGuard no_grad;
+    bn_->num_batches_tracked.add_(1);
   }
-  if (folded_) {
-    TORCH_CHECK(
-        !is_training(),
+  // torch::nn::BatchNorm's rule: without a momentum, a cumulative average.
+  t.momentum =
+      o.momentum().has_value()
+          ? *o.momentum()
+          : (training ? 1.0 / double(bn_->num_batches_tracked.item<int64_t>())
+                      : 0.0);
+  if (!idx.defined()) {
+    if (o.affine()) {
+      t.weight = bn_->weight;
+      t.bias = bn_->bias;
+    }
+    t.running_mean = bn_->running_mean;
+    t.running_var = bn_->running_var;
+    return norm_->forward(y, t);
+  }
+  // Sliced copies; index_select keeps the gradient path to the full
+  // parameters, so only the selected entries receive gradients.
+  if (o.affine()) {
+    t.weight = bn_->weight.index_select(0, idx);
+    t.bias = bn_->bias.index_select(0, idx);
+  }
+  if (bn_->running_mean.defined()) {
+    t.running_mean = bn_->running_mean.index_select(0, idx);
+    t.running_var = bn_->running_var.index_select(0, idx);
+  }
+  auto out = norm_->forward(y, t);
+  if (training && t.running_mean.defined()) {
+    torch::NoGradGuard no_grad;
+    bn_->running_mean.index_copy_(0, idx, t.running_mean);
+    bn_->running_var.index_copy_(0, idx, t.running_var);
+  }
+  return out;
+}
+
+at::Tensor OpLayerImpl::finish(at::Tensor y, const at::Tensor& residual) const {
+  return epilogue_(y, at::Tensor(), residual, options.relu());
+}
+
+at::Tensor OpLayerImpl::to_outputs(const at::Tensor& y) const {
+  return gather_.defined() ? y.index_select(1, gather_) : y;
+}
+
+at::Tensor
+OpLayerImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
+  if (extension_)
+    return extension_->forward(*this, x, residual);
+  if (folded_)
+    return forward_folded(x, residual);
+  auto y = normalize(convolve(x, stages_));
+  return finish(to_outputs(y), residual);
+}
+
+at::Tensor
+OpLayerImpl::forward_folded(const at::Tensor& x, const at::Tensor& residual) {
+  if (is_training())
+    throw std::logic_error(
         "OpLayer: BatchNorm was folded; training is not possible");
-    if (!out_index_.defined() && fusable(y))
-      return bias_relu_(y, bias_, options.relu());
-    y.add_(bias_.view({1, -1, 1, 1, 1}));
-  } else {
-    y = bn_(y);
-  }
-  if (out_index_.defined())
-    y = to_outputs(y, {});
-  return options.relu() ? torch::relu_(y) : y;
-}
-
-namespace {
-
-// One pass over y instead of one per elementwise op: these passes are memory
-// bound and cost the same in every variant of a network, so they pull time
-// ratios towards 1.
-template <typename Fn> void per_channel(torch::Tensor& y, Fn fn) {
-  const int64_t n = y.size(0), c = y.size(1),
-                inner = y.numel() / std::max<int64_t>(1, n * c);
-  float* p = y.data_ptr<float>();
-  at::parallel_for(0, n * c, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      fn(i % c, p + i * inner, i * inner, inner);
-  });
-}
-
-} // namespace
-
-bool fusable(const torch::Tensor& y) {
-  return y.scalar_type() == torch::kFloat && y.is_contiguous() &&
-         y.dim() >= 2 && !(torch::GradMode::is_enabled() && y.requires_grad());
-}
-
-torch::Tensor
-bias_relu_(torch::Tensor& y, const torch::Tensor& bias, bool relu) {
-  const float* b = bias.data_ptr<float>();
-  per_channel(y, [&](int64_t ch, float* v, int64_t, int64_t len) {
-    const float add = b[ch];
-    if (relu)
-      for (int64_t k = 0; k < len; ++k)
-        v[k] = std::max(v[k] + add, 0.f);
-    else
-      for (int64_t k = 0; k < len; ++k)
-        v[k] += add;
-  });
-  return y;
-}
-
-torch::Tensor add_relu_(torch::Tensor& y, const torch::Tensor& other) {
-  if (!fusable(y) || !fusable(other) || other.sizes() != y.sizes())
-    return torch::relu_(y.add_(other));
-  const float* o = other.data_ptr<float>();
-  per_channel(y, [&](int64_t, float* v, int64_t off, int64_t len) {
-    for (int64_t k = 0; k < len; ++k)
-      v[k] = std::max(v[k] + o[off + k], 0.f);
-  });
-  return y;
+  auto y = convolve(x, stages_);
+  if (!gather_.defined())
+    return epilogue_(y, bias_, residual, options.relu());
+  y = to_outputs(epilogue_(y, bias_, {}, /*relu=*/false));
+  return epilogue_(y, {}, residual, options.relu());
 }
 
 void OpLayerImpl::fold_batchnorm() {
   if (folded_)
     return;
+  if (extension_)
+    throw std::logic_error("OpLayer: cannot fold a layer with an extension");
   torch::NoGradGuard no_grad;
   const auto& o = bn_->options;
   const int64_t channels = options.plan().back().conv_channels();
@@ -278,9 +224,9 @@ OpLayerImpl::output_sizes(const std::vector<int64_t>& in) const {
   return out;
 }
 
-models::LayerCost OpLayerImpl::cost(
+LayerCost OpLayerImpl::cost(
     const std::string& name, const std::vector<int64_t>& in) const {
-  models::LayerCost row;
+  LayerCost row;
   row.name = name;
   row.operation = describe();
   row.output_shape = output_sizes(in);
@@ -307,12 +253,10 @@ std::string OpLayerImpl::describe() const {
   std::string s;
   for (const auto& c : plan)
     s += (s.empty() ? "" : " > ") + Config(c.groups()).str();
-  if (sum_blocks_ > 0)
-    s += " summed per index to " + std::to_string(out_channels());
-  else if (gather_.defined())
+  if (gather_.defined())
     s += " reordered";
-  else if (out_index_.defined())
-    s += " mapped to " + std::to_string(out_channels());
+  if (extension_ && out_channels() != plan.back().conv_channels())
+    s += " summed per index to " + std::to_string(out_channels());
   return s;
 }
 

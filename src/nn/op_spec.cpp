@@ -69,22 +69,14 @@ bool register_builtins() {
   r["conv2d"] = fixed([](const Position& p) {
     return LayerPlan{Config::uniform({1, 3, 3}, p.out_channels)};
   });
-  // SPEC §2: 1x3x3 C_in -> C_in, then 3x1x1 C_in -> C_out, one BN + ReLU.
+  // docs/CAKES.md §2: 1x3x3 C_in -> C_in, then 3x1x1 C_in -> C_out, one BN +
+  // ReLU.
   r["p3d"] = fixed([](const Position& p) {
     return LayerPlan{
         Config::uniform({1, 3, 3}, p.in_channels),
         Config::uniform({3, 1, 1}, p.out_channels)};
   });
   r["cakes"] = build_cakes;
-  r["super"] = [](const OpSpec& spec,
-                  const std::vector<Position>&) -> OpFactory {
-    if (!spec.configs.empty())
-      throw std::invalid_argument(
-          "operation 'super' takes no per-block configurations");
-    const auto cands =
-        spec.candidates.empty() ? video_candidates() : spec.candidates;
-    return [cands](size_t, const Position& p) { return super_plan(cands, p); };
-  };
   return true;
 }
 
@@ -126,22 +118,6 @@ std::vector<std::string> registered_ops() {
   for (const auto& kv : builtins())
     names.push_back(kv.first);
   return names;
-}
-
-LayerPlan
-super_plan(const std::vector<SubKernel>& candidates, const Position& p) {
-  if (candidates.empty())
-    throw std::invalid_argument("super: no candidate sub-kernels");
-  std::vector<KernelGroup> groups;
-  for (const auto& k : candidates)
-    groups.push_back({k, p.out_channels});
-  if (!p.reader.empty())
-    return LayerPlan{Config(std::move(groups))};
-  std::vector<int64_t> sum_per_index;
-  for (size_t n = 0; n < candidates.size(); ++n)
-    for (int64_t j = 0; j < p.out_channels; ++j)
-      sum_per_index.push_back(j);
-  return LayerPlan{Config(std::move(groups), std::move(sum_per_index))};
 }
 
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels) {

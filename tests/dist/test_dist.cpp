@@ -1,6 +1,8 @@
 // Data-parallel training. The multi-process tests start this test binary
 // again (DistWorker.Run with CAKES_DIST_WORKER set) as the ranks, on
 // loopback with a free port; the parent trains the single-process reference.
+// Over 500 lines on purpose: the rank side and the tests that start it share
+// this file's helpers and must stay one test binary entry point.
 #include "cakes/dist/context.h"
 #include "cakes/dist/data_parallel.h"
 #include "cakes/dist/launch.h"
@@ -89,9 +91,8 @@ void run_worker(const std::string& mode) {
 
   // Different initial weights per rank: attach must give everyone rank 0's.
   torch::manual_seed(100 + static_cast<uint64_t>(context->rank()));
-  DistNet net;
+  DistNet net(/*dropout=*/0, dist::sync_batch_norm(context));
   dist::DataParallelOptions dp_options;
-  dp_options.sync_batch_norm = true;
   dp_options.bucket_mb = 1e-5; // a bucket per tensor: many, started in order
   auto dp = std::make_shared<dist::DataParallel>(context, dp_options);
 
@@ -122,8 +123,7 @@ void run_worker(const std::string& mode) {
       }
     };
   }
-  train::Trainer trainer(
-      train::make_model(net, kNetwork), train::cross_entropy, o);
+  train::Trainer trainer(tiny_model(net, kNetwork), train::cross_entropy, o);
   if (env_or("CAKES_DIST_RESUME", "0") == "1") {
     trainer.resume(o.checkpoint_path);
   }
@@ -195,7 +195,7 @@ TEST(DataParallel, TwoProcessesTrainLikeOneOnTheCombinedBatch) {
   lo.seed = kSeed;
   train::Loader loader(ds, lo);
   train::Trainer trainer(
-      train::make_model(net, kNetwork), train::cross_entropy, job_options(2));
+      tiny_model(net, kNetwork), train::cross_entropy, job_options(2));
   trainer.fit(loader);
   auto reference = state_of(*net);
 
@@ -509,52 +509,67 @@ TEST(DistOptions, FlagsOverrideTheEnvironmentAndBadValuesAreNamed) {
 
 TEST(SyncBatchNorm, InOneProcessItIsBatchNorm) {
   // World size 1: the all-reduces are identities, so values, gradients and
-  // running statistics must be BatchNorm3d's.
-  dist::Context context(dist::DistOptions{});
+  // running statistics must be BatchNorm's, through a layer built with the
+  // norm as every network builds its layers.
+  auto context = std::make_shared<dist::Context>(dist::DistOptions{});
+  const auto cfg = Config::parse("3x3x3:2,1x3x3:1");
   torch::manual_seed(3);
-  torch::nn::BatchNorm3d ours(3), ref(3);
+  nn::OpLayer ours(
+      nn::OpLayerOptions(2, cfg).norm(dist::sync_batch_norm(context)));
+  torch::manual_seed(3);
+  nn::OpLayer ref(nn::OpLayerOptions(2, cfg));
   {
     torch::NoGradGuard g;
-    ours->weight.uniform_(0.5, 1.5);
-    ours->bias.uniform_(-0.5, 0.5);
-    ref->weight.copy_(ours->weight);
-    ref->bias.copy_(ours->bias);
+    ours->bn()->weight.uniform_(0.5, 1.5);
+    ours->bn()->bias.uniform_(-0.5, 0.5);
+    ref->bn()->weight.copy_(ours->bn()->weight);
+    ref->bn()->bias.copy_(ours->bn()->bias);
   }
-  auto x = torch::randn({2, 3, 3, 4, 2}, torch::kDouble) * 2 + 1;
   ours->to(torch::kDouble);
   ref->to(torch::kDouble);
+  auto x = torch::randn({2, 2, 3, 4, 2}, torch::kDouble) * 2 + 1;
   auto xa = x.clone().requires_grad_(true);
   auto xb = x.clone().requires_grad_(true);
-  auto ya = dist::sync_batch_norm(context, *ours, xa);
+  auto ya = ours->forward(xa);
   auto yb = ref->forward(xb);
   auto w = torch::randn_like(ya);
   (ya * w).sum().backward();
   (yb * w).sum().backward();
   EXPECT_TRUE(torch::allclose(ya, yb, 1e-10, 1e-10));
   EXPECT_TRUE(torch::allclose(xa.grad(), xb.grad(), 1e-10, 1e-10));
-  EXPECT_TRUE(
-      torch::allclose(ours->weight.grad(), ref->weight.grad(), 1e-10, 1e-10));
-  EXPECT_TRUE(
-      torch::allclose(ours->bias.grad(), ref->bias.grad(), 1e-10, 1e-10));
-  EXPECT_TRUE(
-      torch::allclose(ours->running_mean, ref->running_mean, 1e-12, 1e-12));
-  EXPECT_TRUE(
-      torch::allclose(ours->running_var, ref->running_var, 1e-12, 1e-12));
-  EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), 1);
+  EXPECT_TRUE(torch::allclose(
+      ours->bn()->weight.grad(), ref->bn()->weight.grad(), 1e-10, 1e-10));
+  EXPECT_TRUE(torch::allclose(
+      ours->bn()->bias.grad(), ref->bn()->bias.grad(), 1e-10, 1e-10));
+  EXPECT_TRUE(torch::allclose(
+      ours->bn()->running_mean, ref->bn()->running_mean, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(
+      ours->bn()->running_var, ref->bn()->running_var, 1e-12, 1e-12));
+  EXPECT_EQ(ours->bn()->num_batches_tracked.item<int64_t>(), 1);
+  // In evaluation mode it is BatchNorm with the running statistics.
+  ours->eval();
+  ref->eval();
+  EXPECT_TRUE(torch::allclose(ours->forward(x), ref->forward(x), 1e-10, 1e-10));
+}
 
-  // Through CakesConv3d's override, in evaluation mode it is bn().
-  nn::CakesConv3d conv(2, Config::parse("3x3x3:2,1x3x3:1"));
-  auto shared = std::make_shared<dist::Context>(dist::DistOptions{});
-  EXPECT_EQ(dist::use_sync_batch_norm(*conv, shared), 1);
-  auto input = torch::randn({2, 2, 3, 3, 3});
-  auto y_sync = conv->forward(input);
-  conv->batch_norm_override = nullptr;
-  // The first call updated the running statistics; compare in eval mode.
-  conv->eval();
-  auto y_plain = conv->forward(input);
-  dist::use_sync_batch_norm(*conv, shared);
-  EXPECT_TRUE(torch::allclose(conv->forward(input), y_plain));
-  EXPECT_EQ(y_sync.sizes(), y_plain.sizes());
+TEST(SyncBatchNorm, ReachesEveryLayerOfEveryNetwork) {
+  // The norm given when a network is built is the norm of all its layers:
+  // nothing has to find and switch them afterwards.
+  auto context = std::make_shared<dist::Context>(dist::DistOptions{});
+  const auto norm = dist::sync_batch_norm(context);
+  for (const std::string network : {"i3d_resnet18", "res_encoder_decoder"}) {
+    models::NetworkSpec spec;
+    spec.network = network;
+    spec.width = 4;
+    spec.num_classes = 2;
+    spec.in_channels = 1;
+    models::BuildOptions options;
+    options.norm = norm;
+    const auto model = models::build(spec, options);
+    ASSERT_FALSE(model.network->layers().empty());
+    for (const auto& [name, layer] : model.network->layers())
+      EXPECT_EQ(layer->options.norm(), norm) << network << " " << name;
+  }
 }
 
 TEST(Launch, OneFailingProcessStopsTheOthers) {

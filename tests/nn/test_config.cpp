@@ -1,5 +1,4 @@
-// Configuration parsing/printing and the CakesConv3d layer.
-#include "cakes/nn/cakes_conv3d.h"
+// Configuration parsing/printing and the layer every network uses (OpLayer).
 #include "cakes/nn/config.h"
 #include "cakes/nn/op_layer.h"
 
@@ -66,11 +65,6 @@ TEST(Config, OutputIndexRoundTripsAndCountsOutputs) {
   EXPECT_EQ(p.json(), R"({"3x3x3":1,"1x3x3":2,"output_index":[2,0,1]})");
   EXPECT_EQ(Config::parse(p.json()), p);
   EXPECT_FALSE(p == Config::parse("3x3x3:1,1x3x3:2;output_index=0,2,1"));
-  // A sum per index (a super-network's residual position): 4 -> 2 outputs.
-  const Config s = Config::parse("3x3x3:2,1x3x3:2;output_index=0,1,0,1");
-  EXPECT_EQ(s.conv_channels(), 4);
-  EXPECT_EQ(s.out_channels(), 2);
-  EXPECT_EQ(s.taps_times_channels(), 2 * 27 + 2 * 9);
   // The identity is the default and is stored as none.
   const Config i = Config::parse("3x3x3:1,1x3x3:2;output_index=0,1,2");
   EXPECT_TRUE(i.output_index().empty());
@@ -80,25 +74,25 @@ TEST(Config, OutputIndexRoundTripsAndCountsOutputs) {
 TEST(Config, BadOutputIndexIsAClearError) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"3x3x3:2;output_index=0", "1 entries for 2 channels"},
-      {"3x3x3:2;output_index=0,2", "output channel 1 receives no channel"},
+      {"3x3x3:2;output_index=0,2", "entry 2 is outside 0..1"},
+      {"3x3x3:2;output_index=1,1", "output channel 1 appears twice"},
       {"3x3x3:2;output_index=0,x", "not a non-negative integer"},
       {"3x3x3:2;order=0,1", "expected 'output_index="},
-      {R"({"3x3x3":2,"output_index":[0,-1]})", "is negative"},
+      {R"({"3x3x3":2,"output_index":[0,-1]})", "entry -1 is outside 0..1"},
       {R"({"3x3x3":2,"output_index":"0,1"})", "array of integers"},
   };
   expect_one_line_errors(bad);
 }
 
 // OpLayer applies output_index after the BatchNorm: a permutation moves the
-// channels, i -> i % C sums the candidates per index; and a selection sends
-// each selected channel to its output index.
-TEST(OpLayer, OutputIndexMovesOrSumsChannelsAfterBatchNorm) {
+// channels. (Summing per index is the super-network's, test_search.cpp.)
+TEST(OpLayer, OutputIndexMovesChannelsAfterBatchNorm) {
   using cakes::nn::OpLayer;
   using cakes::nn::OpLayerOptions;
   torch::manual_seed(3);
   const auto x = torch::randn({2, 4, 3, 5, 5});
   const Config groups = Config::parse("3x3x3:2,1x3x3:2");
-  OpLayer plain(OpLayerOptions(4, {groups}).relu(false));
+  OpLayer plain(OpLayerOptions(4, groups).relu(false));
   plain->eval();
   {
     torch::NoGradGuard ng;
@@ -108,7 +102,7 @@ TEST(OpLayer, OutputIndexMovesOrSumsChannelsAfterBatchNorm) {
   torch::NoGradGuard ng;
   const auto y = plain->forward(x);
   auto like = [&](const std::string& cfg) {
-    OpLayer m(OpLayerOptions(4, {Config::parse(cfg)}).relu(false));
+    OpLayer m(OpLayerOptions(4, Config::parse(cfg)).relu(false));
     m->eval();
     for (const auto& kv : plain->named_parameters())
       m->named_parameters()[kv.key()].copy_(kv.value());
@@ -120,24 +114,13 @@ TEST(OpLayer, OutputIndexMovesOrSumsChannelsAfterBatchNorm) {
     const int64_t to[] = {3, 0, 2, 1};
     EXPECT_TRUE(torch::allclose(yp.select(1, to[i]), y.select(1, i)));
   }
-  auto sum = like("3x3x3:2,1x3x3:2;output_index=0,1,0,1");
-  const auto ys = sum->forward(x);
-  ASSERT_EQ(ys.size(1), 2);
-  EXPECT_TRUE(torch::allclose(ys, y.narrow(1, 0, 2) + y.narrow(1, 2, 2)));
-  EXPECT_EQ(sum->cost("l", {1, 4, 3, 5, 5}).output_shape[1], 2);
-  // Selecting channels 2 (1x3x3, index 0) and 1 (3x3x3, index 1).
-  sum->select_outputs(torch::tensor({2, 1}, torch::kLong));
-  const auto ysel = sum->forward(x);
-  EXPECT_TRUE(torch::allclose(ysel.select(1, 0), y.select(1, 2)));
-  EXPECT_TRUE(torch::allclose(ysel.select(1, 1), y.select(1, 1)));
   // Folded BatchNorm, same outputs.
   perm->fold_batchnorm();
   EXPECT_TRUE(torch::allclose(perm->forward(x), yp, 1e-4, 1e-5));
 }
 
-TEST(CakesConv3d, NamedParametersShapesAndForward) {
-  cakes::nn::CakesConv3d layer(
-      8, Config::parse("3x3x3:4,1x3x3:3,3x1x1:0,1x1x1:1"));
+TEST(OpLayer, NamedParametersShapesAndForward) {
+  cakes::nn::OpLayer layer(8, Config::parse("3x3x3:4,1x3x3:3,3x1x1:0,1x1x1:1"));
   auto params = layer->named_parameters();
   ASSERT_TRUE(params.contains("weight_3x3x3"));
   EXPECT_EQ(
@@ -149,30 +132,46 @@ TEST(CakesConv3d, NamedParametersShapesAndForward) {
   EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 8, 4, 6, 6}));
   EXPECT_GE(y.min().item<float>(), 0.0f); // ReLU
   // With a stride the spatial axes shrink and time (a stride of 1) does not.
-  cakes::nn::CakesConv3d strided(
-      cakes::nn::CakesConv3dOptions(8, Config::parse("1x3x3:5"))
-          .stride({1, 2, 2}));
+  cakes::nn::OpLayer strided(
+      cakes::nn::OpLayerOptions(8, Config::parse("1x3x3:5")).stride({1, 2, 2}));
   EXPECT_EQ(strided->forward(x).sizes(), torch::IntArrayRef({2, 5, 4, 3, 3}));
 }
 
-TEST(CakesConv3d, EqualsSingleConvWithZeroPaddedKernel) {
-  // SPEC §2: the layer's convolution equals one 3x3x3 convolution whose kernel
-  // is zero outside each channel's sub-kernel.
+TEST(OpLayer, EqualsSingleConvWithZeroPaddedKernel) {
+  // docs/CAKES.md §2: the layer's convolution equals one 3x3x3 convolution
+  // whose kernel is zero outside each channel's sub-kernel, with the same
+  // dilation.
   torch::manual_seed(0);
-  cakes::nn::CakesConv3d layer(3, Config::parse("3x3x3:2,1x3x3:2,3x1x1:1"));
-  auto x = torch::randn({1, 3, 5, 5, 5});
-  auto full = torch::zeros({5, 3, 3, 3, 3});
-  const auto& w = layer->weights();
-  full.slice(0, 0, 2).copy_(w[0]);
-  full.slice(0, 2, 4).slice(2, 1, 2).copy_(w[1]);
-  full.slice(0, 4, 5).slice(3, 1, 2).slice(4, 1, 2).copy_(w[2]);
-  torch::NoGradGuard ng;
-  auto expected = torch::conv3d(x, full, {}, 1, 1);
-  EXPECT_TRUE(torch::allclose(layer->conv(x), expected, 1e-4, 1e-5));
+  for (int64_t dilation : {1, 2}) {
+    cakes::nn::OpLayer layer(
+        cakes::nn::OpLayerOptions(3, Config::parse("3x3x3:2,1x3x3:2,3x1x1:1"))
+            .dilation({dilation, dilation, dilation}));
+    auto x = torch::randn({1, 3, 7, 7, 7});
+    auto full = torch::zeros({5, 3, 3, 3, 3});
+    const auto& w = layer->stages()[0];
+    full.slice(0, 0, 2).copy_(w[0]);
+    full.slice(0, 2, 4).slice(2, 1, 2).copy_(w[1]);
+    full.slice(0, 4, 5).slice(3, 1, 2).slice(4, 1, 2).copy_(w[2]);
+    torch::NoGradGuard ng;
+    auto expected = torch::conv3d(x, full, {}, 1, dilation, dilation);
+    EXPECT_TRUE(torch::allclose(
+        layer->convolve(x, layer->stages()), expected, 1e-4, 1e-5))
+        << "dilation " << dilation;
+  }
 }
 
-TEST(CakesConv3d, EmptyConfigurationIsRejected) {
-  EXPECT_THROW(cakes::nn::CakesConv3d(4, Config::parse("3x3x3:0")), c10::Error);
+TEST(OpLayer, BadArgumentsAreInvalidArgument) {
+  // One error type for bad arguments, the op's own checks included.
+  EXPECT_THROW(
+      cakes::nn::OpLayer(4, Config::parse("3x3x3:0")), std::invalid_argument);
+  cakes::nn::OpLayer layer(4, Config::parse("3x3x3:2"));
+  try {
+    layer->forward(torch::randn({1, 3, 4, 4, 4})); // 3 channels, not 4
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
 }
 
 } // namespace

@@ -21,21 +21,19 @@
 #pragma once
 
 #include "cakes/dist/context.h"
+#include "cakes/nn/norm.h"
 #include "cakes/train/trainer.h"
 
 #include <memory>
 
 namespace torch::nn {
 class Module;
-class BatchNorm3dImpl;
 } // namespace torch::nn
 
 namespace cakes::dist {
 
 struct DataParallelOptions {
   double bucket_mb = 25; // bucket capacity in MiB
-  // Switch every CakesConv3d's BatchNorm to use_sync_batch_norm at attach.
-  bool sync_batch_norm = false;
 };
 
 class DataParallel : public train::ParallelHooks {
@@ -67,21 +65,16 @@ private:
 // Every parameter and buffer of `module` takes rank 0's value.
 void broadcast_module(Context& context, torch::nn::Module& module);
 
-// Batch normalisation with the batch statistics of all ranks together: in
-// training mode the mean and variance (and so the running statistics) are
-// over the union of the ranks' batches, and backward all-reduces the two
-// per-channel sums the input gradient needs, so W ranks with batch B
-// compute what one process computes with batch W * B. In evaluation mode it
-// is bn.forward(x). x: (N, C, D, H, W) with C = bn's features. Throws like
-// the collectives, and std::invalid_argument when a channel has only one
-// value over all ranks in training mode.
-at::Tensor sync_batch_norm(
-    Context& context, torch::nn::BatchNorm3dImpl& bn, const at::Tensor& x);
-
-// Makes every CakesConv3d in `module` use sync_batch_norm (through its
-// batch_norm_override); returns how many it switched. BatchNorm3d layers
-// outside CakesConv3d are not switched: call sync_batch_norm there.
-int64_t use_sync_batch_norm(
-    torch::nn::Module& module, std::shared_ptr<Context> context);
+// Batch normalisation with the batch statistics of all ranks together (a
+// Norm, nn/norm.h: give it to the network when building it, e.g.
+// models::BuildOptions::norm, and every layer uses it). In training mode the
+// mean and variance (and so the running statistics) are over the union of
+// the ranks' batches, and backward all-reduces the two per-channel sums the
+// input gradient needs, so W ranks with batch B compute what one process
+// computes with batch W * B. In evaluation mode it is batch_norm(). Throws
+// like the collectives, and std::invalid_argument when a channel has only one
+// value over all ranks in training mode. Every rank must normalise the same
+// layers in the same order (as their forwards do).
+nn::NormPtr sync_batch_norm(std::shared_ptr<Context> context);
 
 } // namespace cakes::dist

@@ -1,9 +1,9 @@
 // Configuration of a CAKES layer: which sub-kernel each output channel uses.
 //
 // A configuration is an ordered list of (sub-kernel, channels) groups; output
-// channels are the groups concatenated in that order (SPEC §2). It is plain
-// data with no LibTorch dependency so that tools and cost models can use it
-// cheaply.
+// channels are the groups concatenated in that order (docs/CAKES.md §2). It is
+// plain data with no LibTorch dependency so that tools and cost models can use
+// it cheaply.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@
 namespace cakes {
 
 // A sub-kernel over the (D, H, W) axes of an NCDHW tensor, e.g. 3x1x1. Each
-// extent is 1 or an odd k (SPEC §1).
+// extent is 1 or an odd k (docs/CAKES.md §1).
 struct SubKernel {
   int64_t d = 1, h = 1, w = 1;
 
@@ -32,27 +32,28 @@ struct SubKernel {
   }
 };
 
+// Sub-kernels joined by commas, e.g. "3x3x3,1x3x3,3x1x1".
+std::string kernels_str(const std::vector<SubKernel>& kernels);
+
 struct KernelGroup {
   SubKernel kernel;
   int64_t channels = 0; // may be 0: the group is present but empty
 };
 
 // Optionally a configuration also says where each channel goes after the
-// BatchNorm (`output_index`): channel i of the concatenated groups is added to
-// output channel output_index[i]. Searched positions that feed a residual
-// addition need it (docs/SEARCH.md): their super-network sums the candidates
-// per output index (i -> i % C_out), and a configuration derived from it keeps
-// one candidate per output index, which is a permutation because each group's
-// channels are contiguous in the layer while the chosen indices interleave.
-// Empty (the usual case, and what an identity permutation is stored as):
-// output channel i is channel i.
+// normalisation (`output_index`, a permutation): channel i of the concatenated
+// groups becomes output channel output_index[i]. A configuration derived from
+// a search at a position that feeds a residual addition needs it
+// (docs/SEARCH.md): each group's channels are contiguous in the layer, while
+// the channels the search kept for each output index interleave. Empty (the
+// usual case, and what the identity is stored as): output channel i is
+// channel i.
 class Config {
 public:
   Config() = default;
   // Throws std::invalid_argument (one line) on a negative count, a sub-kernel
-  // listed twice, or an output_index whose length is not the number of
-  // channels, with a negative entry or leaving an output channel without a
-  // channel (outputs are 0 .. max entry).
+  // listed twice, or an output_index that is not a permutation of the
+  // channels.
   explicit Config(
       std::vector<KernelGroup> groups, std::vector<int64_t> output_index = {});
 
@@ -78,8 +79,7 @@ public:
   // Channels the convolution computes (and the BatchNorm normalises): the sum
   // of the groups' counts.
   int64_t conv_channels() const;
-  // Channels the layer outputs: conv_channels(), or the number of output
-  // indices when output_index is given.
+  // Channels the layer outputs: conv_channels() (output_index only reorders).
   int64_t out_channels() const;
   // Multiply-adds per output position and input channel: sum of c_i * vol_i.
   int64_t taps_times_channels() const;

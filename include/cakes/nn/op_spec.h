@@ -3,10 +3,10 @@
 // Networks never branch on operation names. They describe their 3x3 positions
 // (name, channels, stride) as a list of Position and ask an OpFactory for a
 // LayerPlan per position: the ordered convolution stages of that position, each
-// stage a Config (SPEC §2). One BatchNorm (+ ReLU) follows the last stage. So
-// conv3d = [{3x3x3: C_out}], conv2d = [{1x3x3: C_out}],
-// p3d = [{1x3x3: C_in}, {3x1x1: C_out}], cakes = [per-position Config].
-// New operations are added with register_op, without touching any network.
+// stage a Config (docs/CAKES.md §2). One BatchNorm (+ ReLU) follows the last
+// stage. So conv3d = [{3x3x3: C_out}], conv2d = [{1x3x3: C_out}], p3d =
+// [{1x3x3: C_in}, {3x1x1: C_out}], cakes = [per-position Config]. New
+// operations are added with register_op, without touching any network.
 //
 // Plain data, no LibTorch dependency: tools and cost models use it cheaply.
 #pragma once
@@ -29,7 +29,8 @@ struct Position {
   // Module path of the convolution that is the only reader of this position's
   // output (e.g. "layer1.0.conv3"), empty when the output also feeds a residual
   // addition or a skip. Only such positions may output more channels than
-  // out_channels: the reader then reads them all (super-networks, SPEC §4).
+  // out_channels: the reader then reads them all (super-networks, docs/CAKES.md
+  // §4).
   std::string reader;
 };
 
@@ -64,19 +65,10 @@ using OpBuilder =
 void register_op(const std::string& name, OpBuilder builder);
 std::vector<std::string> registered_ops();
 
-// The super-network operation (SPEC §4), registered as "super": every position
-// gets every candidate at full width (one stage, N * out_channels channels in
-// candidate order, one BatchNorm over them). A position with a reader outputs
-// them all; one without (its output feeds a residual addition, which needs
-// out_channels) sums the candidates' BatchNorm outputs per index (output_index
-// i -> i % out_channels, config.h).
-LayerPlan
-super_plan(const std::vector<SubKernel>& candidates, const Position& p);
-
 // Even split of `channels` over `kernels`, remainder to the first groups.
 Config even_split(const std::vector<SubKernel>& kernels, int64_t channels);
 
-// The seven volumetric sub-kernels (SPEC §1): 3D, three 2D, three 1D.
+// The seven volumetric sub-kernels (docs/CAKES.md §1): 3D, three 2D, three 1D.
 std::vector<SubKernel> volumetric_candidates();
 // The video "1,2,3D" set: 3x3x3, 1x3x3, 3x1x1.
 std::vector<SubKernel> video_candidates();
