@@ -1,5 +1,7 @@
 #include "cakes/models/i3d_resnet.h"
 
+#include "walk.h"
+
 #include <torch/torch.h>
 
 #include <stdexcept>
@@ -92,9 +94,10 @@ I3DBlockImpl::I3DBlockImpl(
     int64_t in_channels,
     int64_t width,
     int64_t stride,
-    const std::vector<LayerPlan>& plans)
+    const std::vector<LayerPlan>& plans,
+    nn::NormPtr norm)
     : bottleneck_(bottleneck), in_channels_(in_channels), width_(width),
-      stride_(stride), plans_(plans) {
+      stride_(stride), plans_(plans), norm_(std::move(norm)) {
   reset();
 }
 
@@ -106,29 +109,25 @@ void I3DBlockImpl::reset() {
   using nn::OpLayerOptions;
   convs_.clear();
   const nn::Triple st = {1, stride_, stride_};
+  auto conv = [&](const char* name, OpLayerOptions o) {
+    convs_.push_back(register_module(name, nn::OpLayer(o.norm(norm_))));
+  };
+  // The last convolution's ReLU comes after the residual addition.
   if (bottleneck_) {
-    convs_.push_back(register_module(
+    conv(
         "conv1",
-        nn::OpLayer(
-            OpLayerOptions(in_channels_, nn::plain_conv({1, 1, 1}, width_)))));
-    convs_.push_back(register_module(
-        "conv2", nn::OpLayer(OpLayerOptions(width_, plans_.at(0)).stride(st))));
-    convs_.push_back(register_module(
+        OpLayerOptions(in_channels_, nn::plain_conv({1, 1, 1}, width_)));
+    conv("conv2", OpLayerOptions(width_, plans_.at(0)).stride(st));
+    conv(
         "conv3",
-        nn::OpLayer(
-            OpLayerOptions(
-                plans_.at(0).back().out_channels(),
-                nn::plain_conv({1, 1, 1}, width_ * 4))
-                .relu(false))));
+        OpLayerOptions(
+            plans_.at(0).back().out_channels(),
+            nn::plain_conv({1, 1, 1}, width_ * 4)));
   } else {
-    convs_.push_back(register_module(
-        "conv1",
-        nn::OpLayer(OpLayerOptions(in_channels_, plans_.at(0)).stride(st))));
-    convs_.push_back(register_module(
+    conv("conv1", OpLayerOptions(in_channels_, plans_.at(0)).stride(st));
+    conv(
         "conv2",
-        nn::OpLayer(
-            OpLayerOptions(plans_.at(0).back().out_channels(), plans_.at(1))
-                .relu(false))));
+        OpLayerOptions(plans_.at(0).back().out_channels(), plans_.at(1)));
   }
   if (stride_ != 1 || in_channels_ != out_channels())
     downsample_ = register_module(
@@ -136,37 +135,42 @@ void I3DBlockImpl::reset() {
         nn::OpLayer(OpLayerOptions(
                         in_channels_, nn::plain_conv({1, 1, 1}, out_channels()))
                         .stride(st)
-                        .relu(false)));
+                        .relu(false)
+                        .norm(norm_)));
 }
 
-torch::Tensor I3DBlockImpl::forward(const torch::Tensor& x) {
-  auto y = x;
-  for (auto& c : convs_)
-    y = c->forward(y);
-  const auto identity = downsample_ ? downsample_->forward(x) : x;
-  return nn::add_relu_(y, identity);
-}
-
-std::vector<int64_t> I3DBlockImpl::cost(
-    const std::string& name,
-    const std::vector<int64_t>& in,
-    CostReport& report) const {
+std::vector<std::pair<std::string, nn::OpLayer>> I3DBlockImpl::layers() const {
   static const char* names[] = {"conv1", "conv2", "conv3"};
-  auto sizes = in;
-  for (size_t i = 0; i < convs_.size(); ++i) {
-    report.layers.push_back(convs_[i]->cost(name + "." + names[i], sizes));
-    sizes = report.layers.back().output_shape;
-  }
+  std::vector<std::pair<std::string, nn::OpLayer>> out;
+  for (size_t i = 0; i < convs_.size(); ++i)
+    out.emplace_back(names[i], convs_[i]);
   if (downsample_)
-    report.layers.push_back(downsample_->cost(name + ".downsample", in));
-  return sizes;
+    out.emplace_back("downsample", downsample_);
+  return out;
 }
 
-void I3DBlockImpl::fold_batchnorm() {
-  for (auto& c : convs_)
-    c->fold_batchnorm();
-  if (downsample_)
-    downsample_->fold_batchnorm();
+template <class Self, class Run>
+typename Run::Value I3DBlockImpl::walk(
+    Self& self,
+    Run& run,
+    const std::string& name,
+    const typename Run::Value& x) {
+  static const char* names[] = {"conv1", "conv2", "conv3"};
+  auto y = x;
+  const size_t last = self.convs_.size() - 1;
+  for (size_t i = 0; i < last; ++i)
+    y = run.layer(name + "." + names[i], *self.convs_[i], y);
+  return run.layer_with_residual(
+      name + "." + names[last], *self.convs_[last], y, [&] {
+        return self.downsample_
+                   ? run.layer(name + ".downsample", *self.downsample_, x)
+                   : x;
+      });
+}
+
+at::Tensor I3DBlockImpl::forward(const at::Tensor& x) {
+  TensorRun run;
+  return walk(*this, run, "", x);
 }
 
 I3DResNetImpl::I3DResNetImpl(I3DResNetOptions options_)
@@ -187,11 +191,14 @@ void I3DResNetImpl::reset() {
   // Validated here, before any weight is allocated.
   const auto factory = make_op_factory(spec, positions);
 
+  layers_.clear();
   stem_ = register_module(
       "conv1",
       nn::OpLayer(
           nn::OpLayerOptions(3, nn::plain_conv({1, 7, 7}, options.base_width()))
-              .stride({1, 2, 2})));
+              .stride({1, 2, 2})
+              .norm(options.norm())));
+  layers_.emplace_back("conv1", stem_);
   stages_.assign(4, {});
   size_t pos = 0;
   for_each_block(
@@ -209,7 +216,10 @@ void I3DResNetImpl::reset() {
           plans.push_back(factory(pos, p));
           ++pos;
         }
-        stages_[s].push_back(I3DBlock(bottleneck, in, width, stride, plans));
+        stages_[s].push_back(
+            I3DBlock(bottleneck, in, width, stride, plans, options.norm()));
+        for (auto& [name, layer] : stages_[s].back()->layers())
+          layers_.emplace_back(block_name(s, b) + "." + name, layer);
       });
   for (int s = 0; s < 4; ++s) {
     torch::nn::Sequential layer;
@@ -224,50 +234,34 @@ void I3DResNetImpl::reset() {
           stages_[3].back()->out_channels(), options.num_classes()));
 }
 
-torch::Tensor I3DResNetImpl::forward(const torch::Tensor& x) {
-  TORCH_CHECK(
-      x.dim() == 5 && x.size(1) == 3,
-      "i3d_resnet: expected input (N, 3, T, H, W), got ",
-      x.sizes());
-  auto y = stem_->forward(x);
-  y = torch::max_pool3d(y, {1, 3, 3}, {1, 2, 2}, {0, 1, 1});
-  for (auto& stage : stages_)
-    for (auto& b : stage)
-      y = b->forward(y);
+template <class Self, class Run>
+typename Run::Value
+I3DResNetImpl::walk(Self& self, Run& run, const typename Run::Value& x) {
+  const auto& in = Run::sizes(x);
+  if (in.size() != 5 || in[1] != 3)
+    throw std::invalid_argument(
+        "i3d_resnet: expected input (N, 3, T, H, W), got " +
+        c10::str(c10::IntArrayRef(in)));
+  auto y = run.layer("conv1", *self.stem_, x);
+  y = run.max_pool(y, {1, 3, 3}, {1, 2, 2}, {0, 1, 1});
+  for (size_t s = 0; s < self.stages_.size(); ++s)
+    for (size_t b = 0; b < self.stages_[s].size(); ++b)
+      y = I3DBlockImpl::walk(
+          *self.stages_[s][b], run, block_name(int(s), int64_t(b)), y);
   // Spatial average per frame, classify each frame, average logits over
-  // frames (TSN consensus, SPEC §3).
-  y = y.mean({3, 4}).transpose(1, 2); // (N, T, C)
-  y = fc_->forward(dropout_->forward(y));
-  return y.mean(1);
+  // frames (TSN consensus, docs/CAKES.md §3).
+  return run.frame_classifier("fc", *self.dropout_, *self.fc_, y);
+}
+
+at::Tensor I3DResNetImpl::forward(const at::Tensor& x) {
+  TensorRun run;
+  return walk(*this, run, x);
 }
 
 CostReport I3DResNetImpl::cost(const std::vector<int64_t>& in) const {
-  if (in.size() != 5 || in[1] != 3)
-    throw std::invalid_argument(
-        "i3d_resnet: cost needs input sizes (N, 3, T, H, W)");
-  CostReport r;
-  r.layers.push_back(stem_->cost("conv1", in));
-  auto sizes = r.layers.back().output_shape;
-  for (int a = 3; a < 5; ++a) // max-pool 1x3x3, stride (1,2,2), pad (0,1,1)
-    sizes[a] = (sizes[a] + 2 - 3) / 2 + 1;
-  for (size_t s = 0; s < stages_.size(); ++s)
-    for (size_t b = 0; b < stages_[s].size(); ++b)
-      sizes = stages_[s][b]->cost(block_name(int(s), int64_t(b)), sizes, r);
-  LayerCost fc;
-  fc.name = "fc";
-  fc.operation = "linear per frame, mean over frames";
-  fc.output_shape = {sizes[0], options.num_classes()};
-  fc.macs = sizes[0] * sizes[2] * fc_->weight.numel();
-  fc.params = fc_->weight.numel() + fc_->bias.numel();
-  r.layers.push_back(fc);
-  return r;
-}
-
-void I3DResNetImpl::fold_batchnorm() {
-  stem_->fold_batchnorm();
-  for (auto& stage : stages_)
-    for (auto& b : stage)
-      b->fold_batchnorm();
+  CostRun run;
+  walk(*this, run, in);
+  return std::move(run.report);
 }
 
 } // namespace cakes::models

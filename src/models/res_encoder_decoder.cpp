@@ -1,6 +1,6 @@
 #include "cakes/models/res_encoder_decoder.h"
 
-#include "cakes/ops/shrunk_conv3d.h"
+#include "walk.h"
 
 #include <torch/torch.h>
 
@@ -81,43 +81,53 @@ void ResEncoderDecoderImpl::reset() {
     const auto& p = positions[i];
     // A position read by this one may be wider than its nominal width.
     const int64_t in = i > 0 && positions[i - 1].reader == p.name
-        ? plans[i - 1].back().out_channels()
-        : p.in_channels;
-    OpLayer m(OpLayerOptions(in, plans[i++]).stride(p.stride).relu(relu));
+                           ? plans[i - 1].back().out_channels()
+                           : p.in_channels;
+    OpLayer m(OpLayerOptions(in, plans[i++])
+                  .stride(p.stride)
+                  .relu(relu)
+                  .norm(options.norm()));
+    layers_.emplace_back(p.name, m);
     const auto dot = p.name.find('.');
     if (dot == std::string::npos)
       return register_module(p.name, m);
     return holder(p.name.substr(0, dot))
         ->register_module(p.name.substr(dot + 1), m);
   };
+  layers_.clear();
   stem_ = layer(true);
   enc_.assign(kLevels, {});
   for (int l = 0; l < kLevels; ++l) {
     const auto& p = positions[i];
     auto& b = enc_[l];
+    // The second convolution's ReLU comes after the residual addition.
     b.conv1 = layer(true);
-    b.conv2 = layer(false);
-    if (p.in_channels != p.out_channels || p.stride[0] != 1)
-      b.shortcut =
-          holder("enc" + std::to_string(l))
-              ->register_module(
-                  "shortcut",
-                  OpLayer(OpLayerOptions(
-                              p.in_channels,
-                              nn::plain_conv({1, 1, 1}, p.out_channels))
-                              .stride(p.stride)
-                              .relu(false)));
+    b.conv2 = layer(true);
+    if (p.in_channels != p.out_channels || p.stride[0] != 1) {
+      const std::string name = "enc" + std::to_string(l);
+      b.shortcut = holder(name)->register_module(
+          "shortcut",
+          OpLayer(OpLayerOptions(
+                      p.in_channels, nn::plain_conv({1, 1, 1}, p.out_channels))
+                      .stride(p.stride)
+                      .relu(false)
+                      .norm(options.norm())));
+      layers_.emplace_back(name + ".shortcut", b.shortcut);
+    }
   }
   dec_.assign(kLevels - 1, {});
   up_.assign(kLevels - 1, nullptr);
   for (int l = kLevels - 2; l >= 0; --l) {
     const int64_t w = width(options.base_width(), l);
+    const std::string up = "up" + std::to_string(l);
     up_[l] = register_module(
-        "up" + std::to_string(l),
-        OpLayer(
-            OpLayerOptions(2 * w, nn::plain_conv({1, 1, 1}, w)).relu(false)));
+        up,
+        OpLayer(OpLayerOptions(2 * w, nn::plain_conv({1, 1, 1}, w))
+                    .relu(false)
+                    .norm(options.norm())));
+    layers_.emplace_back(up, up_[l]);
     dec_[l].conv1 = layer(true);
-    dec_[l].conv2 = layer(false);
+    dec_[l].conv2 = layer(true);
   }
   const int64_t w0 = options.base_width();
   cls_weight_ = register_parameter(
@@ -143,85 +153,45 @@ void ResEncoderDecoderImpl::check_input(const std::vector<int64_t>& s) const {
           "stride-2 stem)");
 }
 
-torch::Tensor
-ResEncoderDecoderImpl::run_block(Block& b, const torch::Tensor& x) {
-  auto y = b.conv2->forward(b.conv1->forward(x));
-  const auto identity = b.shortcut ? b.shortcut->forward(x) : x;
-  return nn::add_relu_(y, identity);
+template <class Run, class B>
+typename Run::Value ResEncoderDecoderImpl::walk_block(
+    B& b, Run& run, const std::string& name, const typename Run::Value& x) {
+  auto y = run.layer(name + ".conv1", *b.conv1, x);
+  return run.layer_with_residual(name + ".conv2", *b.conv2, y, [&] {
+    return b.shortcut ? run.layer(name + ".shortcut", *b.shortcut, x) : x;
+  });
 }
 
-torch::Tensor ResEncoderDecoderImpl::forward(const torch::Tensor& x) {
-  check_input(x.sizes().vec());
-  auto y = stem_->forward(x);
-  std::vector<torch::Tensor> skips;
-  for (auto& b : enc_) {
-    y = run_block(b, y);
+template <class Self, class Run>
+typename Run::Value ResEncoderDecoderImpl::walk(
+    Self& self, Run& run, const typename Run::Value& x) {
+  const auto& in = Run::sizes(x);
+  self.check_input(in);
+  auto y = run.layer("stem", *self.stem_, x);
+  std::vector<typename Run::Value> skips;
+  for (int l = 0; l < kLevels; ++l) {
+    y = walk_block(self.enc_[l], run, "enc" + std::to_string(l), y);
     skips.push_back(y);
   }
   for (int l = kLevels - 2; l >= 0; --l) {
-    y = torch::upsample_trilinear3d(
-        y, skips[l].sizes().slice(2), /*align_corners=*/false);
-    y = up_[l]->forward(y).add_(skips[l]);
-    y = run_block(dec_[l], y);
+    y = run.upsample_like(y, skips[l]);
+    y = run.layer_with_residual(
+        "up" + std::to_string(l), *self.up_[l], y, [&] { return skips[l]; });
+    y = walk_block(self.dec_[l], run, "dec" + std::to_string(l), y);
   }
-  y = ops::shrunk_conv3d(y, {cls_weight_})
-          .add_(cls_bias_.view({1, -1, 1, 1, 1}));
-  return torch::upsample_trilinear3d(
-      y, x.sizes().slice(2), /*align_corners=*/false);
+  return run.voxel_classifier(
+      "classifier", self.cls_weight_, self.cls_bias_, y, {in[2], in[3], in[4]});
 }
 
-std::vector<int64_t> ResEncoderDecoderImpl::cost_block(
-    const Block& b,
-    const std::string& name,
-    const std::vector<int64_t>& in,
-    CostReport& r) const {
-  r.layers.push_back(b.conv1->cost(name + ".conv1", in));
-  r.layers.push_back(
-      b.conv2->cost(name + ".conv2", r.layers.back().output_shape));
-  const auto out = r.layers.back().output_shape;
-  if (b.shortcut)
-    r.layers.push_back(b.shortcut->cost(name + ".shortcut", in));
-  return out;
+at::Tensor ResEncoderDecoderImpl::forward(const at::Tensor& x) {
+  TensorRun run;
+  return walk(*this, run, x);
 }
 
 CostReport ResEncoderDecoderImpl::cost(const std::vector<int64_t>& in) const {
-  check_input(in);
-  CostReport r;
-  r.layers.push_back(stem_->cost("stem", in));
-  auto sizes = r.layers.back().output_shape;
-  std::vector<std::vector<int64_t>> skips;
-  for (int l = 0; l < kLevels; ++l) {
-    sizes = cost_block(enc_[l], "enc" + std::to_string(l), sizes, r);
-    skips.push_back(sizes);
-  }
-  for (int l = kLevels - 2; l >= 0; --l) {
-    auto up = skips[l];
-    up[1] = sizes[1];
-    r.layers.push_back(up_[l]->cost("up" + std::to_string(l), up));
-    sizes = cost_block(
-        dec_[l], "dec" + std::to_string(l), r.layers.back().output_shape, r);
-  }
-  LayerCost cls;
-  cls.name = "classifier";
-  cls.operation = "conv 1x1x1 + bias, trilinear x2";
-  cls.output_shape = {in[0], options.num_classes(), in[2], in[3], in[4]};
-  cls.macs = sizes[0] * sizes[2] * sizes[3] * sizes[4] * cls_weight_.numel();
-  cls.params = cls_weight_.numel() + cls_bias_.numel();
-  r.layers.push_back(cls);
-  return r;
-}
-
-void ResEncoderDecoderImpl::fold_batchnorm() {
-  stem_->fold_batchnorm();
-  for (auto* blocks : {&enc_, &dec_})
-    for (auto& b : *blocks) {
-      b.conv1->fold_batchnorm();
-      b.conv2->fold_batchnorm();
-      if (b.shortcut)
-        b.shortcut->fold_batchnorm();
-    }
-  for (auto& u : up_)
-    u->fold_batchnorm();
+  CostRun run;
+  walk(*this, run, in);
+  return std::move(run.report);
 }
 
 } // namespace cakes::models

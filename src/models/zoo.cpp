@@ -1,6 +1,7 @@
 #include "cakes/models/zoo.h"
 
 #include "cakes/models/i3d_resnet.h"
+#include "cakes/models/model.h"
 #include "cakes/models/res_encoder_decoder.h"
 
 #include <stdexcept>
@@ -8,15 +9,14 @@
 namespace cakes::models {
 namespace {
 
-template <typename Net> Model wrap(Net net, bool video, int64_t in_channels) {
-  Model m;
-  m.module = net.ptr();
-  m.forward = [net](const torch::Tensor& x) mutable { return net->forward(x); };
-  m.cost = [net](const std::vector<int64_t>& s) { return net->cost(s); };
-  m.fold_batchnorm = [net]() mutable { net->fold_batchnorm(); };
-  m.video = video;
-  m.in_channels = in_channels;
-  return m;
+const std::vector<NetworkInfo>& networks() {
+  static const std::vector<NetworkInfo> all = {
+      {"i3d_resnet18", true, 64, video_candidates()},
+      {"i3d_resnet34", true, 64, video_candidates()},
+      {"i3d_resnet50", true, 64, video_candidates()},
+      {"i3d_resnet101", true, 64, video_candidates()},
+      {"res_encoder_decoder", false, 16, volumetric_candidates()}};
+  return all;
 }
 
 int64_t i3d_depth(const std::string& name) {
@@ -26,7 +26,34 @@ int64_t i3d_depth(const std::string& name) {
   return 0;
 }
 
-[[noreturn]] void unknown(const std::string& name) {
+template <typename Holder> Model wrap_network(Holder net, NetworkSpec spec) {
+  Model m;
+  m.spec = std::move(spec);
+  m.module = net.ptr();
+  m.network = net.ptr();
+  m.forward = [net](const at::Tensor& x) mutable { return net->forward(x); };
+  return m;
+}
+
+} // namespace
+
+std::vector<std::string> network_names() {
+  std::vector<std::string> names;
+  for (const auto& n : networks())
+    names.push_back(n.name);
+  return names;
+}
+
+const NetworkInfo* find_network(const std::string& name) {
+  for (const auto& n : networks())
+    if (n.name == name)
+      return &n;
+  return nullptr;
+}
+
+const NetworkInfo& network_info(const std::string& name) {
+  if (const auto* n = find_network(name))
+    return *n;
   std::string known;
   for (const auto& n : network_names())
     known += (known.empty() ? "" : ", ") + n;
@@ -34,54 +61,73 @@ int64_t i3d_depth(const std::string& name) {
       "unknown network '" + name + "' (known: " + known + ")");
 }
 
-} // namespace
-
-std::vector<std::string> network_names() {
-  return {
-      "i3d_resnet18",
-      "i3d_resnet34",
-      "i3d_resnet50",
-      "i3d_resnet101",
-      "res_encoder_decoder"};
+std::vector<Position> network_positions(const NetworkSpec& spec) {
+  const NetworkSpec s = spec.canonical();
+  network_info(s.network); // names the known ones on an unknown name
+  if (const auto d = i3d_depth(s.network))
+    return i3d_resnet_positions(d, s.width);
+  return res_encoder_decoder_positions(s.in_channels, s.width);
 }
 
-std::vector<Position> network_positions(const ModelArgs& a) {
-  if (const auto d = i3d_depth(a.network))
-    return i3d_resnet_positions(d, a.width > 0 ? a.width : 64);
-  if (a.network == "res_encoder_decoder")
-    return res_encoder_decoder_positions(
-        a.in_channels,
-        a.width > 0 ? a.width : ResEncoderDecoderOptions().base_width());
-  unknown(a.network);
-}
-
-Model make_model(const ModelArgs& a) {
-  if (const auto d = i3d_depth(a.network))
-    return wrap(
+Model build(const NetworkSpec& spec, const BuildOptions& options) {
+  const NetworkSpec s = spec.canonical();
+  network_info(s.network);
+  if (const auto d = i3d_depth(s.network))
+    return wrap_network(
         I3DResNet(I3DResNetOptions()
                       .depth(d)
-                      .num_classes(a.num_classes)
-                      .op(a.op)
-                      .base_width(a.width > 0 ? a.width : 64)),
-        /*video=*/true,
-        3);
-  if (a.network == "res_encoder_decoder") {
-    OpSpec op = a.op;
-    if (op.candidates.empty())
-      op.candidates = volumetric_candidates();
-    return wrap(
-        ResEncoderDecoder(ResEncoderDecoderOptions()
-                              .in_channels(a.in_channels)
-                              .num_classes(a.num_classes)
-                              .base_width(
-                                  a.width > 0
-                                      ? a.width
-                                      : ResEncoderDecoderOptions().base_width())
-                              .op(op)),
-        /*video=*/false,
-        a.in_channels);
-  }
-  unknown(a.network);
+                      .num_classes(s.num_classes)
+                      .op(s.op)
+                      .base_width(s.width)
+                      .norm(options.norm)),
+        s);
+  return wrap_network(
+      ResEncoderDecoder(ResEncoderDecoderOptions()
+                            .in_channels(s.in_channels)
+                            .num_classes(s.num_classes)
+                            .base_width(s.width)
+                            .op(s.op)
+                            .norm(options.norm)),
+      s);
+}
+
+CostReport Model::cost(const std::vector<int64_t>& input_sizes) const {
+  if (!network)
+    throw std::logic_error(
+        "model '" + spec.network + "' has no network description (cost)");
+  return network->cost(input_sizes);
+}
+
+void Model::fold_batchnorm() const {
+  if (!network)
+    throw std::logic_error(
+        "model '" + spec.network + "' has no network description (fold)");
+  network->fold_batchnorm();
+}
+
+std::vector<int64_t> Model::input_sizes(
+    int64_t batch,
+    int64_t frames_or_depth,
+    int64_t height,
+    int64_t width) const {
+  return {
+      batch,
+      spec.video() ? 3 : spec.in_channels,
+      frames_or_depth,
+      height,
+      width};
+}
+
+nn::OpLayer Network::layer(const std::string& name) const {
+  for (const auto& [n, l] : layers())
+    if (n == name)
+      return l;
+  throw std::invalid_argument("network has no layer '" + name + "'");
+}
+
+void Network::fold_batchnorm() {
+  for (const auto& entry : layers())
+    entry.second.ptr()->fold_batchnorm();
 }
 
 } // namespace cakes::models

@@ -1,5 +1,6 @@
 // Networks, operation specs, configurations and costs (issue 3).
 #include "cakes/models/i3d_resnet.h"
+#include "cakes/models/model.h"
 #include "cakes/models/network_config.h"
 #include "cakes/models/res_encoder_decoder.h"
 #include "cakes/models/zoo.h"
@@ -87,11 +88,11 @@ TEST(Models, OutputShapesEveryNetworkAndOperation) {
   torch::manual_seed(0);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.net + " " + c.op);
-    ModelArgs a;
+    NetworkSpec a;
     a.network = c.net;
     a.op = op(c.op);
     a.num_classes = 5;
-    auto m = make_model(a);
+    auto m = build(a);
     m.module->eval();
     torch::NoGradGuard ng;
     const auto y = m.forward(torch::randn(c.input));
@@ -183,12 +184,12 @@ TEST(Models, SingleKernelCakesEqualsConvNetworks) {
 TEST(Models, FoldingBatchNormKeepsOutputs) {
   for (const std::string o : {"p3d", "cakes"}) {
     SCOPED_TRACE(o);
-    ModelArgs a;
+    NetworkSpec a;
     a.network = "i3d_resnet18";
     a.op = op(o);
     a.num_classes = 6;
     torch::manual_seed(3);
-    auto m = make_model(a);
+    auto m = build(a);
     randomize_bn(*m.module);
     m.module->eval();
     torch::NoGradGuard ng;
@@ -199,11 +200,11 @@ TEST(Models, FoldingBatchNormKeepsOutputs) {
     EXPECT_TRUE(torch::allclose(before, after, 1e-4, 1e-4))
         << (before - after).abs().max().item<float>();
   }
-  ModelArgs a;
+  NetworkSpec a;
   a.network = "res_encoder_decoder";
   a.num_classes = 3;
   torch::manual_seed(4);
-  auto m = make_model(a);
+  auto m = build(a);
   randomize_bn(*m.module);
   m.module->eval();
   torch::NoGradGuard ng;
@@ -266,10 +267,10 @@ TEST(Models, ConfigValidationErrorsNameTheBlock) {
     SCOPED_TRACE(c.text);
     try {
       const auto nc = parse_network_config(c.text);
-      ModelArgs a;
+      NetworkSpec a;
       a.network = "i3d_resnet18";
       a.op = OpSpec{nc.op, nc.blocks, {}};
-      make_model(a);
+      build(a);
       FAIL() << "expected an error";
     } catch (const std::invalid_argument& e) {
       const std::string msg = e.what();
@@ -278,15 +279,15 @@ TEST(Models, ConfigValidationErrorsNameTheBlock) {
     }
   }
   // Presets are for ResNet-50's 16 blocks; ResNet-101 has 33.
-  ModelArgs a;
+  NetworkSpec a;
   a.network = "i3d_resnet101";
   a.op = OpSpec{"cakes", preset("CAKES12D_P").blocks, {}};
-  EXPECT_THROW(make_model(a), std::invalid_argument);
+  EXPECT_THROW(build(a), std::invalid_argument);
   a.op = op("nonsense");
-  EXPECT_THROW(make_model(a), std::invalid_argument);
+  EXPECT_THROW(build(a), std::invalid_argument);
 }
 
-// ---- SPEC §9
+// ---- docs/CAKES.md §9
 // ------------------------------------------------------------------
 
 struct PublishedCost {
@@ -309,15 +310,71 @@ TEST(Models, CostMatchesPublishedTable) {
   };
   for (const auto& row : table) {
     SCOPED_TRACE(row.op + " " + row.preset);
-    ModelArgs a;
+    NetworkSpec a;
     a.network = "i3d_resnet50";
     a.op = OpSpec{
         row.op,
         row.preset.empty() ? std::vector<Config>{} : preset(row.preset).blocks,
         {}};
     a.num_classes = 174;
-    const auto r = make_model(a).cost({1, 3, 8, 224, 224});
+    const auto r = build(a).cost({1, 3, 8, 224, 224});
     EXPECT_NEAR(r.total_macs() / 1e9, row.gmacs, 0.01 * row.gmacs);
     EXPECT_NEAR(r.total_params() / 1e6, row.mparams, 0.01 * row.mparams);
   }
+}
+
+// ---- the network description
+// ---------------------------------------------------
+
+TEST(NetworkSpec, JsonRoundTripAndCanonicalEquality) {
+  NetworkSpec s;
+  s.network = "i3d_resnet50";
+  s.num_classes = 174;
+  s.op = OpSpec{"cakes", preset("CAKES123D_P").blocks, {}};
+  const auto back = NetworkSpec::from_json(s.to_json());
+  EXPECT_EQ(back, s);
+  EXPECT_EQ(back.op.configs.size(), 16u);
+  EXPECT_EQ(back.op.configs[1], s.op.configs[1]);
+  // Defaults made explicit describe the same network.
+  NetworkSpec explicit_defaults = s;
+  explicit_defaults.width = 64;
+  explicit_defaults.op.candidates = video_candidates();
+  EXPECT_EQ(explicit_defaults, s);
+  EXPECT_EQ(difference(s, explicit_defaults), "");
+  // The model keeps the canonical form, and rebuilding from it is the same
+  // network.
+  NetworkSpec small = s;
+  small.network = "i3d_resnet18";
+  small.width = 4;
+  small.op = OpSpec{"p3d", {}, {}};
+  const auto m = build(small);
+  EXPECT_EQ(m.spec.width, 4);
+  EXPECT_EQ(m.spec.in_channels, 3);
+  EXPECT_EQ(
+      build(NetworkSpec::from_json(m.spec.to_json()))
+          .cost({1, 3, 2, 32, 32})
+          .total_params(),
+      m.cost({1, 3, 2, 32, 32}).total_params());
+}
+
+TEST(NetworkSpec, DifferenceNamesTheFirstOne) {
+  NetworkSpec a;
+  a.network = "res_encoder_decoder";
+  a.num_classes = 3;
+  auto b = a;
+  b.width = 8;
+  EXPECT_EQ(difference(a, b), "width 16 vs 8");
+  b = a;
+  b.in_channels = 2;
+  EXPECT_EQ(difference(a, b), "1 vs 2 input channels");
+  b = a;
+  b.op.op = "conv3d";
+  a.op.op = "cakes";
+  EXPECT_EQ(difference(a, b), "operation cakes vs conv3d");
+  b = a;
+  b.network = "i3d_resnet18";
+  EXPECT_EQ(difference(a, b), "network res_encoder_decoder vs i3d_resnet18");
+  EXPECT_THROW(
+      NetworkSpec::from_json("{\"network\": 3}"), std::invalid_argument);
+  EXPECT_THROW(NetworkSpec::from_json("not json"), std::invalid_argument);
 }

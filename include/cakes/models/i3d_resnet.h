@@ -1,5 +1,6 @@
-// I3D ResNet-18/34/50/101 for video (SPEC §3), with the operation at every 3x3
-// position given by an OpSpec (conv3d, conv2d, p3d, cakes, ... see op_spec.h).
+// I3D ResNet-18/34/50/101 for video (docs/CAKES.md §3), with the operation at
+// every 3x3 position given by an OpSpec (conv3d, conv2d, p3d, cakes, ... see
+// op_spec.h).
 //
 // Input (N, 3, T, H, W) float32; output (N, num_classes) logits averaged over
 // the T frames. Time is never strided. Module names follow torchvision:
@@ -8,12 +9,11 @@
 // basic-block depths (18, 34) have two (conv1 and conv2).
 #pragma once
 
-#include "cakes/models/cost.h"
+#include "cakes/models/network.h"
 #include "cakes/nn/op_layer.h"
 #include "cakes/nn/op_spec.h"
 
 #include <torch/nn/cloneable.h>
-#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
@@ -28,6 +28,8 @@ struct I3DResNetOptions {
   // Stem and first-stage width; stages are 1, 2, 4, 8 times it. 64 is the
   // published network; smaller widths make CPU-sized networks (the demo).
   TORCH_ARG(int64_t, base_width) = 64;
+  // The norm of every layer (nn/norm.h); null: batch_norm().
+  TORCH_ARG(nn::NormPtr, norm) = nullptr;
 };
 
 // The operation positions of an I3D ResNet of this depth, in block order (the
@@ -44,45 +46,58 @@ public:
       int64_t in_channels,
       int64_t width,
       int64_t stride,
-      const std::vector<LayerPlan>& plans);
+      const std::vector<LayerPlan>& plans,
+      nn::NormPtr norm = nullptr);
   void reset() override;
-  torch::Tensor forward(const torch::Tensor& x);
-  // Appends cost rows (prefixed with `name`) and returns the output sizes.
-  std::vector<int64_t> cost(
-      const std::string& name,
-      const std::vector<int64_t>& in,
-      CostReport& report) const;
-  void fold_batchnorm();
+  at::Tensor forward(const at::Tensor& x);
 
   int64_t out_channels() const;
+  // conv1..conv3 (bottleneck) or conv1..conv2, then downsample if any, with
+  // their names in the block.
+  std::vector<std::pair<std::string, nn::OpLayer>> layers() const;
+
+  template <class Self, class Run>
+  static typename Run::Value walk(
+      Self& self,
+      Run& run,
+      const std::string& name,
+      const typename Run::Value& x);
 
 private:
   bool bottleneck_;
   int64_t in_channels_, width_, stride_;
   std::vector<LayerPlan> plans_;
+  nn::NormPtr norm_;
   std::vector<nn::OpLayer> convs_; // conv1..conv3 (bottleneck) or conv1..conv2
   nn::OpLayer downsample_{nullptr};
 };
 TORCH_MODULE(I3DBlock);
 
-class I3DResNetImpl : public torch::nn::Cloneable<I3DResNetImpl> {
+class I3DResNetImpl : public torch::nn::Cloneable<I3DResNetImpl>,
+                      public Network {
 public:
   explicit I3DResNetImpl(I3DResNetOptions options);
   void reset() override;
 
-  torch::Tensor forward(const torch::Tensor& x);
-  // Per-layer MACs/params for an input of sizes (N, 3, T, H, W).
-  CostReport cost(const std::vector<int64_t>& input_sizes) const;
-  // Folds every BatchNorm into its convolution (inference only).
-  void fold_batchnorm();
+  at::Tensor forward(const at::Tensor& x) override;
+  CostReport cost(const std::vector<int64_t>& input_sizes) const override;
+  const std::vector<std::pair<std::string, nn::OpLayer>>&
+  layers() const override {
+    return layers_;
+  }
 
   I3DResNetOptions options;
 
 private:
+  template <class Self, class Run>
+  static typename Run::Value
+  walk(Self& self, Run& run, const typename Run::Value& x);
+
   nn::OpLayer stem_{nullptr};
   std::vector<std::vector<I3DBlock>> stages_;
   torch::nn::Dropout dropout_{nullptr};
   torch::nn::Linear fc_{nullptr};
+  std::vector<std::pair<std::string, nn::OpLayer>> layers_;
 };
 TORCH_MODULE(I3DResNet);
 
