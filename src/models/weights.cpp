@@ -1,6 +1,8 @@
 #include "cakes/models/weights.h"
+#include "cakes/util/check.h"
 
 #include "cakes/models/i3d_resnet.h"
+#include "cakes/models/staged_copy.h"
 #include "cakes/nn/op_layer.h"
 
 #include <torch/serialize.h>
@@ -14,62 +16,6 @@
 
 namespace cakes::models {
 namespace {
-
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i)
-    s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
-// (destination, value) pairs, copied only once all are checked.
-struct Staged {
-  std::vector<std::pair<at::Tensor, at::Tensor>> items;
-  void
-  add(const std::string& ours,
-      at::Tensor dst,
-      const std::string& key,
-      at::Tensor src) {
-    if (dst.sizes() != src.sizes())
-      throw std::invalid_argument(
-          "key '" + key + "' has shape " + shape_str(src) + " but " + ours +
-          " expects " + shape_str(dst));
-    items.emplace_back(std::move(dst), std::move(src));
-  }
-  void commit() {
-    torch::NoGradGuard ng;
-    for (auto& [dst, src] : items)
-      dst.copy_(src);
-  }
-};
-
-void stage_archive(
-    const torch::nn::Module& m,
-    torch::serialize::InputArchive& ar,
-    const std::string& prefix,
-    Staged& staged) {
-  for (const auto& p : m.named_parameters(/*recurse=*/false)) {
-    at::Tensor t;
-    if (!ar.try_read(p.key(), t))
-      throw std::invalid_argument(
-          "checkpoint has no key '" + prefix + p.key() + "'");
-    staged.add(prefix + p.key(), p.value(), prefix + p.key(), t);
-  }
-  for (const auto& b : m.named_buffers(/*recurse=*/false)) {
-    at::Tensor t;
-    if (!ar.try_read(b.key(), t, /*is_buffer=*/true))
-      throw std::invalid_argument(
-          "checkpoint has no key '" + prefix + b.key() + "'");
-    staged.add(prefix + b.key(), b.value(), prefix + b.key(), t);
-  }
-  for (const auto& c : m.named_children()) {
-    torch::serialize::InputArchive sub;
-    if (!ar.try_read(c.key(), sub))
-      throw std::invalid_argument(
-          "checkpoint has no module '" + prefix + c.key() + "'");
-    stage_archive(*c.value(), sub, prefix + c.key() + ".", staged);
-  }
-}
 
 // A tensor source keyed by name that remembers which keys were used.
 struct Source {
@@ -116,9 +62,8 @@ std::pair<std::string, std::string> resnet_names(const std::string& layer) {
 std::vector<std::pair<std::string, nn::OpLayerImpl*>>
 op_layers(I3DResNetImpl& net) {
   std::vector<std::pair<std::string, nn::OpLayerImpl*>> out;
-  for (const auto& m : net.named_modules("", /*include_self=*/false))
-    if (auto* l = m.value()->as<nn::OpLayerImpl>())
-      out.emplace_back(m.key(), l);
+  for (const auto& [name, layer] : net.layers())
+    out.emplace_back(name, layer.ptr().get());
   return out;
 }
 
@@ -128,7 +73,7 @@ void stage_bn(
     const std::string& ours,
     const std::string& theirs,
     Source& src,
-    Staged& staged,
+    StagedCopy& staged,
     const at::Tensor& order = {}) {
   auto channels = [&](const at::Tensor& t) {
     return order.defined() && t.dim() == 1 && t.size(0) == order.size(0)
@@ -174,54 +119,6 @@ void require_single_stage(nn::OpLayerImpl& l, const std::string& name) {
 
 } // namespace
 
-void save_checkpoint(
-    const torch::nn::Module& model,
-    const std::string& path,
-    const torch::optim::Optimizer* optimizer) {
-  torch::serialize::OutputArchive root, m;
-  model.save(m);
-  root.write("model", m);
-  if (optimizer) {
-    torch::serialize::OutputArchive o;
-    optimizer->save(o);
-    root.write("optimizer", o);
-  }
-  try {
-    root.save_to(path);
-  } catch (const c10::Error& e) {
-    throw std::invalid_argument("cannot write checkpoint '" + path + "'");
-  }
-}
-
-void load_checkpoint(
-    torch::nn::Module& model,
-    const std::string& path,
-    torch::optim::Optimizer* optimizer) {
-  torch::serialize::InputArchive root, m;
-  try {
-    root.load_from(path);
-  } catch (const c10::Error& e) {
-    throw std::invalid_argument("cannot read checkpoint '" + path + "'");
-  }
-  if (!root.try_read("model", m))
-    throw std::invalid_argument(
-        "'" + path + "' is not a cakes checkpoint (no model)");
-  Staged staged;
-  try {
-    stage_archive(model, m, "", staged);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(path + ": " + e.what());
-  }
-  if (optimizer) {
-    torch::serialize::InputArchive o;
-    if (!root.try_read("optimizer", o))
-      throw std::invalid_argument(
-          "checkpoint '" + path + "' has no optimizer state");
-    optimizer->load(o);
-  }
-  staged.commit();
-}
-
 std::map<std::string, at::Tensor>
 read_pytorch_tensors(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -262,7 +159,7 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path) {
     src.tensors
         [starts_with(kv.first, "module.") ? kv.first.substr(7) : kv.first] =
         kv.second;
-  Staged staged;
+  StagedCopy staged;
   try {
     for (auto& [name, layer] : op_layers(net)) {
       require_single_stage(*layer, name);
@@ -325,13 +222,13 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path) {
 
 at::Tensor
 inflate_kernel(const at::Tensor& w, int64_t kd, int64_t kh, int64_t kw) {
-  TORCH_CHECK(
+  CAKES_CHECK(
       w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3,
       "inflate_kernel: expected a (c, C_in, 3, 3) kernel, got ",
       w.sizes());
   const int64_t c = w.size(0), ci = w.size(1);
   const int n3 = int(kd == 3) + int(kh == 3) + int(kw == 3);
-  TORCH_CHECK(
+  CAKES_CHECK(
       (kd == 1 || kd == 3) && (kh == 1 || kh == 3) && (kw == 1 || kw == 3),
       "inflate_kernel: sub-kernel extents must be 1 or 3");
   if (n3 == 3) // 3D: the 2D kernel repeated along time, divided by 3
@@ -347,7 +244,7 @@ void inflate_2d_resnet(I3DResNetImpl& net, const std::string& path) {
   Source src;
   src.what = path;
   src.tensors = read_pytorch_tensors(path);
-  Staged staged;
+  StagedCopy staged;
   try {
     for (auto& [name, layer] : op_layers(net)) {
       require_single_stage(*layer, name);

@@ -1,10 +1,16 @@
 #include "cakes/train/checkpoint.h"
 
+#include "cakes/models/staged_copy.h"
+
+#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -31,6 +37,34 @@ std::string one_line(const c10::Error& e) {
   std::string msg = e.what_without_backtrace();
   auto nl = msg.find('\n');
   return nl == std::string::npos ? msg : msg.substr(0, nl);
+}
+
+// Every parameter and buffer of `m` from the archive, checked before anything
+// is copied.
+void stage_archive(
+    const torch::nn::Module& m,
+    torch::serialize::InputArchive& ar,
+    const std::string& prefix,
+    models::StagedCopy& staged) {
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) {
+    at::Tensor t;
+    if (!ar.try_read(p.key(), t))
+      throw std::invalid_argument("it has no key '" + prefix + p.key() + "'");
+    staged.add(prefix + p.key(), p.value(), prefix + p.key(), t);
+  }
+  for (const auto& b : m.named_buffers(/*recurse=*/false)) {
+    at::Tensor t;
+    if (!ar.try_read(b.key(), t, /*is_buffer=*/true))
+      throw std::invalid_argument("it has no key '" + prefix + b.key() + "'");
+    staged.add(prefix + b.key(), b.value(), prefix + b.key(), t);
+  }
+  for (const auto& c : m.named_children()) {
+    torch::serialize::InputArchive sub;
+    if (!ar.try_read(c.key(), sub))
+      throw std::invalid_argument(
+          "it has no module '" + prefix + c.key() + "'");
+    stage_archive(*c.value(), sub, prefix + c.key() + ".", staged);
+  }
 }
 
 void open_archive(const std::string& path, torch::serialize::InputArchive& ar) {
@@ -99,49 +133,143 @@ void write_file_atomically(
   }
 }
 
+namespace {
+
+const char* const kFormat = "cakes checkpoint";
+const int kVersion = 1;
+
+} // namespace
+
+std::string CheckpointMeta::to_json() const {
+  nlohmann::ordered_json j;
+  j["format"] = kFormat;
+  j["version"] = kVersion;
+  j["epoch"] = epoch;
+  j["step"] = step;
+  j["network"] = nlohmann::ordered_json::parse(network.to_json());
+  for (const auto& [name, text] : sections)
+    j[name] = nlohmann::ordered_json::parse(text);
+  return j.dump();
+}
+
+CheckpointMeta CheckpointMeta::from_json(const std::string& text) {
+  CheckpointMeta m;
+  try {
+    const auto j = nlohmann::ordered_json::parse(text);
+    if (j.value("format", std::string()) != kFormat)
+      throw std::invalid_argument("not a cakes checkpoint document");
+    if (j.at("version").get<int>() > kVersion)
+      throw std::invalid_argument(
+          "checkpoint version " + j.at("version").dump() +
+          " is newer than this cakes reads (" + std::to_string(kVersion) + ")");
+    m.epoch = j.at("epoch").get<int64_t>();
+    m.step = j.at("step").get<int64_t>();
+    m.network = models::NetworkSpec::from_json(j.at("network").dump());
+    for (const auto& item : j.items()) {
+      const std::string& key = item.key();
+      if (key != "format" && key != "version" && key != "epoch" &&
+          key != "step" && key != "network")
+        m.sections[key] = item.value().dump();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(
+        std::string("bad checkpoint metadata: ") + e.what());
+  }
+  return m;
+}
+
+void write_checkpoint(
+    const std::string& path,
+    const torch::nn::Module& module,
+    const CheckpointMeta& meta,
+    const torch::optim::Optimizer* optimizer) {
+  torch::serialize::OutputArchive ar, model_ar;
+  module.save(model_ar);
+  ar.write("model", model_ar);
+  if (optimizer) {
+    torch::serialize::OutputArchive opt_ar;
+    optimizer->save(opt_ar);
+    ar.write("optimizer", opt_ar);
+  }
+  ar.write("meta/json", c10::IValue(meta.to_json()));
+  if (meta.rng_state.defined())
+    ar.write("meta/rng_state", meta.rng_state, /*is_buffer=*/true);
+  std::ostringstream os;
+  ar.save_to(os);
+  write_file_atomically(path, os.str());
+}
+
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   torch::serialize::InputArchive ar;
   open_archive(path, ar);
+  c10::IValue v;
+  if (!ar.try_read("meta/json", v)) {
+    if (ar.try_read("meta/network", v))
+      throw std::runtime_error(
+          "'" + path +
+          "' is a checkpoint of an older cakes (no network description); "
+          "train it again with this version");
+    throw std::runtime_error(
+        "'" + path + "' is not a cakes checkpoint (no metadata)");
+  }
   CheckpointMeta meta;
   try {
-    c10::IValue v;
-    ar.read("meta/epoch", v);
-    meta.epoch = v.toInt();
-    ar.read("meta/step", v);
-    meta.step = v.toInt();
-    ar.read("meta/network", v);
-    meta.network = v.toStringRef();
-    at::Tensor rng;
-    if (ar.try_read("meta/rng_state", rng)) {
-      meta.rng_state = rng;
-    }
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(
-        "'" + path +
-        "' is not a cakes checkpoint (metadata missing): " + one_line(e));
+    meta = CheckpointMeta::from_json(v.toStringRef());
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("'" + path + "': " + e.what());
   }
+  at::Tensor rng;
+  if (ar.try_read("meta/rng_state", rng))
+    meta.rng_state = rng;
   return meta;
 }
 
-void load_checkpoint_weights(
-    const std::string& path,
-    torch::nn::Module& module,
-    const std::string& expected_network) {
-  CheckpointMeta meta = read_checkpoint_meta(path);
-  if (meta.network != expected_network) {
+void load_checkpoint_weights(const std::string& path, models::Model& model) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  const std::string diff = models::difference(meta.network, model.spec);
+  if (!diff.empty())
     throw std::runtime_error(
-        "checkpoint '" + path + "' was written for network '" + meta.network +
-        "', not '" + expected_network + "'");
-  }
+        "checkpoint '" + path + "' holds another network (" + diff +
+        "): it was written for " + meta.network.describe());
   torch::serialize::InputArchive ar, model_ar;
   open_archive(path, ar);
+  models::StagedCopy staged;
   try {
-    ar.read("model", model_ar);
-    module.load(model_ar);
+    if (!ar.try_read("model", model_ar))
+      throw std::invalid_argument("it holds no model");
+    stage_archive(*model.module, model_ar, "", staged);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(
+        "checkpoint '" + path + "' does not fit the model: " + e.what());
   } catch (const c10::Error& e) {
     throw std::runtime_error(
         "checkpoint '" + path + "' does not fit the model: " + one_line(e));
   }
+  staged.commit();
+}
+
+void load_checkpoint_optimizer(
+    const std::string& path, torch::optim::Optimizer& optimizer) {
+  torch::serialize::InputArchive ar, opt_ar;
+  open_archive(path, ar);
+  if (!ar.try_read("optimizer", opt_ar))
+    throw std::runtime_error(
+        "checkpoint '" + path + "' holds no optimizer state");
+  try {
+    optimizer.load(opt_ar);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(
+        "checkpoint '" + path +
+        "': its optimizer state does not fit: " + one_line(e));
+  }
+}
+
+models::Model
+load_model(const std::string& path, const models::BuildOptions& options) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  models::Model model = models::build(meta.network, options);
+  load_checkpoint_weights(path, model);
+  return model;
 }
 
 } // namespace cakes::train

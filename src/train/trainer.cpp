@@ -29,15 +29,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool wants_no_decay(const std::string& name, const at::Tensor& p) {
-  return p.dim() <= 1 || ends_with(name, "bias");
-}
-
 at::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -52,31 +43,8 @@ void set_cpu_rng_state(const at::Tensor& state) {
 
 } // namespace
 
-OptimizerKind parse_optimizer_kind(const std::string& text) {
-  if (text == "sgd") {
-    return OptimizerKind::sgd;
-  }
-  if (text == "adamw") {
-    return OptimizerKind::adamw;
-  }
-  throw std::invalid_argument(
-      "unknown optimizer '" + text + "' (expected sgd or adamw)");
-}
-
-ParameterSplit split_for_weight_decay(const torch::nn::Module& module) {
-  ParameterSplit split;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
-    if (!item.value().requires_grad()) {
-      continue;
-    }
-    (wants_no_decay(item.key(), item.value()) ? split.no_decay : split.decay)
-        .push_back(item.key());
-  }
-  return split;
-}
-
 struct Trainer::State {
-  Model model;
+  models::Model model;
   LossFn loss;
   TrainerOptions options;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
@@ -85,7 +53,7 @@ struct Trainer::State {
   int64_t step = 0;
 };
 
-Trainer::Trainer(Model model, LossFn loss, TrainerOptions options)
+Trainer::Trainer(models::Model model, LossFn loss, TrainerOptions options)
     : s_(std::make_unique<State>()) {
   if (!model.module || !model.forward) {
     throw std::invalid_argument("Trainer: model has no module or forward");
@@ -105,48 +73,13 @@ Trainer::Trainer(Model model, LossFn loss, TrainerOptions options)
   s_->options = std::move(options);
   s_->model.module->to(s_->options.device);
 
-  std::vector<at::Tensor> decay, no_decay;
   for (const auto& item : s_->model.module->named_parameters(true)) {
-    if (!item.value().requires_grad()) {
-      continue;
+    if (item.value().requires_grad()) {
+      s_->params.push_back(item.value());
     }
-    (wants_no_decay(item.key(), item.value()) ? no_decay : decay)
-        .push_back(item.value());
-    s_->params.push_back(item.value());
   }
-  const OptimizerSettings& o = s_->options.optimizer;
-  const double lr = s_->options.schedule.base_lr;
-  if (o.kind == OptimizerKind::sgd) {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(
-        decay,
-        std::make_unique<torch::optim::SGDOptions>(
-            torch::optim::SGDOptions(lr)
-                .momentum(o.momentum)
-                .nesterov(o.nesterov)
-                .weight_decay(o.weight_decay)));
-    groups.emplace_back(
-        no_decay,
-        std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr)
-                                                       .momentum(o.momentum)
-                                                       .nesterov(o.nesterov)
-                                                       .weight_decay(0)));
-    s_->optimizer = std::make_unique<torch::optim::SGD>(
-        groups, torch::optim::SGDOptions(lr).momentum(o.momentum));
-  } else {
-    auto make = [&](double wd) {
-      return std::make_unique<torch::optim::AdamWOptions>(
-          torch::optim::AdamWOptions(lr)
-              .betas({o.beta1, o.beta2})
-              .eps(o.eps)
-              .weight_decay(wd));
-    };
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, make(o.weight_decay));
-    groups.emplace_back(no_decay, make(0));
-    s_->optimizer = std::make_unique<torch::optim::AdamW>(
-        groups, torch::optim::AdamWOptions(lr));
-  }
+  s_->optimizer = make_optimizer(
+      *s_->model.module, s_->options.optimizer, s_->options.schedule.base_lr);
   if (s_->options.parallel) {
     s_->options.parallel->attach(*s_->model.module);
   }
@@ -163,44 +96,30 @@ int64_t Trainer::step() const {
 torch::optim::Optimizer& Trainer::optimizer() {
   return *s_->optimizer;
 }
-const Model& Trainer::model() const {
+const models::Model& Trainer::model() const {
   return s_->model;
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
-  torch::serialize::OutputArchive ar, model_ar, opt_ar;
-  s_->model.module->save(model_ar);
-  s_->optimizer->save(opt_ar);
-  ar.write("model", model_ar);
-  ar.write("optimizer", opt_ar);
-  ar.write("meta/epoch", c10::IValue(s_->epoch));
-  ar.write("meta/step", c10::IValue(s_->step));
-  ar.write("meta/network", c10::IValue(s_->model.network));
-  ar.write("meta/rng_state", cpu_rng_state(), /*is_buffer=*/true);
-  std::ostringstream os;
-  ar.save_to(os);
-  write_file_atomically(path, os.str());
+  CheckpointMeta meta;
+  meta.epoch = s_->epoch;
+  meta.step = s_->step;
+  meta.network = s_->model.spec;
+  meta.sections = s_->options.checkpoint_sections;
+  meta.rng_state = cpu_rng_state();
+  write_checkpoint(path, *s_->model.module, meta, s_->optimizer.get());
 }
 
 void Trainer::resume(const std::string& path) {
-  CheckpointMeta meta = read_checkpoint_meta(path);
-  if (meta.network != s_->model.network) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  const std::string diff = models::difference(meta.network, s_->model.spec);
+  if (!diff.empty()) {
     throw std::runtime_error(
-        "cannot resume from '" + path + "': it was written for network '" +
-        meta.network + "', not '" + s_->model.network + "'");
+        "cannot resume from '" + path + "': it holds another network (" + diff +
+        ")");
   }
-  torch::serialize::InputArchive ar, model_ar, opt_ar;
-  ar.load_from(path);
-  try {
-    ar.read("model", model_ar);
-    s_->model.module->load(model_ar);
-    ar.read("optimizer", opt_ar);
-    s_->optimizer->load(opt_ar);
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    throw std::runtime_error(
-        "cannot resume from '" + path + "': " + msg.substr(0, msg.find('\n')));
-  }
+  load_checkpoint_weights(path, s_->model);
+  load_checkpoint_optimizer(path, *s_->optimizer);
   // Loading goes through the CPU; put the state back where training runs.
   s_->model.module->to(s_->options.device);
   s_->epoch = meta.epoch;
@@ -341,6 +260,8 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     parallel->end_epoch(*s.model.module);
   }
   s.epoch++;
+  sum.step = s.step;
+  sum.skipped = static_cast<int64_t>(sum.warnings.size());
 
   if (o.validate) {
     s.model.module->eval();
@@ -351,25 +272,9 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     save_checkpoint(o.checkpoint_path);
   }
   if (!o.log_path.empty() && is_main) {
-    nlohmann::json j = {
-        {"epoch", sum.epoch},
-        {"step", s.step},
-        {"steps", sum.steps},
-        {"samples", sum.samples},
-        {"loss", sum.mean_loss},
-        {"lr", sum.lr},
-        {"grad_norm", sum.mean_grad_norm},
-        {"seconds", sum.seconds},
-        {"samples_per_s", sum.samples_per_second},
-        {"loader_samples_per_s", sum.loader_samples_per_second},
-        {"loader_wait_s", sum.loader_wait_seconds},
-        {"skipped", sum.warnings.size()},
-    };
-    for (const auto& [k, v] : sum.metrics) {
-      j[k] = v;
-    }
+    const std::string line = log_line(sum);
     std::ofstream log(o.log_path, std::ios::app);
-    log << j.dump() << '\n';
+    log << line << '\n';
     if (!log) {
       throw std::runtime_error("cannot append to log '" + o.log_path + "'");
     }

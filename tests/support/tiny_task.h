@@ -1,11 +1,13 @@
 // The tiny 3D task the trainer and distributed tests train: the class is the
 // sign of the mean of a (1, 4, 4, 4) tensor (shifted by +-0.4 by index parity,
-// so it is learnable in a few steps), and a CakesConv3d + pooling + linear
+// so it is learnable in a few steps), and a CAKES layer (OpLayer) + pooling +
+// linear
 // network for it.
 #pragma once
 
 #include "cakes/data/dataset.h"
-#include "cakes/nn/cakes_conv3d.h"
+#include "cakes/models/model.h"
+#include "cakes/nn/op_layer.h"
 
 #include <torch/torch.h>
 
@@ -39,9 +41,13 @@ private:
 // Dropout > 0 makes training depend on LibTorch's RNG (what resume must
 // restore); 0 keeps two replicas' steps comparable.
 struct TinyNetImpl : torch::nn::Module {
-  explicit TinyNetImpl(double dropout = 0) {
+  // `norm`: the layer's normalisation (null: BatchNorm).
+  explicit TinyNetImpl(double dropout = 0, nn::NormPtr norm = nullptr) {
     conv = register_module(
-        "conv", nn::CakesConv3d(1, Config::parse("3x3x3:2,1x3x3:2,3x1x1:2")));
+        "conv",
+        nn::OpLayer(
+            nn::OpLayerOptions(1, Config::parse("3x3x3:2,1x3x3:2,3x1x1:2"))
+                .norm(norm)));
     drop = register_module("drop", torch::nn::Dropout(dropout));
     fc = register_module("fc", torch::nn::Linear(6, 2));
   }
@@ -50,10 +56,18 @@ struct TinyNetImpl : torch::nn::Module {
     h = torch::adaptive_avg_pool3d(h, {1, 1, 1}).flatten(1);
     return fc->forward(drop->forward(h));
   }
-  nn::CakesConv3d conv{nullptr};
+  nn::OpLayer conv{nullptr};
   torch::nn::Dropout drop{nullptr};
   torch::nn::Linear fc{nullptr};
 };
 TORCH_MODULE(TinyNet);
+
+// The model handle the Trainer takes, named `network` in checkpoints.
+inline models::Model tiny_model(TinyNet net, const std::string& network) {
+  models::NetworkSpec spec;
+  spec.network = network;
+  spec.num_classes = 2;
+  return models::Model::wrap(net, spec);
+}
 
 } // namespace cakes::test

@@ -1,12 +1,9 @@
-// Weights in and out of our networks.
-//
-// - Checkpoints: a model (and optionally its optimizer) in LibTorch's archive
-//   format (torch::serialize), read back into a network of the same structure.
-// - Import of a state dict written by PyTorch's torch.save with the key names
-// of
-//   the paper's code (docs/WEIGHTS.md).
-// - Inflation of a torchvision 2D ResNet state dict into an I3D ResNet (SPEC
-// §5).
+// Weights from elsewhere into our networks (checkpoints of our own are
+// train/checkpoint.h):
+// - import of a state dict written by PyTorch's torch.save with the key names
+//   of the paper's code (docs/WEIGHTS.md);
+// - inflation of a torchvision 2D ResNet state dict into an I3D ResNet
+//   (docs/CAKES.md §5).
 //
 // Every loader first reads and checks every tensor (key present, shape equal)
 // and only then copies: on error the network is unchanged and the
@@ -18,28 +15,9 @@
 
 #include <ATen/core/Tensor.h>
 
-namespace torch::nn {
-class Module;
-}
-namespace torch::optim {
-class Optimizer;
-}
-
 namespace cakes::models {
 
 class I3DResNetImpl;
-
-void save_checkpoint(
-    const torch::nn::Module& model,
-    const std::string& path,
-    const torch::optim::Optimizer* optimizer = nullptr);
-// The optimizer, when given, must be built over this model's parameters; it is
-// loaded after the model has been checked and before the model is written, so
-// a bad model section leaves both untouched.
-void load_checkpoint(
-    torch::nn::Module& model,
-    const std::string& path,
-    torch::optim::Optimizer* optimizer = nullptr);
 
 // A dict of tensors saved by Python's torch.save (zip format), keys as saved.
 std::map<std::string, at::Tensor> read_pytorch_tensors(const std::string& path);
@@ -54,11 +32,12 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path);
 
 // torchvision ResNet keys (conv1, bn1, layerS.B.convI, layerS.B.bnI,
 // layerS.B.downsample.{0,1}; fc.* ignored: the classifier stays as it is).
-// Each 3x3 kernel is inflated per sub-kernel and output channel (SPEC §5);
-// 7x7 and 1x1 kernels get a time axis of 1.
+// Each 3x3 kernel is inflated per sub-kernel and output channel (docs/CAKES.md
+// §5); 7x7 and 1x1 kernels get a time axis of 1.
 void inflate_2d_resnet(I3DResNetImpl& net, const std::string& path);
 
-// SPEC §5 for one 2D kernel (c, C_in, 3, 3) to sub-kernel (kd, kh, kw).
+// docs/CAKES.md §5 for one 2D kernel (c, C_in, 3, 3) to sub-kernel (kd, kh,
+// kw).
 at::Tensor
 inflate_kernel(const at::Tensor& w2d, int64_t kd, int64_t kh, int64_t kw);
 

@@ -9,7 +9,10 @@
 // (bitwise, with the same thread count).
 #pragma once
 
+#include "cakes/models/model.h"
 #include "cakes/train/loader.h"
+#include "cakes/train/log.h"
+#include "cakes/train/optimizer.h"
 #include "cakes/train/schedule.h"
 
 #include <ATen/core/Tensor.h>
@@ -22,34 +25,7 @@
 #include <string>
 #include <vector>
 
-namespace torch::nn {
-class Module;
-}
-namespace torch::optim {
-class Optimizer;
-}
-
 namespace cakes::train {
-
-// A model seen through what training needs. `network` names the architecture
-// and configuration (e.g. "i3d_r50 3x3x3:22,1x3x3:21,3x1x1:21"); checkpoints
-// record it and refuse to load into another.
-struct Model {
-  std::shared_ptr<torch::nn::Module> module;
-  std::function<at::Tensor(const at::Tensor&)> forward;
-  std::string network;
-};
-
-// From any TORCH_MODULE holder whose Impl has forward(Tensor) -> Tensor.
-template <class Holder> Model make_model(Holder holder, std::string network) {
-  Model m;
-  m.module = holder.ptr();
-  m.forward = [holder](const at::Tensor& x) mutable {
-    return holder->forward(x);
-  };
-  m.network = std::move(network);
-  return m;
-}
 
 // Data-parallel training plugs in here (cakes::dist::DataParallel). Every
 // rank runs the same Trainer calls in the same order; the hooks do the
@@ -79,41 +55,6 @@ public:
 // (model output, batch target) -> scalar loss.
 using LossFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
 
-enum class OptimizerKind { sgd, adamw };
-// "sgd", "adamw"; throws std::invalid_argument otherwise.
-OptimizerKind parse_optimizer_kind(const std::string& text);
-
-struct OptimizerSettings {
-  OptimizerKind kind = OptimizerKind::sgd;
-  double momentum = 0.9;      // sgd
-  bool nesterov = false;      // sgd
-  double weight_decay = 3e-4; // applied to the "decay" group only
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; // adamw
-};
-
-// Parameters split for weight decay: tensors of dim <= 1 (BatchNorm scales
-// and shifts, biases) or named "*bias" get none (SPEC §4).
-struct ParameterSplit {
-  std::vector<std::string> decay;
-  std::vector<std::string> no_decay;
-};
-ParameterSplit split_for_weight_decay(const torch::nn::Module& module);
-
-struct EpochSummary {
-  int64_t epoch = 0; // 0-based
-  int64_t steps = 0; // steps in this epoch
-  int64_t samples = 0;
-  double mean_loss = 0;
-  double lr = 0;             // rate of the last step
-  double mean_grad_norm = 0; // before clipping
-  double seconds = 0;
-  double samples_per_second = 0;        // consumed by training
-  double loader_samples_per_second = 0; // loader capacity (LoaderStats)
-  double loader_wait_seconds = 0;
-  std::map<std::string, double> metrics; // from TrainerOptions::validate
-  std::vector<std::string> warnings;     // skipped samples
-};
-
 // What a progress line shows; the printer and tests use it.
 struct ProgressState {
   int64_t epoch = 0, epochs = 1;
@@ -131,10 +72,13 @@ struct TrainerOptions {
   int64_t epochs = 1; // train until this many epochs are complete
   OptimizerSettings optimizer;
   Schedule schedule; // schedule.total_epochs is taken from `epochs` if 0
-  double clip_grad_norm = 0; // 0: no clipping (SPEC §4 uses 20)
-  // Written after every epoch when non-empty.
+  double clip_grad_norm = 0; // 0: no clipping (docs/CAKES.md §4 uses 20)
+  // Written after every epoch when non-empty (train/checkpoint.h), with these
+  // extra sections in its metadata (name -> JSON text).
   std::string checkpoint_path;
-  // One JSON object per epoch appended when non-empty (a resumed run appends).
+  std::map<std::string, std::string> checkpoint_sections;
+  // One JSON object per epoch appended when non-empty (a resumed run
+  // appends); train/log.h reads it.
   std::string log_path;
   c10::Device device = c10::Device(c10::kCPU);
   // Progress goes here when non-null: a redrawn bar with '\r' when
@@ -161,14 +105,14 @@ struct TrainerOptions {
 
 class Trainer {
 public:
-  Trainer(Model model, LossFn loss, TrainerOptions options);
+  Trainer(models::Model model, LossFn loss, TrainerOptions options);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
   // Restores weights, buffers, optimizer state, epoch, step and the RNG from a
   // checkpoint. Throws std::runtime_error naming the file when unreadable and
-  // naming both networks when it was written for another network.
+  // naming the difference when it was written for another network.
   void resume(const std::string& checkpoint_path);
 
   // Trains epoch `epoch()` with `loader`, then validates, logs and writes the
@@ -183,7 +127,7 @@ public:
   int64_t epoch() const; // completed epochs
   int64_t step() const;  // optimizer steps taken
   torch::optim::Optimizer& optimizer();
-  const Model& model() const;
+  const models::Model& model() const;
 
 private:
   struct State;
