@@ -1,6 +1,6 @@
-// Search (SPEC §4): super-network shapes, the C sub-gradient, P's subsets,
-// derivation (widths, determinism, ties, budgets), weight inheritance and
-// errors. The end-to-end search is in test_search_end_to_end.cpp.
+// Search (docs/CAKES.md §4): super-network shapes, the C sub-gradient, P's
+// subsets, derivation (widths, determinism, ties, budgets), weight inheritance
+// and errors. The end-to-end search is in test_search_end_to_end.cpp.
 #include "cakes/search/search.h"
 
 #include "cakes/data/dataset.h"
@@ -27,7 +27,7 @@ SuperNet small(
     const std::string& cands,
     int64_t classes = 2,
     int64_t in_channels = 1) {
-  models::ModelArgs a;
+  models::NetworkSpec a;
   a.network = network;
   a.num_classes = classes;
   a.in_channels = in_channels;
@@ -91,13 +91,45 @@ TEST(SuperNet, ShapesPerCandidateSet) {
     EXPECT_EQ(summed, 8u);
     net.model.module->eval();
     torch::NoGradGuard ng;
-    const auto x = net.model.video ? torch::randn({1, 3, 2, 32, 32})
-                                   : torch::randn({1, 1, 16, 16, 16});
+    const auto x = net.model.spec.video() ? torch::randn({1, 3, 2, 32, 32})
+                                          : torch::randn({1, 1, 16, 16, 16});
     const auto y = net.model.forward(x);
     EXPECT_EQ(y.size(1), 2);
   }
   // ResNet-50: every bottleneck position is searched.
   EXPECT_EQ(small("i3d_resnet50", "video_23d").layers.size(), 16u);
+}
+
+// A summed layer's view adds the candidates' normalised outputs per output
+// index, and under a selection sends each kept channel to its index.
+TEST(SuperNet, ChannelViewSumsPerIndexAndSelects) {
+  torch::manual_seed(3);
+  const auto x = torch::randn({2, 4, 3, 5, 5});
+  nn::OpLayer layer(
+      nn::OpLayerOptions(4, Config::parse("3x3x3:2,1x3x3:2")).relu(false));
+  layer->eval();
+  {
+    torch::NoGradGuard ng;
+    layer->bn()->weight.uniform_(0.5, 2);
+    layer->bn()->bias.uniform_(-1, 1);
+  }
+  torch::NoGradGuard ng;
+  const auto y = layer->forward(x); // all 4 channels
+  auto view = std::make_shared<ChannelView>(/*summed_width=*/2);
+  layer->set_extension(view);
+  const auto ys = layer->forward(x);
+  ASSERT_EQ(ys.size(1), 2);
+  EXPECT_TRUE(torch::allclose(ys, y.narrow(1, 0, 2) + y.narrow(1, 2, 2)));
+  EXPECT_EQ(layer->cost("l", {1, 4, 3, 5, 5}).output_shape[1], 2);
+  // Channels 1 (3x3x3, index 1) and 2 (1x3x3, index 0).
+  view->outputs = torch::tensor({1, 2}, torch::kLong);
+  const auto ysel = layer->forward(x);
+  EXPECT_TRUE(torch::allclose(ysel.select(1, 0), y.select(1, 2)));
+  EXPECT_TRUE(torch::allclose(ysel.select(1, 1), y.select(1, 1)));
+  // A residual is added after the sum.
+  const auto r = torch::randn_like(ys);
+  view->outputs = at::Tensor();
+  EXPECT_TRUE(torch::allclose(layer->forward(x, r), ys + r));
 }
 
 TEST(Search, L1SubgradientExactlyAsSpecified) {
@@ -139,11 +171,11 @@ TEST(Search, L1SubgradientExactlyAsSpecified) {
   }
 }
 
-// SPEC §4: a P step trains only its subset. With momentum and weight decay
-// (applied to every parameter here, BatchNorm included), over several steps
-// with different subsets: a channel kept in an earlier step and dropped now is
-// where momentum and decay would move it, so the test checks such channels
-// occur.
+// docs/CAKES.md §4: a P step trains only its subset. With momentum and weight
+// decay (applied to every parameter here, BatchNorm included), over several
+// steps with different subsets: a channel kept in an earlier step and dropped
+// now is where momentum and decay would move it, so the test checks such
+// channels occur.
 TEST(Search, PSubsetHasExactlyCOutAndTouchesOnlyItsParameters) {
   auto net = small("i3d_resnet18", "video_123d");
   std::mt19937_64 rng(3);
@@ -299,10 +331,9 @@ void expect_budget(
   EXPECT_GT(plain, target) << "the budget should bind in this test";
   // The cost model agrees with the derived network's own cost report, and
   // its reference with the 3x3x3 network's.
-  models::ModelArgs a = net.args;
+  models::NetworkSpec a = net.model.spec;
   a.op = OpSpec{"cakes", d.configs, net.candidates};
-  EXPECT_DOUBLE_EQ(
-      double(models::make_model(a).cost(input).total_macs()), d.cost);
+  EXPECT_DOUBLE_EQ(double(models::build(a).cost(input).total_macs()), d.cost);
   EXPECT_THROW(
       {
         try {
@@ -320,7 +351,7 @@ void expect_budget(
 TEST(Derive, BudgetI3DResNet50AtHalfThe3DMacs) {
   auto net = small("i3d_resnet50", "video_123d", 174);
   const auto cm = mac_cost_model(net, {1, 3, 8, 224, 224});
-  // SPEC §9: the 3D network costs 62.3 GMACs.
+  // docs/CAKES.md §9: the 3D network costs 62.3 GMACs.
   EXPECT_NEAR(cm.reference / 1e9, 62.3, 0.623);
   expect_budget("i3d_resnet50", "video_123d", {1, 3, 8, 224, 224}, 0.5, 174, 3);
 }
@@ -342,7 +373,7 @@ TEST(Inherit, DerivedEqualsSuperWithDroppedBnOutputsZeroed) {
            {"res_encoder_decoder", "3x3x3,1x3x3,3x1x1"}}) {
     SCOPED_TRACE(network);
     auto net = small(network, cands);
-    const bool video = net.model.video;
+    const bool video = net.model.spec.video();
     torch::manual_seed(5);
     {
       torch::NoGradGuard ng;
@@ -415,7 +446,10 @@ TEST(SearchErrors, OneLineMessages) {
   const std::string path = (dir / "plain.ckpt").string();
   auto module = std::make_shared<torch::nn::Module>();
   module->register_parameter("w", torch::zeros({2}));
-  train::Model m{module, [](const at::Tensor& x) { return x; }, "i3d_resnet18"};
+  models::Model m;
+  m.module = module;
+  m.forward = [](const at::Tensor& x) { return x; };
+  m.spec.network = "i3d_resnet18";
   train::Trainer(m, train::cross_entropy, {}).save_checkpoint(path);
   one_line([&] { read_search_meta(path); }, "is not a search checkpoint");
   fs::remove_all(dir);

@@ -84,21 +84,14 @@ TEST(SearchEndToEnd, MotionDirectionNeedsTemporalKernels) {
   const MotionClips val(64, 2);
   const test::TempDir dir("search_e2e");
 
-  models::ModelArgs a;
+  models::NetworkSpec a;
   a.network = "i3d_resnet18";
   a.num_classes = 2;
   a.width = 8;
   auto net = build_supernet(a, parse_candidates("3x3x3,1x3x3,3x1x1"));
-  SearchMeta meta{
-      "i3d_resnet18",
-      net.candidates,
-      2,
-      3,
-      "C",
-      {1, 3, kFrames, kSide, kSide},
-      8};
   SearchOptions o;
   o.mode = "C";
+  o.input_sizes = {1, 3, kFrames, kSide, kSide};
   o.sparsity = 1e-3;
   o.trainer.epochs = 6;
   o.trainer.schedule.base_lr = 0.05;
@@ -110,12 +103,13 @@ TEST(SearchEndToEnd, MotionDirectionNeedsTemporalKernels) {
   lo.drop_last = true;
   lo.seed = 3;
   train::Loader loader(train_set, lo);
-  run_search(net, meta, loader, train::cross_entropy, o);
+  run_search(net, loader, train::cross_entropy, o);
 
   // The checkpoint is recognised and rebuilds the same importances.
   SearchMeta back;
   auto again = load_search_checkpoint(o.trainer.checkpoint_path, &back);
   EXPECT_EQ(back.mode, "C");
+  EXPECT_EQ(back.input_sizes, o.input_sizes);
   EXPECT_EQ(importance(again), importance(net));
 
   const auto d = derive_by_volume(net);
@@ -135,20 +129,14 @@ TEST(SearchEndToEnd, MotionDirectionNeedsTemporalKernels) {
   to.checkpoint_path.clear();
   to.after_backward = nullptr;
   auto derived = inherit(net, d);
-  train::Trainer(
-      train::Model{derived.module, derived.forward, "derived"},
-      train::cross_entropy,
-      to)
-      .fit(loader);
+  train::Trainer(derived, train::cross_entropy, to).fit(loader);
   derived.module->eval();
   const double acc_derived = accuracy(derived.forward, val);
 
-  models::ModelArgs a2 = a;
+  models::NetworkSpec a2 = a;
   a2.op = OpSpec{"conv2d", {}, {}};
-  auto flat = models::make_model(a2);
-  train::Trainer(
-      train::Model{flat.module, flat.forward, "2d"}, train::cross_entropy, to)
-      .fit(loader);
+  auto flat = models::build(a2);
+  train::Trainer(flat, train::cross_entropy, to).fit(loader);
   flat.module->eval();
   const double acc_2d = accuracy(flat.forward, val);
   RecordProperty("derived_top1", std::to_string(acc_derived));
