@@ -229,6 +229,17 @@ std::string FrameFolderDataset::frame_path(int64_t index, int64_t frame) const {
       .string();
 }
 
+Sample FrameFolderDataset::clip(int64_t index, int64_t k, int64_t clips) const {
+  ClipOptions c = clip_;
+  c.training = false;
+  const FrameFolderEntry& e = entries_.at(index);
+  std::vector<at::Tensor> frames;
+  for (auto i : spread_segment_indices(e.num_frames, c.num_segments, k, clips))
+    frames.push_back(read_jpeg(frame_path(index, i)));
+  std::mt19937_64 rng(0); // evaluation samples draw nothing
+  return make_clip_sample(at::stack(frames), e.label, c, rng);
+}
+
 Sample FrameFolderDataset::get(int64_t index, std::mt19937_64& rng) const {
   const FrameFolderEntry& e = entries_.at(index);
   std::vector<int64_t> idx = tsn_segment_indices(
@@ -316,6 +327,19 @@ Sample VideoDataset::get(int64_t index, std::mt19937_64& rng) const {
       clip_.training ? &rng : nullptr);
   return make_clip_sample(
       reader.read_frames(idx), labels_.at(index), clip_, rng);
+}
+
+Sample VideoDataset::clip(int64_t index, int64_t k, int64_t clips) const {
+  ClipOptions c = clip_;
+  c.training = false;
+  VideoReader reader(paths_.at(index), c.scale_size);
+  std::mt19937_64 rng(0); // evaluation samples draw nothing
+  return make_clip_sample(
+      reader.read_frames(spread_segment_indices(
+          reader.frame_count(), c.num_segments, k, clips)),
+      labels_.at(index),
+      c,
+      rng);
 }
 
 std::string VideoDataset::describe() const {

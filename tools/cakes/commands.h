@@ -13,6 +13,8 @@ namespace cakes::cli {
 
 // Applies --threads (0 = all cores) to LibTorch and OpenMP.
 void set_threads(int threads);
+// Throws std::invalid_argument naming `path` when it exists and !force.
+void refuse_overwrite(const std::string& path, bool force);
 // Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
 std::vector<int64_t>
 parse_dims(const std::string& text, const std::string& what);
@@ -28,7 +30,6 @@ struct LayerBenchArgs {
 void run_layer_bench(const LayerBenchArgs& args);
 
 void add_bench(CLI::App& app);
-void add_demo(CLI::App& app);
 void add_info(CLI::App& app);
 // search, derive, profile (search.cpp).
 void add_search(CLI::App& app);

@@ -3,24 +3,34 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 namespace cakes::cli {
 
 void set_threads(int threads) {
-  const int n = threads > 0 ? threads
-                            : static_cast<int>(std::thread::hardware_concurrency());
+  const int n = threads > 0
+                    ? threads
+                    : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(n > 0 ? n : 1);
 }
 
-std::vector<int64_t> parse_dims(const std::string& text, const std::string& what) {
+void refuse_overwrite(const std::string& path, bool force) {
+  if (!force && std::filesystem::exists(path))
+    throw std::invalid_argument(path + " exists: give --force to overwrite it");
+}
+
+std::vector<int64_t>
+parse_dims(const std::string& text, const std::string& what) {
   std::vector<int64_t> dims;
   size_t start = 0;
   while (true) {
     const size_t x = text.find('x', start);
-    const std::string part = text.substr(start, x == std::string::npos ? x : x - start);
-    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
+    const std::string part =
+        text.substr(start, x == std::string::npos ? x : x - start);
+    if (part.empty() ||
+        part.find_first_not_of("0123456789") != std::string::npos)
       throw std::invalid_argument(
           "bad " + what + " '" + text + "': expected sizes joined by 'x'");
     dims.push_back(std::stoll(part));
@@ -37,7 +47,6 @@ int main(int argc, char** argv) {
   CLI::App app{"cakes: channel-wise automatic kernel shrinking for 3D CNNs"};
   app.require_subcommand(1);
   cakes::cli::add_bench(app);
-  cakes::cli::add_demo(app);
   cakes::cli::add_info(app);
   cakes::cli::add_search(app);
   cakes::cli::add_train(app);

@@ -3,8 +3,7 @@
 #include "commands.h"
 #include "net_options.h"
 
-#include "cakes/models/network_config.h"
-#include "cakes/models/zoo.h"
+#include "cakes/models/model.h"
 #include "cakes/util/timing.h"
 
 #include <ATen/Parallel.h>
@@ -18,47 +17,29 @@ namespace cakes::cli {
 namespace {
 
 struct NetArgs {
-  std::string net = "i3d_resnet50", op = "conv3d", preset, config;
+  NetOptions net;
   int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
-  int64_t width = 0;
 };
 
-void add_net_options(CLI::App* c, NetArgs& a) {
-  c->add_option(
-      "--net", a.net, "network: i3d_resnet18/34/50/101, res_encoder_decoder");
-  c->add_option("--op", a.op, "operation: conv3d, conv2d, p3d, cakes");
-  c->add_option(
-      "--preset",
-      a.preset,
-      "built-in per-block configuration (implies --op cakes)");
-  c->add_option(
-      "--config", a.config, "network configuration file (docs/CONFIGS.md)");
+void add_net_args(CLI::App* c, NetArgs& a) {
+  add_net_options(c, a.net);
   c->add_option("--frames", a.frames, "frames T (video)")
       ->check(CLI::PositiveNumber);
   c->add_option("--size", a.size, "spatial size (video H=W; volumes D=H=W)")
       ->check(CLI::PositiveNumber);
   c->add_option("--classes", a.classes, "classes")->check(CLI::PositiveNumber);
   c->add_option("--batch", a.batch, "batch size")->check(CLI::PositiveNumber);
-  c->add_option("--width", a.width, "base width (0 = the network's default)")
-      ->check(CLI::NonNegativeNumber);
   c->add_option("--in-channels", a.in_channels, "input channels (volumetric)")
       ->check(CLI::PositiveNumber);
 }
 
-models::ModelArgs model_args(const NetArgs& a, bool op_given) {
-  NetOptions o;
-  o.net = a.net;
-  o.op = a.op;
-  o.preset = a.preset;
-  o.config = a.config;
-  o.width = a.width;
-  return resolve_model_args(o, op_given, a.classes, a.in_channels);
+models::NetworkSpec network_of(const NetArgs& a, bool op_given) {
+  return resolve_network(a.net, op_given, a.classes, a.in_channels);
 }
 
 std::vector<int64_t> input_sizes(const NetArgs& a, const models::Model& m) {
-  if (m.video)
-    return {a.batch, 3, a.frames, a.size, a.size};
-  return {a.batch, m.in_channels, a.size, a.size, a.size};
+  return m.input_sizes(
+      a.batch, m.spec.video() ? a.frames : a.size, a.size, a.size);
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -68,11 +49,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r;
 }
 
-std::string op_label(const models::ModelArgs& m, const NetArgs& a) {
-  return m.op.op + (a.preset.empty() ? "" : " " + a.preset) +
-         (a.config.empty() ? "" : " " + a.config);
-}
-
 } // namespace
 
 void add_info(CLI::App& app) {
@@ -80,17 +56,16 @@ void add_info(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   auto* c =
       app.add_subcommand("info", "per-layer MACs and parameters of a network");
-  add_net_options(c, *a);
+  add_net_args(c, *a);
   c->add_flag("--json", *json, "print JSON");
   c->callback([a, json, c] {
-    const auto margs = model_args(*a, c->count("--op") > 0);
-    const auto model = models::make_model(margs);
+    const auto model = models::build(network_of(*a, c->count("--op") > 0));
     const auto in = input_sizes(*a, model);
     const auto r = model.cost(in);
     if (*json) {
       nlohmann::ordered_json j;
-      j["network"] = a->net;
-      j["operation"] = op_label(margs, *a);
+      j["network"] = a->net.net;
+      j["operation"] = op_label(a->net, model.spec);
       j["input"] = in;
       for (const auto& l : r.layers)
         j["layers"].push_back(
@@ -106,8 +81,8 @@ void add_info(CLI::App& app) {
     }
     std::printf(
         "%s, op %s, input %s\n\n%-22s %-34s %-18s %12s %10s\n",
-        a->net.c_str(),
-        op_label(margs, *a).c_str(),
+        a->net.net.c_str(),
+        op_label(a->net, model.spec).c_str(),
         shape_str(in).c_str(),
         "layer",
         "operation",
@@ -140,7 +115,7 @@ void add_bench_model(CLI::App& bench) {
   auto* c = bench.add_subcommand(
       "model",
       "network latency next to its 3D variant (time ratio vs MAC ratio)");
-  add_net_options(c, *a);
+  add_net_args(c, *a);
   c->add_flag(
       "--train",
       f->train,
@@ -154,16 +129,16 @@ void add_bench_model(CLI::App& bench) {
   c->callback([a, f, c] {
     set_threads(f->threads);
     torch::manual_seed(0);
-    const auto margs = model_args(*a, c->count("--op") > 0);
-    models::ModelArgs base = margs;
+    const auto spec = network_of(*a, c->count("--op") > 0);
+    models::NetworkSpec base = spec;
     base.op = OpSpec{"conv3d", {}, {}};
-    std::vector<models::ModelArgs> variants = {margs, base};
-    std::vector<std::string> labels = {op_label(margs, *a), "conv3d"};
+    std::vector<models::NetworkSpec> variants = {spec, base};
+    std::vector<std::string> labels = {op_label(a->net, spec), "conv3d"};
 
     std::vector<models::Model> nets;
     std::vector<int64_t> macs;
     for (const auto& v : variants) {
-      nets.push_back(models::make_model(v));
+      nets.push_back(models::build(v));
       macs.push_back(
           nets.back().cost(input_sizes(*a, nets.back())).total_macs());
     }
@@ -186,14 +161,14 @@ void add_bench_model(CLI::App& bench) {
       std::vector<models::Model> tnets;
       std::vector<std::shared_ptr<torch::optim::SGD>> opts;
       for (const auto& v : variants) {
-        tnets.push_back(models::make_model(v));
+        tnets.push_back(models::build(v));
         tnets.back().module->train();
         opts.push_back(std::make_shared<torch::optim::SGD>(
             tnets.back().module->parameters(),
             torch::optim::SGDOptions(1e-3).momentum(0.9)));
       }
       const auto target =
-          tnets[0].video
+          tnets[0].spec.video()
               ? torch::zeros({a->batch}, torch::kLong)
               : torch::zeros(
                     {a->batch, a->size, a->size, a->size}, torch::kLong);
@@ -208,7 +183,7 @@ void add_bench_model(CLI::App& bench) {
       tt = time_interleaved(steps, f->warmup, f->repeats);
     }
     nlohmann::ordered_json j;
-    j["network"] = a->net;
+    j["network"] = a->net.net;
     j["input"] = shape_str(in_sizes);
     j["threads"] = at::get_num_threads();
     j["bn_folded"] = !f->no_fold;
@@ -217,7 +192,7 @@ void add_bench_model(CLI::App& bench) {
           "cakes bench model: %s, input %s, %d threads, BN %s, medians of %d "
           "after %d "
           "warm-up\n\n%-26s %9s %10s %10s %9s %9s%s\n",
-          a->net.c_str(),
+          a->net.net.c_str(),
           j["input"].get<std::string>().c_str(),
           at::get_num_threads(),
           f->no_fold ? "separate" : "folded",

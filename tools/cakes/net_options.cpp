@@ -23,50 +23,31 @@ void add_net_options(CLI::App* c, NetOptions& o) {
       ->check(CLI::NonNegativeNumber);
 }
 
-models::ModelArgs resolve_model_args(
+models::NetworkSpec resolve_network(
     const NetOptions& o,
     bool op_given,
     int64_t num_classes,
     int64_t in_channels) {
   if (!o.preset.empty() && !o.config.empty())
     throw std::invalid_argument("give --preset or --config, not both");
-  models::ModelArgs m;
-  m.network = o.net;
-  m.num_classes = num_classes;
-  m.in_channels = in_channels;
-  m.width = o.width;
-  m.op.op = o.op;
-  if (!o.preset.empty() || !o.config.empty()) {
-    const auto nc = o.preset.empty() ? models::load_network_config(o.config)
-                                     : models::preset(o.preset);
-    const std::string what = o.preset.empty() ? o.config : "preset " + o.preset;
-    if (!nc.network.empty() && nc.network != o.net)
-      throw std::invalid_argument(
-          what + " is for " + nc.network + ", not " + o.net);
-    if (op_given && o.op != nc.op)
-      throw std::invalid_argument(
-          what + " configures --op " + nc.op + ", not " + o.op);
-    m.op.op = nc.op;
-    m.op.configs = nc.blocks;
-  }
-  return m;
+  models::NetworkSpec spec;
+  spec.network = o.net;
+  spec.num_classes = num_classes;
+  spec.in_channels = in_channels;
+  spec.width = o.width;
+  spec.op.op = o.op;
+  if (!o.preset.empty())
+    return models::with_config(
+        spec, models::preset(o.preset), "preset " + o.preset, op_given);
+  if (!o.config.empty())
+    return models::with_config(
+        spec, models::load_network_config(o.config), o.config, op_given);
+  return spec;
 }
 
-std::string network_id(const models::ModelArgs& a) {
-  std::string s = a.network;
-  if (a.width > 0)
-    s += " width " + std::to_string(a.width);
-  s += " classes " + std::to_string(a.num_classes);
-  if (a.network.rfind("i3d_", 0) != 0)
-    s += " in " + std::to_string(a.in_channels);
-  s += " op " + a.op.op;
-  if (!a.op.configs.empty()) {
-    s += " [";
-    for (size_t i = 0; i < a.op.configs.size(); ++i)
-      s += (i ? " " : "") + a.op.configs[i].str();
-    s += "]";
-  }
-  return s;
+std::string op_label(const NetOptions& o, const models::NetworkSpec& spec) {
+  return spec.op.op + (o.preset.empty() ? "" : " " + o.preset) +
+         (o.config.empty() ? "" : " " + o.config);
 }
 
 } // namespace cakes::cli

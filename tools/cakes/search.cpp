@@ -1,8 +1,9 @@
-// `cakes search`, `cakes derive`, `cakes profile` (SPEC §4): thin wrappers over
-// include/cakes/search/search.h.
+// `cakes search`, `cakes derive`, `cakes profile` (docs/CAKES.md §4): thin
+// wrappers over include/cakes/search/search.h.
 #include "commands.h"
 #include "data_options.h"
 
+#include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
@@ -86,23 +87,16 @@ void run_search_command(const SearchArgs& a) {
   std::mt19937_64 rng(a.seed);
   const auto first = train_set.dataset->get(0, rng).input;
 
-  search::SearchMeta meta;
-  meta.network = a.net;
-  meta.candidates = candidates;
-  meta.num_classes = train_set.num_classes;
-  meta.in_channels = first.size(0);
-  meta.width = a.width;
-  meta.mode = a.mode;
-  meta.input_sizes = {1};
+  std::vector<int64_t> input_sizes = {1};
   for (auto s : first.sizes())
-    meta.input_sizes.push_back(s);
+    input_sizes.push_back(s);
 
-  models::ModelArgs margs;
-  margs.network = a.net;
-  margs.num_classes = meta.num_classes;
-  margs.in_channels = meta.in_channels;
-  margs.width = a.width;
-  auto net = search::build_supernet(margs, candidates);
+  models::NetworkSpec spec;
+  spec.network = a.net;
+  spec.num_classes = train_set.num_classes;
+  spec.in_channels = first.size(0);
+  spec.width = a.width;
+  auto net = search::build_supernet(spec, candidates);
   if (net.layers.empty())
     throw std::invalid_argument(
         "network '" + a.net + "' has no position that can be searched");
@@ -113,6 +107,7 @@ void run_search_command(const SearchArgs& a) {
   o.sparsity = a.sparsity;
   o.reweight = !a.no_reweight;
   o.seed = a.seed;
+  o.input_sizes = input_sizes;
   o.trainer.epochs = a.epochs;
   o.trainer.schedule.base_lr = a.lr;
   o.trainer.optimizer.weight_decay = a.weight_decay;
@@ -129,37 +124,25 @@ void run_search_command(const SearchArgs& a) {
   lo.drop_last = true;
   train::Loader loader(train_set.dataset, lo);
 
-  std::function<std::map<std::string, double>(search::SuperNet&)> validate;
+  std::function<std::map<std::string, double>(const models::Model&)> validate;
   if (!train_set.volumetric) {
-    validate = [&](search::SuperNet& n) {
-      torch::NoGradGuard no_grad;
-      train::LoaderOptions vo;
-      vo.batch_size = a.batch;
-      vo.shuffle = false;
-      train::Loader vl(val_set.dataset, vo);
-      vl.start_epoch(0);
-      int64_t right = 0, total = 0;
-      while (auto b = vl.next()) {
-        const auto pred = n.model.forward(b->input).argmax(1);
-        right += pred.eq(b->target).sum().item<int64_t>();
-        total += b->target.size(0);
-      }
-      return std::map<std::string, double>{
-          {"derived_top1", total ? double(right) / double(total) : 0.0}};
+    validate = [&](const models::Model& derived) {
+      const auto s =
+          eval::evaluate_video(derived, *val_set.dataset, 1, a.batch);
+      return std::map<std::string, double>{{"derived_top1", s.top1}};
     };
   }
   const auto loss = train_set.volumetric
                         ? train::LossFn(train::dice_cross_entropy)
                         : train::LossFn(train::cross_entropy);
-  const auto summaries =
-      search::run_search(net, meta, loader, loss, o, validate);
+  const auto summaries = search::run_search(net, loader, loss, o, validate);
   for (const auto& s : summaries)
     if (s.metrics.count("derived_top1"))
       std::cout << "epoch " << s.epoch + 1 << ": derived sub-network top-1 "
                 << s.metrics.at("derived_top1") << "\n";
 
   const auto d = search::derive_by_volume(net);
-  const auto cm = search::mac_cost_model(net, meta.input_sizes);
+  const auto cm = search::mac_cost_model(net, input_sizes);
   search::Derivation shown = d;
   shown.cost = cm.total(d.counts);
   write_text(a.out_dir + "/config.json", search::config_json(net, d));
@@ -262,16 +245,17 @@ struct ProfileArgs {
 
 void run_profile_command(const ProfileArgs& a) {
   set_threads(a.threads);
-  models::ModelArgs m;
-  m.network = a.net;
-  m.num_classes = a.classes;
-  m.in_channels = a.in_channels;
-  m.width = a.width;
-  auto net = search::build_supernet(m, search::parse_candidates(a.candidates));
+  models::NetworkSpec spec;
+  spec.network = a.net;
+  spec.num_classes = a.classes;
+  spec.in_channels = a.in_channels;
+  spec.width = a.width;
+  auto net =
+      search::build_supernet(spec, search::parse_candidates(a.candidates));
   std::vector<int64_t> input;
   if (!a.input.empty())
     input = parse_dims(a.input, "--input");
-  else if (net.model.video)
+  else if (net.model.spec.video())
     input = {1, 3, 8, 224, 224};
   else
     input = {1, a.in_channels, 64, 64, 64};
@@ -289,7 +273,7 @@ void run_profile_command(const ProfileArgs& a) {
 void add_search(CLI::App& app) {
   auto a = std::make_shared<SearchArgs>();
   auto* cmd = app.add_subcommand(
-      "search", "search a CAKES configuration (SPEC §4) on a dataset");
+      "search", "search a CAKES configuration (docs/CAKES.md §4) on a dataset");
   cmd->add_option("--net", a->net, "network")->required();
   cmd->add_option(
       "--width", a->width, "network base width (0: the network's default)");

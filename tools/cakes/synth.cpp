@@ -5,8 +5,8 @@
 // clip is the same whichever way it moves: a network that looks at frames one
 // at a time (2D + temporal averaging) sees nothing of the class.
 //
-// Output (TRN layout, SPEC §7): frames/<video>/{:05d}.jpg, train.txt and
-// val.txt (`frames/<video> num_frames label`), category.txt; and mp4 files
+// Output (TRN layout, docs/CAKES.md §7): frames/<video>/{:05d}.jpg, train.txt
+// and val.txt (`frames/<video> num_frames label`), category.txt; and mp4 files
 // encoded by the ffmpeg program (libx264 when present, else mpeg4) listed in
 // train_videos.txt / val_videos.txt (`videos/<video>.mp4 label`).
 #include "commands.h"

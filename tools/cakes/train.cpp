@@ -3,12 +3,11 @@
 #include "commands.h"
 #include "data_options.h"
 #include "net_options.h"
-#include "run_model.h"
 
-#include "cakes/data/msd_dataset.h"
 #include "cakes/data/nifti.h"
 #include "cakes/data/transforms.h"
 #include "cakes/data/video_reader.h"
+#include "cakes/eval/evaluate.h"
 #include "cakes/eval/sliding_window.h"
 #include "cakes/train/checkpoint.h"
 #include "cakes/train/losses.h"
@@ -30,14 +29,6 @@ namespace fs = std::filesystem;
 namespace cakes::cli {
 namespace {
 
-train::Model as_train_model(const models::Model& m, std::string network) {
-  train::Model t;
-  t.module = m.module;
-  t.forward = m.forward;
-  t.network = std::move(network);
-  return t;
-}
-
 std::array<int64_t, 3> window_of(const std::vector<int64_t>& w) {
   if (w.size() != 3)
     throw std::invalid_argument("--window needs three sizes D H W");
@@ -52,7 +43,7 @@ std::string fmt_dice(double d) {
   return b;
 }
 
-nlohmann::ordered_json volume_json(const VolumeScores& s) {
+nlohmann::ordered_json volume_json(const eval::VolumeScores& s) {
   nlohmann::ordered_json j;
   j["cases"] = s.cases;
   for (size_t c = 0; c < s.dice.size(); ++c)
@@ -91,10 +82,8 @@ void run_train(const TrainArgs& a, bool op_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
   const auto data = make_dataset(a.data, /*training=*/true);
-  const auto margs =
-      resolve_model_args(a.net, op_given, data.num_classes, data.in_channels);
-  const auto model = models::make_model(margs);
-  const std::string network = network_id(margs);
+  const auto model = models::build(
+      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
 
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
@@ -131,7 +120,7 @@ void run_train(const TrainArgs& a, bool op_given) {
   if (has_val && !data.volumetric) {
     val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
     o.validate = [val, model, a](int64_t) {
-      const auto s = evaluate_video(model, *val, a.data, 1, a.batch);
+      const auto s = eval::evaluate_video(model, *val->dataset, 1, a.batch);
       return std::map<std::string, double>{
           {"val_top1", s.top1}, {"val_top5", s.top5}};
     };
@@ -139,7 +128,7 @@ void run_train(const TrainArgs& a, bool op_given) {
   const train::LossFn loss = data.volumetric
                                  ? train::LossFn(train::dice_cross_entropy)
                                  : train::LossFn(train::cross_entropy);
-  train::Trainer trainer(as_train_model(model, network), loss, o);
+  train::Trainer trainer(model, loss, o);
   if (a.resume) {
     trainer.resume(ckpt);
     std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
@@ -150,6 +139,7 @@ void run_train(const TrainArgs& a, bool op_given) {
   lo.num_workers = a.workers;
   lo.seed = a.seed;
   train::Loader loader(data.dataset, lo);
+  const std::string network = model.spec.describe();
   std::cout << "training " << network.substr(0, 120)
             << (network.size() > 120 ? "..." : "") << " on "
             << data.dataset->describe() << ", " << a.epochs << " epochs of "
@@ -188,16 +178,14 @@ void run_eval(const EvalArgs& a, bool op_given) {
   if (!a.out.empty())
     refuse_overwrite(a.out, a.force);
   const auto data = make_dataset(a.data, /*training=*/false);
-  const auto margs =
-      resolve_model_args(a.net, op_given, data.num_classes, data.in_channels);
-  const auto model = models::make_model(margs);
-  train::load_checkpoint_weights(
-      a.checkpoint, *model.module, network_id(margs));
+  auto model = models::build(
+      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
+  train::load_checkpoint_weights(a.checkpoint, model);
   nlohmann::ordered_json j;
   j["checkpoint"] = a.checkpoint;
   if (data.volumetric) {
     const auto w = window_of(a.window.empty() ? a.data.patch : a.window);
-    const auto s = evaluate_volumes(model, data, w, a.overlap);
+    const auto s = eval::evaluate_volumes(model, *data.dataset, w, a.overlap);
     j.update(volume_json(s));
     if (!a.json) {
       std::printf(
@@ -217,7 +205,7 @@ void run_eval(const EvalArgs& a, bool op_given) {
           fmt_dice(s.mean_foreground).c_str());
     }
   } else {
-    const auto s = evaluate_video(model, data, a.data, a.clips, a.batch);
+    const auto s = eval::evaluate_video(model, *data.dataset, a.clips, a.batch);
     j["videos"] = s.videos;
     j["clips"] = a.clips;
     j["top1"] = s.top1;
@@ -285,10 +273,9 @@ void run_infer(const InferArgs& a, bool op_given) {
       throw std::invalid_argument(a.input + ": expected a 3-D or 4-D image");
     x = a.modality == "CT" ? data::window_normalize(x, -1000, 1000)
                            : data::zscore_normalize(x, /*nonzero_only=*/true);
-    const auto margs = resolve_model_args(a.net, op_given, classes, x.size(0));
-    const auto model = models::make_model(margs);
-    train::load_checkpoint_weights(
-        a.checkpoint, *model.module, network_id(margs));
+    auto model =
+        models::build(resolve_network(a.net, op_given, classes, x.size(0)));
+    train::load_checkpoint_weights(a.checkpoint, model);
     model.module->eval();
     eval::SlidingWindowOptions sw;
     sw.window = window_of(a.window);
@@ -315,10 +302,8 @@ void run_infer(const InferArgs& a, bool op_given) {
   }
   if (!a.output.empty())
     refuse_overwrite(a.output, a.force);
-  const auto margs = resolve_model_args(a.net, op_given, classes, 3);
-  const auto model = models::make_model(margs);
-  train::load_checkpoint_weights(
-      a.checkpoint, *model.module, network_id(margs));
+  auto model = models::build(resolve_network(a.net, op_given, classes, 3));
+  train::load_checkpoint_weights(a.checkpoint, model);
   model.module->eval();
   data::ClipOptions clip;
   clip.num_segments = a.frames;

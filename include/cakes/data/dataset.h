@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace cakes::data {
 
@@ -18,7 +19,7 @@ struct Sample {
 };
 
 class Dataset {
- public:
+public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   // Sample `index`. Every random choice (segment sampling, crops, flips,
@@ -30,6 +31,25 @@ class Dataset {
   virtual std::string describe() const {
     return "dataset of " + std::to_string(size()) + " samples";
   }
+  // Number of classes of the targets; 0 when unknown.
+  virtual int64_t num_classes() const {
+    return 0;
+  }
+  // Class names, index = class; empty when the dataset has none.
+  virtual std::vector<std::string> class_names() const {
+    return {};
+  }
+  // Clip k (0 <= k < clips) of video `index`, for multi-clip evaluation: the
+  // deterministic (evaluation) sample, with each segment's frame taken at
+  // offset (k + 0.5) / clips of the segment (spread_segment_indices); clips
+  // = 1 is get()'s centred clip. The default serves clips = 1 only and
+  // throws std::invalid_argument otherwise; video datasets override it.
+  virtual Sample clip(int64_t index, int64_t k, int64_t clips) const;
 };
+
+// Frame index of each of `segments` equal segments of `num_frames` frames at
+// offset (k + 0.5) / clips of the segment, clamped to the video.
+std::vector<int64_t> spread_segment_indices(
+    int64_t num_frames, int64_t segments, int64_t k, int64_t clips);
 
 } // namespace cakes::data

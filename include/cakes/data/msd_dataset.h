@@ -1,4 +1,5 @@
-// Medical Segmentation Decathlon tasks (SPEC §7): dataset.json + NIfTI.
+// Medical Segmentation Decathlon tasks (docs/CAKES.md §7): dataset.json +
+// NIfTI.
 #pragma once
 
 #include "cakes/data/dataset.h"
@@ -63,7 +64,10 @@ public:
   const std::vector<std::string>& label_names() const {
     return label_names_;
   }
-  int64_t num_classes() const {
+  std::vector<std::string> class_names() const override {
+    return label_names_;
+  }
+  int64_t num_classes() const override {
     return static_cast<int64_t>(label_names_.size());
   }
   const std::string& name() const {

@@ -39,8 +39,8 @@ Sample make_clip_sample(
 // Class names, one per line (TRN's category.txt). Throws naming the file.
 std::vector<std::string> read_category_file(const std::string& path);
 
-// Something-Something in the TRN preparation (SPEC §7). The list file has one
-// line per video, `folder num_frames label`; frames are
+// Something-Something in the TRN preparation (docs/CAKES.md §7). The list file
+// has one line per video, `folder num_frames label`; frames are
 // <root>/<folder>/<template(first_frame + i)>.
 struct FrameFolderOptions {
   std::string list_file;
@@ -71,8 +71,9 @@ public:
   int64_t size() const override;
   Sample get(int64_t index, std::mt19937_64& rng) const override;
   std::string describe() const override;
+  Sample clip(int64_t index, int64_t k, int64_t clips) const override;
 
-  int64_t num_classes() const {
+  int64_t num_classes() const override {
     return num_classes_;
   }
   const std::vector<FrameFolderEntry>& entries() const {
@@ -104,8 +105,9 @@ public:
   int64_t size() const override;
   Sample get(int64_t index, std::mt19937_64& rng) const override;
   std::string describe() const override;
+  Sample clip(int64_t index, int64_t k, int64_t clips) const override;
 
-  int64_t num_classes() const {
+  int64_t num_classes() const override {
     return num_classes_;
   }
   const std::string& path(int64_t index) const {
