@@ -13,7 +13,7 @@ DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev 
   pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio \
   insighttoolkit5-examples
 
-.PHONY: all deps configure build test demo bench format clean
+.PHONY: all deps configure build test demo bench architecture format clean
 
 all: build
 
@@ -37,11 +37,19 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 demo: build
-	$(BUILD)/cakes demo --out demo_out
+	$(BUILD)/cakes-demo --out demo_out
 
 bench: build
 	$(BUILD)/cakes bench layer --in 64 --out 64 --input 1x8x56x56 --split 3x3x3:22,1x3x3:21,3x1x1:21
 	$(BUILD)/cakes bench layer --in 64 --out 64 --input 1x8x56x56 --split 1x3x3:32,3x1x1:32
+
+# docs/architecture.svg from the build's own target graph (cmake --graphviz,
+# CMakeGraphVizOptions.cmake); needs Graphviz's dot, installed when missing.
+architecture: configure
+	@command -v dot >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q --no-install-recommends graphviz; }
+	cmake --graphviz=$(BUILD)/graph/cakes.dot $(BUILD) >/dev/null
+	dot -Tsvg $(BUILD)/graph/cakes.dot -o docs/architecture.svg
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
