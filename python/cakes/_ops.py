@@ -62,10 +62,11 @@ def _register_onnx():
     module parameters)."""
     try:
         from torch.onnx import register_custom_op_symbolic, symbolic_helper
-    except ImportError:  # a torch without the TorchScript-based exporter
+        parse_args = symbolic_helper.parse_args
+    except (ImportError, AttributeError):  # a torch without the TorchScript-based exporter
         return
 
-    @symbolic_helper.parse_args("v", "v", "is", "is")
+    @parse_args("v", "v", "is", "is")
     def symbolic(g, x, weights, stride, dilation):
         outs = []
         for w in symbolic_helper._unpack_list(weights):

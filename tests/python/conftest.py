@@ -36,11 +36,3 @@ def cli():
             pytest.fail(f"cakes {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr.strip()}")
         return p
     return run
-
-
-@pytest.fixture(scope="session")
-def docs_examples():
-    """The ```python blocks of docs/PYTHON.md, in order."""
-    import re
-    text = open(os.path.join(ROOT, "docs", "PYTHON.md")).read()
-    return re.findall(r"```python\n(.*?)```", text, re.S)

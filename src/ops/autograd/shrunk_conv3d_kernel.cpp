@@ -139,6 +139,9 @@ public:
       grads = ShrunkConv3dBackwardFunction<Impl>::apply(
           grad_outputs[0], input, weights, stride, dilation);
     } else {
+      // Below autograd: not every backend's autograd key falls through for
+      // custom ops (Meta's does not).
+      at::AutoDispatchBelowADInplaceOrView guard;
       bool any_weight = false;
       for (size_t i = 0; i < weights.size(); ++i)
         any_weight = any_weight || ctx->needs_input_grad(1 + i);
