@@ -15,7 +15,7 @@ cp -r "$root/src" "$work/src/src"
 cp -r "$root/include/cakes" "$work/src/include/cakes"
 rm -rf "$work/src/python/build" "$work/src/python/cakes/"_C*.so
 # Objects of an earlier run come back from ccache when it is installed.
-if command -v ccache >/dev/null 2>&1; then export CXX="ccache c++"; fi
+if [ -x /usr/lib/ccache/c++ ]; then export CXX=/usr/lib/ccache/c++; fi
 "$python" -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/pip" install --quiet --no-index --no-build-isolation --no-deps "$work/src/python"
 cd "$work"

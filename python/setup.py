@@ -37,8 +37,8 @@ def _extension():
         sources = [s for s in sources if os.sep + "cpu" + os.sep not in s]
         print("setup.py: building the op library without the fused CPU kernels "
               "(oneDNN headers not found or CAKES_CPU_KERNELS=0)")
-    # Sources outside this directory: setuptools wants them relative.
-    sources = [os.path.relpath(s, here) for s in sources]
+    # Absolute paths: their objects then land inside build_temp (relative
+    # "../src" paths would put them outside it).
     return [CppExtension(
         "cakes._C", sources, include_dirs=[os.path.join(root, "include")], libraries=libraries,
         extra_compile_args=["-O3", "-std=c++17"],

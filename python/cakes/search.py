@@ -192,17 +192,14 @@ def mac_cost_model(model: nn.Module, input_size: Sequence[int]) -> CostModel:
     layers = super_layers(model)
     saved = {n: l.kept for n, l in layers.items()}
     clear_selection(model)
+    shapes = {}  # output shapes at batch 1 (layer_macs runs batch 1)
+    hooks = [l.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape)))
+             for n, l in layers.items()]
     try:
         rows = layer_macs(model, _input_size(input_size))
-        shapes = {}
-        hooks = [l.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape)))
-                 for n, l in layers.items()]
-        try:
-            layer_macs(model, [1] + list(input_size)[1:])
-        finally:
-            for h in hooks:
-                h.remove()
     finally:
+        for h in hooks:
+            h.remove()
         for n, l in layers.items():
             l.kept = saved[n]
     batch = int(input_size[0])

@@ -76,7 +76,6 @@ TORCH_LIBRARY(cakes, m) {
   // The device-generic implementation (per-group convolutions) on any
   // device; what non-CPU devices run for shrunk_conv3d. Tests force it on
   // CPU to compare it with the fused kernel.
-  m.def(
-      "_shrunk_conv3d_generic(Tensor input, Tensor[] weights, "
-      "int[3] stride=[1,1,1], int[3] dilation=[1,1,1]) -> Tensor");
+  m.def("_shrunk_conv3d_generic(Tensor input, Tensor[] weights, "
+        "int[3] stride=[1,1,1], int[3] dilation=[1,1,1]) -> Tensor");
 }

@@ -73,9 +73,7 @@ void check_shrunk_conv3d_args(
 }
 
 std::vector<int64_t> shrunk_conv3d_output_sizes(
-    const at::Tensor& input,
-    at::TensorList weights,
-    at::IntArrayRef stride) {
+    const at::Tensor& input, at::TensorList weights, at::IntArrayRef stride) {
   int64_t c_out = 0;
   for (const auto& w : weights)
     c_out += w.size(0);
@@ -85,6 +83,22 @@ std::vector<int64_t> shrunk_conv3d_output_sizes(
     sizes.push_back(in == 0 ? 0 : (in - 1) / stride[a] + 1);
   }
   return sizes;
+}
+
+void check_shrunk_conv3d_backward_args(
+    const at::Tensor& grad_output,
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation) {
+  check_shrunk_conv3d_args(input, weights, stride, dilation);
+  const auto sizes = shrunk_conv3d_output_sizes(input, weights, stride);
+  TORCH_CHECK(
+      grad_output.sizes() == at::IntArrayRef(sizes),
+      "shrunk_conv3d_backward: expected grad_output of shape ",
+      at::IntArrayRef(sizes),
+      ", got ",
+      grad_output.sizes());
 }
 
 std::vector<int64_t>
@@ -97,9 +111,9 @@ same_padding(const at::Tensor& weight, at::IntArrayRef dilation) {
 
 c10::MemoryFormat output_memory_format(const at::Tensor& input) {
   return input.dim() == 5 && !input.is_contiguous() &&
-          input.is_contiguous(c10::MemoryFormat::ChannelsLast3d)
-      ? c10::MemoryFormat::ChannelsLast3d
-      : c10::MemoryFormat::Contiguous;
+                 input.is_contiguous(c10::MemoryFormat::ChannelsLast3d)
+             ? c10::MemoryFormat::ChannelsLast3d
+             : c10::MemoryFormat::Contiguous;
 }
 
 } // namespace cakes::ops::detail

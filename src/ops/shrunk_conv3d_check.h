@@ -21,15 +21,23 @@ void check_shrunk_conv3d_args(
     at::IntArrayRef stride,
     at::IntArrayRef dilation);
 
+// The backward's arguments: those of the forward, and grad_output of the
+// forward's output shape.
+void check_shrunk_conv3d_backward_args(
+    const at::Tensor& grad_output,
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation);
+
 // (N, sum c_i, D_out, H_out, W_out) with "same" padding:
 // out = floor((in - 1) / stride) + 1 per axis (0 for an empty axis).
 std::vector<int64_t> shrunk_conv3d_output_sizes(
-    const at::Tensor& input,
-    at::TensorList weights,
-    at::IntArrayRef stride);
+    const at::Tensor& input, at::TensorList weights, at::IntArrayRef stride);
 
 // "Same" padding of one weight: dilation * (k - 1) / 2 per axis.
-std::vector<int64_t> same_padding(const at::Tensor& weight, at::IntArrayRef dilation);
+std::vector<int64_t>
+same_padding(const at::Tensor& weight, at::IntArrayRef dilation);
 
 // The memory format outputs and input gradients follow: channels_last_3d
 // when the input is laid out that way, else contiguous.

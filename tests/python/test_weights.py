@@ -212,19 +212,27 @@ def save_like_the_paper(net, path, form):
 X = torch.randn(1, 3, 2, 32, 32, generator=torch.Generator().manual_seed(5))
 
 
-@pytest.mark.parametrize("form", ["plain", "module", "checkpoint", "legacy", "cuda"])
-def test_paper_checkpoint_forms(form, tmp_path):
+@pytest.fixture(scope="module")
+def paper_cakes():
+    """A CAKES123D_C network in the paper's layout and its output on X."""
     torch.manual_seed(6)
     presets = json.load(open(os.path.join(ROOT, "configs", "i3d_resnet50_ssv1.json")))["presets"]
     paper = randomise(PaperNet("cakes", presets["CAKES123D_C"]))
+    with torch.no_grad():
+        return paper, presets["CAKES123D_C"], paper(X)
+
+
+@pytest.mark.parametrize("form", ["plain", "module", "checkpoint", "legacy", "cuda"])
+def test_paper_checkpoint_forms(form, tmp_path, paper_cakes):
+    paper, splits, ref = paper_cakes
     path = tmp_path / "ckpt.pth.tar"
     save_like_the_paper(paper, path, form)
     model, config = cakes.load_paper_checkpoint(str(path))
     assert config.network == "i3d_resnet50" and len(config.blocks) == 16
-    expected = [cakes.Config([(k, s[k]) for k in ORDER if s.get(k, 0) > 0]) for s in presets["CAKES123D_C"]]
+    expected = [cakes.Config([(k, s[k]) for k in ORDER if s.get(k, 0) > 0]) for s in splits]
     assert config.blocks == expected
     with torch.no_grad():
-        y, ref = model(X), paper(X)
+        y = model(X)
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
 
 

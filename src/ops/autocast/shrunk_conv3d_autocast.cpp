@@ -32,8 +32,7 @@ at::Tensor shrunk_conv3d_autocast(
   for (const auto& w : weights)
     ws.push_back(to_float(w));
   auto output = shrunk_conv3d(to_float(input), ws, stride, dilation);
-  return reduced(input.scalar_type()) ? output.to(input.scalar_type())
-                                      : output;
+  return reduced(input.scalar_type()) ? output.to(input.scalar_type()) : output;
 }
 
 } // namespace

@@ -47,14 +47,9 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_generic_backward(
     at::IntArrayRef stride,
     at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
-  check_shrunk_conv3d_args(input, weights, stride, dilation);
+  check_shrunk_conv3d_backward_args(
+      grad_output, input, weights, stride, dilation);
   const auto sizes = shrunk_conv3d_output_sizes(input, weights, stride);
-  TORCH_CHECK(
-      grad_output.sizes() == at::IntArrayRef(sizes),
-      "shrunk_conv3d_backward: expected grad_output of shape ",
-      at::IntArrayRef(sizes),
-      ", got ",
-      grad_output.sizes());
   at::Tensor grad_input;
   if (output_mask[0])
     grad_input = at::zeros_like(input, output_memory_format(input));
@@ -95,8 +90,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_generic_backward(
 // Every backend without a kernel of its own (CUDA, ...) runs these; the CPU
 // and Meta kernels, registered directly, take precedence on their devices.
 TORCH_LIBRARY_IMPL(cakes, CompositeExplicitAutograd, m) {
-  m.impl(
-      "shrunk_conv3d", TORCH_FN(cakes::ops::detail::shrunk_conv3d_generic));
+  m.impl("shrunk_conv3d", TORCH_FN(cakes::ops::detail::shrunk_conv3d_generic));
   m.impl(
       "_shrunk_conv3d_backward",
       TORCH_FN(cakes::ops::detail::shrunk_conv3d_generic_backward));

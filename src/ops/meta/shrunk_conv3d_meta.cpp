@@ -27,23 +27,15 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_meta(
     at::IntArrayRef stride,
     at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
-  detail::check_shrunk_conv3d_args(input, weights, stride, dilation);
-  const auto sizes = detail::shrunk_conv3d_output_sizes(input, weights, stride);
-  TORCH_CHECK(
-      grad_output.sizes() == at::IntArrayRef(sizes),
-      "shrunk_conv3d_backward: expected grad_output of shape ",
-      at::IntArrayRef(sizes),
-      ", got ",
-      grad_output.sizes());
+  detail::check_shrunk_conv3d_backward_args(
+      grad_output, input, weights, stride, dilation);
   at::Tensor grad_input;
   if (output_mask[0])
-    grad_input =
-        at::empty_like(input, detail::output_memory_format(input));
+    grad_input = at::empty_like(input, detail::output_memory_format(input));
   std::vector<at::Tensor> grad_weights;
   if (output_mask[1])
     for (const auto& w : weights)
-      grad_weights.push_back(
-          at::empty_like(w, c10::MemoryFormat::Contiguous));
+      grad_weights.push_back(at::empty_like(w, c10::MemoryFormat::Contiguous));
   return {grad_input, grad_weights};
 }
 
