@@ -39,10 +39,16 @@ _ZERO_PRESERVING_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.leaky_relu, F.elu, 
                               F.dropout, torch.tanh, F.mish, "relu", "relu_"}
 
 
+def _plain_conv3d(m: nn.Module) -> bool:
+    """An nn.Conv3d or a subclass that keeps its forward (torchvision's
+    Conv3DSimple)."""
+    return isinstance(m, nn.Conv3d) and type(m).forward is nn.Conv3d.forward
+
+
 def qualifies(conv: nn.Module) -> Optional[str]:
     """None when `conv` can be converted, else the reason it cannot."""
-    if not isinstance(conv, nn.Conv3d) or type(conv) is not nn.Conv3d:
-        return "not an nn.Conv3d"
+    if not _plain_conv3d(conv):
+        return f"a {type(conv).__name__} with a forward of its own"
     k = conv.kernel_size
     if not (k[0] == k[1] == k[2]) or k[0] % 2 == 0 or k[0] == 1:
         return f"kernel {k[0]}x{k[1]}x{k[2]} is not k x k x k with an odd k > 1"
@@ -138,7 +144,15 @@ class _Link:
 def _analyse(model: nn.Module, names: Sequence[str]):
     """Per convolution name: its lone following BatchNorm3d and its reader."""
     import torch.fx
-    graph = torch.fx.symbolic_trace(model).graph
+
+    class Tracer(torch.fx.Tracer):
+        # Subclasses of the modules we look for (torchvision's Conv3DSimple)
+        # are leaves too, so they appear as the modules they are.
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, (nn.Conv3d, nn.BatchNorm3d) + _ZERO_PRESERVING_MODULES) or \
+                super().is_leaf_module(m, qualname)
+
+    graph = Tracer().trace(model)
     modules = dict(model.named_modules())
 
     def module_of(node):
@@ -179,7 +193,7 @@ def _analyse(model: nn.Module, names: Sequence[str]):
             if len(u.all_input_nodes) != 1:
                 break
             m = module_of(u)
-            if isinstance(m, nn.Conv3d) and type(m) is nn.Conv3d and m.groups == 1:
+            if _plain_conv3d(m) and m.groups == 1:
                 calls = sum(1 for n in graph.nodes if n.op == "call_module" and n.target == u.target)
                 if calls == 1:
                     link.reader = u.target

@@ -132,3 +132,19 @@ def test_untraceable_network_gets_summed_layers():
     assert not report.traced and "could not trace" in str(report)
     assert net.conv.summed and isinstance(net.bn, nn.BatchNorm3d)
     assert net(torch.randn(1, 2, 3, 4, 4)).shape == (1, 4, 3, 4, 4)
+
+
+def test_torchvision_r3d_18_converts():
+    import torchvision
+    torch.manual_seed(4)
+    net = torchvision.models.video.r3d_18(num_classes=3)
+    report = cakes.convert(net, "video_123d", "super")
+    # Its 16 Conv3DSimple 3x3x3 convolutions; the 3x7x7 stem and the 1x1x1
+    # projections stay.
+    assert len(report.converted) == 16 and "stem.0" not in report.converted
+    layers = cakes.search.super_layers(net)
+    assert sum(not l.summed for l in layers.values()) == 8
+    x = torch.randn(1, 3, 4, 32, 32)
+    assert net(x).shape == (1, 3)
+    d = cakes.derive(net, target_macs=0.5, input_size=x.shape)
+    assert cakes.macs(d.model, x.shape) == round(d.cost) <= 0.5 * d.reference
