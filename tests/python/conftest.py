@@ -26,7 +26,7 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 def cli():
     """Runs the built `cakes` command; returns its stdout, fails the test with its
     stderr on a non-zero exit."""
-    path = os.environ.get("CAKES_CLI", os.path.join(ROOT, "build", "cakes"))
+    path = os.path.abspath(os.environ.get("CAKES_CLI", os.path.join(ROOT, "build", "cakes")))
     if not os.path.exists(path):
         pytest.fail(f"the cakes CLI is not built ({path}); set CAKES_CLI")
 
