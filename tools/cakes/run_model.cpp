@@ -40,9 +40,9 @@ at::Tensor clip_input(
     return ds.get(index, rng).input;
   at::Tensor frames;
   if (const auto* f = dynamic_cast<const data::FrameFolderDataset*>(&ds)) {
-    const auto& e = f->entries().at(index);
     std::vector<at::Tensor> list;
-    for (auto i : spread_indices(e.num_frames, clip.num_segments, k, clips))
+    for (auto i :
+         spread_indices(f->frame_count(index), clip.num_segments, k, clips))
       list.push_back(data::read_jpeg(f->frame_path(index, i)));
     frames = torch::stack(list);
   } else if (const auto* v = dynamic_cast<const data::VideoDataset*>(&ds)) {
