@@ -11,7 +11,8 @@ DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev 
   libnifti2-dev libavformat-dev libavcodec-dev libswscale-dev libturbojpeg0-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch \
   pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio \
-  insighttoolkit5-examples
+  insighttoolkit5-examples python3-pytest python3-onnx python3-torchvision \
+  python3-venv python3-pip python3-setuptools python3-wheel
 
 .PHONY: all deps configure build test demo bench architecture format clean
 

@@ -245,6 +245,41 @@ at::Tensor zscore_normalize(const at::Tensor& volume, bool nonzero_only) {
   return out;
 }
 
+at::Tensor normalize_intensities(
+    const at::Tensor& volume,
+    const std::vector<std::string>& modalities,
+    const IntensityOptions& options) {
+  if (volume.dim() != 4 ||
+      volume.size(0) != static_cast<int64_t>(modalities.size())) {
+    throw std::invalid_argument(
+        "normalize_intensities: " + std::to_string(modalities.size()) +
+        " modalities for a volume of " +
+        std::to_string(volume.dim() == 4 ? volume.size(0) : -1) + " channels");
+  }
+  if (!(options.ct_hi > options.ct_lo)) {
+    throw std::invalid_argument(
+        "CT window needs hi > lo, got [" + std::to_string(options.ct_lo) +
+        ", " + std::to_string(options.ct_hi) + "]");
+  }
+  std::vector<at::Tensor> channels;
+  for (int64_t c = 0; c < volume.size(0); ++c) {
+    at::Tensor ch = volume.narrow(0, c, 1);
+    const bool ct = modalities[c] == "CT";
+    if (!options.zscore_set) {
+      channels.push_back(
+          ct ? window_normalize(ch, options.ct_lo, options.ct_hi)
+             : zscore_normalize(ch, /*nonzero_only=*/true));
+      continue;
+    }
+    if (ct) {
+      ch = ch.clamp(options.ct_lo, options.ct_hi);
+    }
+    channels.push_back(
+        zscore_normalize(ch, options.zscore == ZScoreRegion::Nonzero));
+  }
+  return at::cat(channels, 0).contiguous();
+}
+
 std::pair<at::Tensor, at::Tensor> random_patch(
     const at::Tensor& volume,
     const at::Tensor& labels,

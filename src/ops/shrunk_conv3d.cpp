@@ -1,6 +1,7 @@
 // Schema and dispatcher entry points of cakes::shrunk_conv3d. Kernels live in
-// cpu/ (computation) and autograd/ (differentiation) and are reached only
-// through the dispatcher.
+// cpu/ (the fused CPU computation), generic/ (per-group convolutions for every
+// other device), meta/ (shapes), autocast/ (reduced precision policy) and
+// autograd/ (differentiation), and are reached only through the dispatcher.
 #include "cakes/ops/shrunk_conv3d.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -72,4 +73,9 @@ TORCH_LIBRARY(cakes, m) {
       "_shrunk_conv3d_backward(Tensor grad_output, Tensor input, "
       "Tensor[] weights, int[3] stride, int[3] dilation, bool[2] output_mask) "
       "-> (Tensor, Tensor[])");
+  // The device-generic implementation (per-group convolutions) on any
+  // device; what non-CPU devices run for shrunk_conv3d. Tests force it on
+  // CPU to compare it with the fused kernel.
+  m.def("_shrunk_conv3d_generic(Tensor input, Tensor[] weights, "
+        "int[3] stride=[1,1,1], int[3] dilation=[1,1,1]) -> Tensor");
 }

@@ -19,19 +19,6 @@ namespace {
 
 constexpr int64_t kH = 24, kW = 32;
 
-// Evaluation options that leave pixels untouched: no resize (short side is
-// already scale_size... the crop is the whole frame), mean 0, std 1.
-ClipOptions identity_eval(int64_t segments) {
-  ClipOptions c;
-  c.training = false;
-  c.num_segments = segments;
-  c.scale_size = kH;
-  c.crop_size = kH;
-  c.mean = {0, 0, 0};
-  c.std = {1, 1, 1};
-  return c;
-}
-
 FrameFolderOptions options_for(const TempDir& tmp) {
   FrameFolderOptions o;
   o.list_file = tmp / "list.txt";
@@ -63,7 +50,7 @@ TEST(FrameFolder, RoundTripShapeLabelAndPixels) {
   write_frame_folders(tmp.path(), {12, 9}, {2, 0}, 3, kH, kW);
   FrameFolderOptions o = options_for(tmp);
   o.num_classes = 0; // taken from category.txt
-  ClipOptions clip = identity_eval(4);
+  ClipOptions clip = identity_eval(4, kH);
   clip.crop_size = kH; // 24x24 centre of the 24x32 frames
   FrameFolderDataset ds(o, clip);
   ASSERT_EQ(ds.size(), 2);
@@ -117,7 +104,7 @@ TEST(FrameFolder, V2TemplateAndTrainingShape) {
 TEST(FrameFolder, MissingFrameIsAnErrorNamingTheFrame) {
   TempDir tmp("ff_missing");
   write_frame_folders(tmp.path(), {12}, {1}, 3, kH, kW);
-  FrameFolderDataset ds(options_for(tmp), identity_eval(4));
+  FrameFolderDataset ds(options_for(tmp), identity_eval(4, kH));
   const std::string gone = ds.frame_path(0, 7); // a centre-sampled frame
   fs::remove(gone);
   std::mt19937_64 rng(0);
@@ -131,7 +118,7 @@ TEST(FrameFolder, CountLargerThanTheFolderNamesFrameAndListLine) {
   write_frame_folders(tmp.path(), {6}, {1}, 3, kH, kW);
   FrameFolderOptions o = options_for(tmp);
   std::ofstream(o.list_file) << "\nvideo0 40 1\n"; // folder holds 6 frames
-  FrameFolderDataset ds(o, identity_eval(4));
+  FrameFolderDataset ds(o, identity_eval(4, kH));
   std::mt19937_64 rng(0);
   const std::string msg = error_of([&] { ds.get(0, rng); });
   // Centre sampling of 40 frames in 4 segments first wants frame 6 (0-based
@@ -155,12 +142,12 @@ TEST(FrameFolder, BadListLinesAreErrorsNamingTheFile) {
   for (const auto& [content, what] : cases) {
     std::ofstream(o.list_file) << content;
     const std::string msg =
-        error_of([&] { FrameFolderDataset d(o, identity_eval(2)); });
+        error_of([&] { FrameFolderDataset d(o, identity_eval(2, kH)); });
     EXPECT_NE(msg.find(o.list_file), std::string::npos)
         << content << " -> " << msg;
     EXPECT_NE(msg.find(what), std::string::npos) << content << " -> " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
   std::ofstream(o.list_file) << "video0 5 2\n";
-  EXPECT_NO_THROW(FrameFolderDataset(o, identity_eval(2)));
+  EXPECT_NO_THROW(FrameFolderDataset(o, identity_eval(2, kH)));
 }

@@ -45,6 +45,17 @@ std::vector<double> parse_numbers(const std::string& text) {
   return v;
 }
 
+ClipOptions identity_eval(int64_t segments, int64_t side) {
+  ClipOptions c;
+  c.training = false;
+  c.num_segments = segments;
+  c.scale_size = side;
+  c.crop_size = side;
+  c.mean = {0, 0, 0};
+  c.std = {1, 1, 1};
+  return c;
+}
+
 uint8_t synthetic_pixel(int64_t v, int64_t t, int64_t y, int64_t x, int64_t c) {
   // Stays within 0..255 for t < 16, x < 48, y < 32, v < 4: no wrap-around
   // edges for JPEG to smear.

@@ -2,6 +2,8 @@
 // tools (Debian's python3 with nibabel, ffprobe), writing frame folders.
 #pragma once
 
+#include "cakes/data/video_datasets.h"
+
 #include "support/temp_dir.h"
 
 #include <ATen/core/Tensor.h>
@@ -29,6 +31,11 @@ template <typename Fn> std::string error_of(Fn&& fn) {
   }
   return "";
 }
+
+// Evaluation clip options that leave pixels as decoded: frames whose short
+// side is `side` are neither resized nor cropped along it (the centre
+// side x side window), mean 0, std 1, so input * 255 is the pixel level.
+ClipOptions identity_eval(int64_t segments, int64_t side);
 
 // Frame value of channel c at (frame t, row y, column x) of video v in the
 // synthetic frame folders: smooth, so JPEG keeps it within a few levels, and

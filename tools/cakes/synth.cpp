@@ -12,11 +12,10 @@
 #include "commands.h"
 
 #include "cakes/data/jpeg.h"
+#include "cakes/data/video_writer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
-
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -92,46 +91,6 @@ render(int64_t label, int64_t frames, int64_t size, std::mt19937_64& rng) {
   return (video.clamp(0, 1) * 255).round().to(torch::kUInt8).contiguous();
 }
 
-std::string pick_encoder() {
-  FILE* p = popen("ffmpeg -hide_banner -encoders 2>/dev/null", "r");
-  if (!p)
-    throw std::runtime_error("cannot run ffmpeg (Debian package ffmpeg)");
-  std::string all;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    all.append(buf, n);
-  const int rc = pclose(p);
-  if (rc != 0 || all.find("mpeg4") == std::string::npos)
-    throw std::runtime_error(
-        "ffmpeg with an mpeg4 or libx264 encoder is needed for mp4 output "
-        "(Debian package ffmpeg)");
-  return all.find(" libx264 ") != std::string::npos ? "libx264" : "mpeg4";
-}
-
-void write_mp4(
-    const std::string& path,
-    const at::Tensor& frames,
-    const std::string& encoder) {
-  const std::string quality =
-      encoder == "libx264" ? "-crf 18 -preset veryfast" : "-q:v 2";
-  const std::string cmd =
-      "ffmpeg -loglevel error -y -f rawvideo -pix_fmt rgb24 -s " +
-      std::to_string(frames.size(2)) + "x" + std::to_string(frames.size(1)) +
-      " -r 8 -i - -c:v " + encoder + " " + quality + " -pix_fmt yuv420p '" +
-      path + "'";
-  FILE* p = popen(cmd.c_str(), "w");
-  if (!p)
-    throw std::runtime_error(path + ": cannot start ffmpeg");
-  const size_t bytes = size_t(frames.numel());
-  const size_t written = fwrite(frames.data_ptr<uint8_t>(), 1, bytes, p);
-  const int rc = pclose(p);
-  if (written != bytes || rc != 0)
-    throw std::runtime_error(
-        path + ": ffmpeg failed (exit " + std::to_string(WEXITSTATUS(rc)) +
-        ")");
-}
-
 void run_synth(const SynthArgs& a) {
   if (a.size < 16 || a.size % 2 != 0)
     throw std::invalid_argument("--size must be even and at least 16");
@@ -146,7 +105,7 @@ void run_synth(const SynthArgs& a) {
   for (const char* sub : {"frames", "videos"})
     fs::remove_all(root / sub);
   fs::create_directories(root);
-  const std::string encoder = mp4_out ? pick_encoder() : "";
+  const std::string encoder = mp4_out ? data::video_encoder("x.mp4") : "";
   {
     std::ofstream cat(marker);
     for (const char* c : kClasses)
@@ -182,10 +141,8 @@ void run_synth(const SynthArgs& a) {
       }
       if (mp4_out) {
         fs::create_directories(root / "videos");
-        write_mp4(
-            (root / "videos" / (std::string(name) + ".mp4")).string(),
-            video,
-            encoder);
+        data::write_video(
+            (root / "videos" / (std::string(name) + ".mp4")).string(), video);
         videos_list << "videos/" << name << ".mp4 " << label << "\n";
       }
       if (++made % 50 == 0)

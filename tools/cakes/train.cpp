@@ -114,10 +114,8 @@ void run_train(const TrainArgs& a, bool op_given) {
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
-  const bool has_val =
-      !a.data.frames_val_list.empty() || !a.data.videos_val_list.empty();
   std::shared_ptr<DatasetHandle> val;
-  if (has_val && !data.volumetric) {
+  if (has_video_validation(a.data) && !data.volumetric) {
     val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
     o.validate = [val, model, a](int64_t) {
       const auto s = eval::evaluate_video(model, *val->dataset, 1, a.batch);

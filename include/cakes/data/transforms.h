@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -84,6 +85,34 @@ at::Tensor window_normalize(const at::Tensor& volume, double lo, double hi);
 // of each channel when `nonzero_only` (MRI with a zero background, as in MSD;
 // background stays 0), else over all voxels. A constant channel becomes 0.
 at::Tensor zscore_normalize(const at::Tensor& volume, bool nonzero_only);
+
+// Which voxels a per-volume z-score takes its mean and std from.
+enum class ZScoreRegion {
+  Nonzero, // voxels != 0: the head of skull-stripped MRI (MSD, nnU-Net)
+  All,     // every voxel
+};
+
+// Intensity normalisation of a volume whose channels are the modalities of a
+// task ("CT", "MRI", "FLAIR", ... as dataset.json names them).
+struct IntensityOptions {
+  // The window CT channels are clipped to, in HU.
+  double ct_lo = -1000.0;
+  double ct_hi = 1000.0;
+  // Unset (default): CT channels are clipped to the window and mapped to
+  // [0, 1]; every other channel gets a z-score over its non-zero voxels.
+  // Set: every channel gets a z-score over `zscore`'s voxels of that volume,
+  // CT channels after clipping to the window.
+  bool zscore_set = false;
+  ZScoreRegion zscore = ZScoreRegion::Nonzero;
+};
+
+// (C, D, H, W) with C == modalities.size() -> normalised per IntensityOptions,
+// each volume by its own statistics. Throws std::invalid_argument when the
+// counts differ or the CT window is empty.
+at::Tensor normalize_intensities(
+    const at::Tensor& volume,
+    const std::vector<std::string>& modalities,
+    const IntensityOptions& options);
 
 // A (pd, ph, pw) patch of the volume and its labels. With probability
 // `foreground_fraction` the patch is centred (as far as the bounds allow) on

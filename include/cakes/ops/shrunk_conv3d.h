@@ -20,16 +20,23 @@
 
 namespace cakes::ops {
 
-// input:   (N, C_in, D, H, W), float32 or float64, any strides.
+// input:   (N, C_in, D, H, W), any strides; float32 or float64 on CPU, any
+//          floating dtype the device's convolution supports elsewhere.
 // weights: weights[i] is (c_i, C_in, kd, kh, kw), same dtype and device as the
 //          input; each extent is 1 or odd; c_i may be 0. No bias.
 // stride, dilation: three positive integers each, over (D, H, W).
 // Padding is "same": dilation*(k-1)/2 on every axis of extent k, 0 where the
 // extent is 1, so every group has the same output size
 // floor((in - 1) / stride) + 1 per axis.
-// Returns (N, sum c_i, D_out, H_out, W_out), contiguous, groups concatenated in
-// order. Throws c10::Error naming what was got and what was expected on bad
-// arguments. Differentiable with respect to the input and every weight.
+// Returns (N, sum c_i, D_out, H_out, W_out), groups concatenated in order;
+// channels_last_3d when the input is (with autograd on; CPU inference without
+// autograd returns it contiguous), else contiguous. Throws c10::Error naming
+// what was got and what was expected on bad arguments. Differentiable once
+// with respect to the input and every weight; a second derivative throws.
+// Kernels: fused on CPU; per-group convolutions into one output on other
+// devices (CUDA, ...); shapes only on Meta. Under torch.autocast, bfloat16
+// and float16 arguments are computed in float32 and the result is returned in
+// the input's dtype.
 at::Tensor shrunk_conv3d(
     const at::Tensor& input,
     at::TensorList weights,
