@@ -123,10 +123,14 @@ def test_derive_under_budgets_never_exceeds_them():
 
 
 def load_cpp_search_checkpoint(path):
-    """The weights and metadata of a search.ckpt written by `cakes search` (a
-    TorchScript archive: submodule "model", attribute "meta/network")."""
+    """The weights and metadata of a search.ckpt written by `cakes search` (the
+    one checkpoint format, docs/WEIGHTS.md: a TorchScript archive with
+    submodule "model" and attribute "meta/json", whose "network" describes the
+    super-network and whose "search" section has the input sizes)."""
     archive = torch.jit.load(str(path), map_location="cpu")
-    meta = json.loads(archive._c.getattr("meta/network")[len("cakes-search "):])
+    doc = json.loads(archive._c.getattr("meta/json"))
+    assert doc["format"] == "cakes checkpoint"
+    meta = dict(doc["network"], input_sizes=doc["search"]["input_sizes"])
     tensors = dict(archive.model.named_parameters())
     tensors.update(dict(archive.model.named_buffers()))
     return meta, tensors
