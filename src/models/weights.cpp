@@ -2,10 +2,12 @@
 
 #include "cakes/models/i3d_resnet.h"
 #include "cakes/nn/op_layer.h"
+#include "cakes/util/zip_check.h"
 
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -198,6 +200,7 @@ void load_checkpoint(
     const std::string& path,
     torch::optim::Optimizer* optimizer) {
   torch::serialize::InputArchive root, m;
+  util::verify_zip_file(path); // LibTorch does not check the CRCs
   try {
     root.load_from(path);
   } catch (const c10::Error& e) {
@@ -229,6 +232,9 @@ read_pytorch_tensors(const std::string& path) {
     throw std::invalid_argument("cannot read '" + path + "'");
   std::vector<char> bytes(
       (std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // torch.save writes a zip archive whose CRCs LibTorch does not check.
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), "PK\3\4", 4) == 0)
+    util::verify_zip(bytes.data(), bytes.size(), path);
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);
