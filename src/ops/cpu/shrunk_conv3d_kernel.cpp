@@ -264,22 +264,18 @@ enum class Pass { Forward, InputGrad, WeightGrad };
 
 // Which engine runs a pass of a float32 call (Engine::Auto), from
 // single-thread CPU-time measurements at the shapes of I3D ResNet-50
-// (docs/DESIGN.md). The direct kernels vectorise over rows of the padded
-// plane and read the input without packing: best where output rows are
-// wide. The panel GEMMs pack positions densely: best on narrow maps (14x14
-// and smaller), where padded rows waste lanes and weights outweigh
-// activations. The weight gradient's panel reduction beat the direct one at
-// every shape measured.
+// (`cakes bench kernels --threads 1`, docs/BENCHMARKS.md). The direct kernels
+// vectorise over rows of the padded plane and read the input without
+// packing: at least as fast down to 14-wide output rows (14x14, 256 channels,
+// forward 17.2 vs 21.5 ms; pointwise 1024->256 5.6 vs 5.8 ms). The panel
+// GEMMs pack positions densely: best on 7x7 maps, where a padded row wastes
+// most of its lanes (512 channels, forward 16.7 vs 23.5 ms). The weight
+// gradient's panel reduction beat the direct one at every shape measured.
 Fast choose_fast(const detail::direct::Geometry& g, Pass pass) {
   if (pass == Pass::WeightGrad)
     return Fast::Panel;
   const int64_t w_out = (g.W - 1) / g.stride_w + 1;
-  const bool strided = g.stride_d > 1 || g.stride_h > 1 || g.stride_w > 1;
-  // The strided input gradient: the direct kernels' phase split reads its
-  // output-grid planes without packing (faster down to 14x14 outputs).
-  if (pass == Pass::InputGrad && strided)
-    return w_out >= 14 ? Fast::Direct : Fast::Panel;
-  return w_out >= 28 ? Fast::Direct : Fast::Panel;
+  return w_out >= 14 ? Fast::Direct : Fast::Panel;
 }
 
 Fast fast_engine(const at::Tensor& input) {
