@@ -76,6 +76,36 @@ bool same_conv(const ops::ConvCall& a, const ops::ConvCall& b) {
   return a.input == b.input && a.stride == b.stride && a.groups == b.groups;
 }
 
+// The layer a bench command times, from its --split, --out, --input and
+// --stride: the configuration, the input's N, D, H, W and the stride.
+struct Layer {
+  Config cfg;
+  std::vector<int64_t> dims, stride;
+};
+Layer parse_layer(
+    const std::string& split,
+    int64_t out,
+    const std::string& input,
+    const std::string& stride) {
+  Config cfg = Config::parse(split);
+  if (cfg.out_channels() != out)
+    throw std::invalid_argument(
+        "split '" + split + "' has " + std::to_string(cfg.out_channels()) +
+        " channels but --out is " + std::to_string(out));
+  const auto dims = parse_dims(input, "--input");
+  if (dims.size() != 4)
+    throw std::invalid_argument(
+        "bad --input '" + input + "': expected NxDxHxW, e.g. 1x8x56x56");
+  const auto sv = parse_dims(stride, "--stride");
+  if (sv.size() != 3)
+    throw std::invalid_argument(
+        "bad --stride '" + stride + "': expected DxHxW");
+  return {
+      std::move(cfg),
+      std::vector<int64_t>(dims.begin(), dims.end()),
+      std::vector<int64_t>(sv.begin(), sv.end())};
+}
+
 } // namespace
 
 void print_per_layer(
@@ -290,20 +320,10 @@ void apply_engine(const std::string& engine) {
 void run_layer_bench(const LayerBenchArgs& a) {
   set_threads(a.threads);
   apply_engine(a.engine);
-  const Config cfg = Config::parse(a.split);
-  if (cfg.out_channels() != a.out)
-    throw std::invalid_argument(
-        "split '" + a.split + "' has " + std::to_string(cfg.out_channels()) +
-        " channels but --out is " + std::to_string(a.out));
-  const auto dims = parse_dims(a.input, "--input");
-  if (dims.size() != 4)
-    throw std::invalid_argument(
-        "bad --input '" + a.input + "': expected NxDxHxW, e.g. 1x8x56x56");
-  const auto sv = parse_dims(a.stride, "--stride");
-  if (sv.size() != 3)
-    throw std::invalid_argument(
-        "bad --stride '" + a.stride + "': expected DxHxW");
-  const std::vector<int64_t> stride(sv.begin(), sv.end());
+  const Layer layer = parse_layer(a.split, a.out, a.input, a.stride);
+  const Config& cfg = layer.cfg;
+  const auto& dims = layer.dims;
+  const auto& stride = layer.stride;
 
   at::manual_seed(0);
   const auto x = at::randn({dims[0], a.in, dims[1], dims[2], dims[3]});
@@ -488,20 +508,10 @@ double wall_ms() {
 
 void run_kernel_bench(const KernelBenchArgs& a) {
   set_threads(a.threads);
-  const Config cfg = Config::parse(a.split);
-  if (cfg.out_channels() != a.out)
-    throw std::invalid_argument(
-        "split '" + a.split + "' has " + std::to_string(cfg.out_channels()) +
-        " channels but --out is " + std::to_string(a.out));
-  const auto dims = parse_dims(a.input, "--input");
-  if (dims.size() != 4)
-    throw std::invalid_argument(
-        "bad --input '" + a.input + "': expected NxDxHxW, e.g. 1x8x56x56");
-  const auto sv = parse_dims(a.stride, "--stride");
-  if (sv.size() != 3)
-    throw std::invalid_argument(
-        "bad --stride '" + a.stride + "': expected DxHxW");
-  const std::vector<int64_t> stride(sv.begin(), sv.end());
+  const Layer layer = parse_layer(a.split, a.out, a.input, a.stride);
+  const Config& cfg = layer.cfg;
+  const auto& dims = layer.dims;
+  const auto& stride = layer.stride;
   std::vector<std::string> engines;
   for (size_t b = 0; b <= a.engines.size();) {
     const size_t e = std::min(a.engines.find(',', b), a.engines.size());

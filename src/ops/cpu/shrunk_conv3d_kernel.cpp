@@ -419,6 +419,24 @@ at::Tensor shrunk_conv3d_cpu(
   return forward_cpu(input, weights, stride, dilation, {});
 }
 
+// An epilogue tensor of shrunk_conv3d_fused must have the input's dtype and
+// device.
+void check_like_input(
+    const char* what, const at::Tensor& t, const at::Tensor& input) {
+  TORCH_CHECK(
+      t.scalar_type() == input.scalar_type() && t.device() == input.device(),
+      "shrunk_conv3d_fused: ",
+      what,
+      " has dtype ",
+      t.scalar_type(),
+      " on ",
+      t.device(),
+      " but the input has ",
+      input.scalar_type(),
+      " on ",
+      input.device());
+}
+
 at::Tensor shrunk_conv3d_fused_cpu(
     const at::Tensor& input,
     at::TensorList weights,
@@ -438,17 +456,7 @@ at::Tensor shrunk_conv3d_fused_cpu(
         out_sizes[1],
         "), got ",
         sizes_str(bias->sizes()));
-    TORCH_CHECK(
-        bias->scalar_type() == input.scalar_type() &&
-            bias->device() == input.device(),
-        "shrunk_conv3d_fused: bias has dtype ",
-        bias->scalar_type(),
-        " on ",
-        bias->device(),
-        " but the input has ",
-        input.scalar_type(),
-        " on ",
-        input.device());
+    check_like_input("bias", *bias, input);
     post.bias = bias->contiguous();
   }
   if (residual && residual->defined()) {
@@ -458,17 +466,7 @@ at::Tensor shrunk_conv3d_fused_cpu(
         sizes_str(out_sizes),
         ", got ",
         sizes_str(residual->sizes()));
-    TORCH_CHECK(
-        residual->scalar_type() == input.scalar_type() &&
-            residual->device() == input.device(),
-        "shrunk_conv3d_fused: residual has dtype ",
-        residual->scalar_type(),
-        " on ",
-        residual->device(),
-        " but the input has ",
-        input.scalar_type(),
-        " on ",
-        input.device());
+    check_like_input("residual", *residual, input);
     post.residual = residual->contiguous();
   }
   return forward_cpu(input, weights, stride, dilation, post);
