@@ -11,22 +11,18 @@
 namespace cakes::cli {
 
 void set_threads(int threads) {
-  const int n = threads > 0
-                    ? threads
-                    : static_cast<int>(std::thread::hardware_concurrency());
+  const int n = threads > 0 ? threads
+                            : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(n > 0 ? n : 1);
 }
 
-std::vector<int64_t>
-parse_dims(const std::string& text, const std::string& what) {
+std::vector<int64_t> parse_dims(const std::string& text, const std::string& what) {
   std::vector<int64_t> dims;
   size_t start = 0;
   while (true) {
     const size_t x = text.find('x', start);
-    const std::string part =
-        text.substr(start, x == std::string::npos ? x : x - start);
-    if (part.empty() ||
-        part.find_first_not_of("0123456789") != std::string::npos)
+    const std::string part = text.substr(start, x == std::string::npos ? x : x - start);
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
       throw std::invalid_argument(
           "bad " + what + " '" + text + "': expected sizes joined by 'x'");
     dims.push_back(std::stoll(part));
