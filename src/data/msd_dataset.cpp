@@ -1,6 +1,7 @@
 #include "cakes/data/msd_dataset.h"
 
 #include "cakes/data/resample.h"
+#include "cakes/util/messages.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -41,7 +42,8 @@ std::vector<std::string> indexed_names(
         !v.is_string()) {
       throw std::runtime_error(
           file + ": '" + key + "' must map 0.." +
-          std::to_string(names.size() - 1) + " to names, got key '" + k + "'");
+          std::to_string(names.size() - 1) + " to names, got key '" +
+          util::one_line(k, 40) + "'");
     }
     names[idx] = v.get<std::string>();
   }
@@ -232,15 +234,20 @@ void MsdDataset::read_dataset_json(const std::string& file) {
   try {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
-    std::string why = e.what();
-    std::replace(
-        why.begin(), why.end(), '\n', ' '); // keep the error on one line
-    throw std::runtime_error(file + ": not valid JSON (" + why + ")");
+    throw std::runtime_error(
+        file + ": not valid JSON (" + util::one_line(e.what()) + ")");
   }
   if (!j.is_object()) {
-    throw std::runtime_error(file + ": expected a JSON object");
+    throw std::runtime_error(
+        file + ": expected a JSON object (the Decathlon dataset.json layout)");
   }
-  name_ = j.value("name", fs::path(options_.root).filename().string());
+  name_ = fs::path(options_.root).filename().string();
+  if (j.contains("name")) {
+    if (!j["name"].is_string()) {
+      throw std::runtime_error(file + ": 'name' must be a string");
+    }
+    name_ = j["name"].get<std::string>();
+  }
   modalities_ = indexed_names(j, file, "modality");
   label_names_ = indexed_names(j, file, "labels");
   if (options_.split == "test") {

@@ -13,9 +13,9 @@ extern "C" {
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace cakes::data {
 namespace {
@@ -36,6 +36,56 @@ void quiet_ffmpeg() {
 // GOP; decoding a few dozen frames is cheaper than a seek that lands before us.
 constexpr int64_t kUnindexedSeekGap = 64;
 
+// Bytes of a file held in memory, read by FFmpeg through custom I/O.
+struct MemoryFile {
+  std::vector<uint8_t> bytes;
+  int64_t pos = 0;
+
+  static int read(void* opaque, uint8_t* buf, int size) {
+    auto* m = static_cast<MemoryFile*>(opaque);
+    const int64_t left = int64_t(m->bytes.size()) - m->pos;
+    if (left <= 0) {
+      return AVERROR_EOF;
+    }
+    const int n = static_cast<int>(std::min<int64_t>(size, left));
+    std::memcpy(buf, m->bytes.data() + m->pos, size_t(n));
+    m->pos += n;
+    return n;
+  }
+  static int64_t seek(void* opaque, int64_t offset, int whence) {
+    auto* m = static_cast<MemoryFile*>(opaque);
+    const int64_t size = int64_t(m->bytes.size());
+    int64_t base = 0;
+    switch (whence & ~AVSEEK_FORCE) {
+    case AVSEEK_SIZE:
+      return size;
+    case SEEK_SET:
+      base = 0;
+      break;
+    case SEEK_CUR:
+      base = m->pos;
+      break;
+    case SEEK_END:
+      base = size;
+      break;
+    default:
+      return AVERROR(EINVAL);
+    }
+    if (offset > size || offset < -size || base + offset < 0 ||
+        base + offset > size) {
+      return AVERROR(EINVAL);
+    }
+    m->pos = base + offset;
+    return m->pos;
+  }
+};
+
+// A file in memory must not make a demuxer (HLS, concat, ...) open others.
+int refuse_nested_open(
+    AVFormatContext*, AVIOContext**, const char*, int, AVDictionary**) {
+  return AVERROR(EPERM);
+}
+
 } // namespace
 
 struct VideoReader::Impl {
@@ -47,10 +97,17 @@ struct VideoReader::Impl {
   AVPacket* pkt = nullptr;
   SwsContext* sws = nullptr;
   AVStream* st = nullptr;
+  std::unique_ptr<MemoryFile> memory; // set when reading from memory
+  AVIOContext* avio = nullptr;        // its FFmpeg I/O context
   int si = -1;
   double fps = 0.0;
   int64_t start_ts = 0; // stream time base
   int64_t count = 0;
+  // The container's index lists every packet of the stream up front
+  // (mp4/mov), so reaching the end of the file before its last entry means
+  // the file is truncated. (An AVI's count includes dropped frames, which
+  // have no packet, and its index sits at the end.)
+  bool index_is_complete = false;
   int width = 0, height = 0; // output frame size
   int64_t short_side = 0;
 
@@ -58,6 +115,7 @@ struct VideoReader::Impl {
   bool have_cur = false; // `frame` holds a decoded frame
   int64_t pos = -1;      // index of the frame in `frame`; -1 at stream start
   int64_t seq = 0; // frames decoded since the start (for frames without pts)
+  int64_t last_dts = AV_NOPTS_VALUE; // of the stream's last packet read
   bool seekable = true;
   int64_t decoded = 0;
 
@@ -72,13 +130,55 @@ struct VideoReader::Impl {
     av_frame_free(&frame);
     avcodec_free_context(&ctx);
     avformat_close_input(&fmt);
+    if (avio != nullptr) {
+      av_freep(&avio->buffer);
+      avio_context_free(&avio);
+    }
   }
 
   void open() {
     quiet_ffmpeg();
-    int r = avformat_open_input(&fmt, path.c_str(), nullptr, nullptr);
+    AVDictionary* options = nullptr;
+    int r = 0;
+    if (memory) {
+      constexpr int kBuffer = 1 << 16;
+      auto* buffer = static_cast<uint8_t*>(av_malloc(kBuffer));
+      fmt = avformat_alloc_context();
+      if (buffer != nullptr) {
+        avio = avio_alloc_context(
+            buffer,
+            kBuffer,
+            /*write_flag=*/0,
+            memory.get(),
+            &MemoryFile::read,
+            nullptr,
+            &MemoryFile::seek);
+      }
+      if (avio == nullptr || fmt == nullptr) {
+        av_free(buffer);
+        fail("out of memory opening the video");
+      }
+      fmt->pb = avio;
+      fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+      fmt->io_open = refuse_nested_open;
+    } else {
+      // Read local files only: a playlist among the videos must not fetch
+      // URLs.
+      av_dict_set(&options, "protocol_whitelist", "file", 0);
+    }
+    r = avformat_open_input(
+        &fmt, memory ? "" : path.c_str(), nullptr, &options);
+    av_dict_free(&options);
     if (r < 0) {
       fail("cannot open video: " + av_error(r));
+    }
+    // A still image (a JPEG renamed .mp4) opens as a one-frame "video" of
+    // unknown length: say what it is instead.
+    const std::string format = fmt->iformat->name;
+    if (format == "image2" ||
+        (format.size() > 5 &&
+         format.compare(format.size() - 5, 5, "_pipe") == 0)) {
+      fail("is a still image (FFmpeg reads it as " + format + "), not a video");
     }
     r = avformat_find_stream_info(fmt, nullptr);
     if (r < 0) {
@@ -101,6 +201,9 @@ struct VideoReader::Impl {
     // Parallelism belongs to the loader (one reader per worker); a single
     // decoder thread also keeps output latency at one frame.
     ctx->thread_count = 1;
+    // Frames the stream did not announce (a size change mid-stream) stay
+    // under the same limit.
+    ctx->max_pixels = kMaxVideoPixels;
     r = avcodec_open2(ctx, codec, nullptr);
     if (r < 0) {
       fail(
@@ -112,6 +215,12 @@ struct VideoReader::Impl {
     if (width <= 0 || height <= 0) {
       fail("video stream has no frame size");
     }
+    if (int64_t(width) * height > kMaxVideoPixels) {
+      fail(
+          "frame size " + std::to_string(width) + "x" + std::to_string(height) +
+          " exceeds the limit of " + std::to_string(kMaxVideoPixels) +
+          " pixels");
+    }
     if (short_side > 0) {
       const double s = double(short_side) / std::min(width, height);
       width = std::max(1, static_cast<int>(std::lround(width * s)));
@@ -122,6 +231,7 @@ struct VideoReader::Impl {
     start_ts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
     if (st->nb_frames > 0) {
       count = st->nb_frames;
+      index_is_complete = std::strncmp(fmt->iformat->name, "mov,", 4) == 0;
     } else if (st->duration != AV_NOPTS_VALUE && st->duration > 0) {
       count = std::llround(st->duration * av_q2d(st->time_base) * fps);
     } else if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
@@ -147,13 +257,23 @@ struct VideoReader::Impl {
         av_frame_move_ref(frame, next);
         ++decoded;
         ++seq;
+        // The decoder conceals damage (grey or smeared blocks) and carries
+        // on; a frame it had to patch up is not training data.
+        if ((frame->flags & AV_FRAME_FLAG_CORRUPT) != 0 ||
+            frame->decode_error_flags != 0) {
+          fail(
+              "frame " + std::to_string(frame_index()) +
+              " is corrupt (the decoder had to conceal damaged data)");
+        }
         return true;
       }
       if (r == AVERROR_EOF) {
         return false;
       }
       if (r != AVERROR(EAGAIN)) {
-        fail("decode error: " + av_error(r));
+        fail(
+            "decode error after frame " + std::to_string(pos) + ": " +
+            av_error(r));
       }
       if (draining) {
         return false;
@@ -161,7 +281,12 @@ struct VideoReader::Impl {
       while (true) {
         r = av_read_frame(fmt, pkt);
         if (r < 0) {
-          // EOF or an unreadable tail (a truncated file): drain what we have.
+          if (r != AVERROR_EOF) {
+            fail(
+                "cannot read the file after frame " + std::to_string(pos) +
+                " (truncated or corrupt?): " + av_error(r));
+          }
+          check_complete();
           avcodec_send_packet(ctx, nullptr);
           draining = true;
           break;
@@ -170,10 +295,21 @@ struct VideoReader::Impl {
           av_packet_unref(pkt);
           continue;
         }
+        if (pkt->dts != AV_NOPTS_VALUE) {
+          last_dts = pkt->dts;
+        }
+        if ((pkt->flags & AV_PKT_FLAG_CORRUPT) != 0) {
+          av_packet_unref(pkt);
+          fail(
+              "the packet after frame " + std::to_string(pos) +
+              " is damaged (truncated file?)");
+        }
         r = avcodec_send_packet(ctx, pkt);
         av_packet_unref(pkt);
-        if (r < 0 && r != AVERROR(EAGAIN) && r != AVERROR_INVALIDDATA) {
-          fail("decode error: " + av_error(r));
+        if (r < 0 && r != AVERROR(EAGAIN)) {
+          fail(
+              "corrupt data after frame " + std::to_string(pos) + ": " +
+              av_error(r));
         }
         break;
       }
@@ -273,6 +409,24 @@ struct VideoReader::Impl {
     }
   }
 
+  // At the end of the file: one whose index lists packets past the last
+  // one read is truncated, whatever frame was wanted (a request past the
+  // end would otherwise get a frame from before the cut as the last one).
+  void check_complete() const {
+    if (!index_is_complete || last_dts == AV_NOPTS_VALUE) {
+      return;
+    }
+    const int entries = avformat_index_get_entries_count(st);
+    const AVIndexEntry* last =
+        entries > 0 ? avformat_index_get_entry(st, entries - 1) : nullptr;
+    if (last != nullptr && last->timestamp > last_dts) {
+      fail(
+          "the file ends at frame " + std::to_string(index_of_ts(last_dts)) +
+          " of the " + std::to_string(count) +
+          " its index lists (truncated file?)");
+    }
+  }
+
   void convert(uint8_t* dst) {
     if (frame->format < 0 || frame->data[0] == nullptr) {
       fail("no decoded frame to convert");
@@ -305,7 +459,8 @@ struct VideoReader::Impl {
         sws, frame->data, frame->linesize, 0, frame->height, planes, strides);
     for (int y = 0; y < height; ++y)
       std::memcpy(
-          dst + size_t(y) * 3 * width, rgb.data() + size_t(y) * stride,
+          dst + size_t(y) * 3 * width,
+          rgb.data() + size_t(y) * stride,
           size_t(3) * width);
   }
   std::vector<uint8_t> rgb; // convert()'s padded RGB rows
@@ -315,6 +470,17 @@ VideoReader::VideoReader(const std::string& path, int64_t short_side)
     : impl_(new Impl) {
   impl_->path = path;
   impl_->short_side = short_side;
+  impl_->open();
+}
+
+VideoReader::VideoReader(
+    const void* data, size_t size, const std::string& name, int64_t short_side)
+    : impl_(new Impl) {
+  impl_->path = name;
+  impl_->short_side = short_side;
+  impl_->memory = std::make_unique<MemoryFile>();
+  const auto* b = static_cast<const uint8_t*>(data);
+  impl_->memory->bytes.assign(b, b + size);
   impl_->open();
 }
 
@@ -380,6 +546,7 @@ at::Tensor VideoReader::read_all() {
   if (frames.empty()) {
     m.fail("no decodable frames");
   }
+
   return at::stack(frames);
 }
 

@@ -1,5 +1,7 @@
 #include "cakes/models/network_config.h"
 
+#include "cakes/util/messages.h"
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -134,7 +136,22 @@ Config parse_block(const nlohmann::ordered_json& j, size_t i) {
     throw std::invalid_argument(
         where +
         ": expected an object like {\"1x3x3\": 32, \"3x1x1\": 32}, got " +
-        j.dump());
+        (j.is_structured() ? std::string("an ") + j.type_name()
+                           : util::one_line(j.dump(), 40)));
+  // Values are numbers, or one array of numbers (output_index): anything
+  // nested deeper is refused before the block is written out for
+  // Config::parse, so that dump() never recurses through a hostile depth.
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto& v = it.value();
+    bool flat = !v.is_object();
+    for (size_t k = 0; flat && v.is_array() && k < v.size(); ++k)
+      flat = !v[k].is_structured();
+    if (!flat)
+      throw std::invalid_argument(
+          where + ": value of \"" + util::one_line(it.key(), 40) +
+          "\" must be a channel count or a list of integers, got an " +
+          v.type_name());
+  }
   try {
     return Config::parse(j.dump());
   } catch (const std::invalid_argument& e) {
@@ -169,9 +186,8 @@ NetworkConfig parse_network_config(const std::string& text) {
   try {
     j = nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    std::string msg = e.what();
     throw std::invalid_argument(
-        "network configuration is not valid JSON: " + msg);
+        "network configuration is not valid JSON: " + util::one_line(e.what()));
   }
   if (!j.is_object() || !j.contains("blocks") || !j["blocks"].is_array())
     throw std::invalid_argument(

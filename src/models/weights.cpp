@@ -4,10 +4,12 @@
 #include "cakes/models/i3d_resnet.h"
 #include "cakes/models/staged_copy.h"
 #include "cakes/nn/op_layer.h"
+#include "cakes/util/zip_check.h"
 
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -126,6 +128,9 @@ read_pytorch_tensors(const std::string& path) {
     throw std::invalid_argument("cannot read '" + path + "'");
   std::vector<char> bytes(
       (std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // torch.save writes a zip archive whose CRCs LibTorch does not check.
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), "PK\3\4", 4) == 0)
+    util::verify_zip(bytes.data(), bytes.size(), path);
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);

@@ -1,5 +1,7 @@
 #include "cakes/nn/config.h"
 
+#include "cakes/util/messages.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -10,14 +12,40 @@
 namespace cakes {
 namespace {
 
+// Bounds far above any real layer that keep every count, sum and product of
+// counts (channels x kernel volume x input channels x positions) well inside
+// 64 bits, so nothing downstream overflows on a hostile configuration.
+constexpr int64_t kMaxExtent = 255;
+constexpr int64_t kMaxChannels = int64_t(1) << 24;
+
+// Outside text quoted in a message: one short line.
+std::string quote_input(const std::string& text) {
+  return "'" + util::one_line(text, 80) + "'";
+}
+
+// A decimal string of digits only, or -1 when it does not fit 18 digits
+// (every limit here is far below).
+int64_t digits_value(const std::string& s) {
+  if (s.empty() || s.size() > 18 ||
+      s.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return std::stoll(s);
+}
+
 int64_t parse_extent(const std::string& s, const std::string& whole) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
     throw std::invalid_argument(
-        "bad sub-kernel '" + whole + "': expected DxHxW such as 1x3x3");
-  const int64_t v = std::stoll(s);
+        "bad sub-kernel " + quote_input(whole) +
+        ": expected DxHxW such as 1x3x3");
+  const int64_t v = digits_value(s);
+  if (v < 0 || v > kMaxExtent)
+    throw std::invalid_argument(
+        "bad sub-kernel " + quote_input(whole) + ": extent " +
+        util::one_line(s, 24) + " exceeds the limit of " +
+        std::to_string(kMaxExtent));
   if (v < 1 || v % 2 == 0)
     throw std::invalid_argument(
-        "bad sub-kernel '" + whole + "': extent " + s +
+        "bad sub-kernel " + quote_input(whole) + ": extent " + s +
         " must be 1 or an odd number");
   return v;
 }
@@ -39,7 +67,7 @@ SubKernel SubKernel::parse(const std::string& text) {
   if (x1 == std::string::npos || x2 == std::string::npos ||
       t.find('x', x2 + 1) != std::string::npos)
     throw std::invalid_argument(
-        "bad sub-kernel '" + t + "': expected DxHxW such as 1x3x3");
+        "bad sub-kernel " + quote_input(t) + ": expected DxHxW such as 1x3x3");
   SubKernel k;
   k.d = parse_extent(t.substr(0, x1), t);
   k.h = parse_extent(t.substr(x1 + 1, x2 - x1 - 1), t);
@@ -62,11 +90,22 @@ Config::Config(
     std::vector<KernelGroup> groups, std::vector<int64_t> output_index)
     : groups_(std::move(groups)), output_index_(std::move(output_index)) {
   std::set<std::string> seen;
+  int64_t total = 0;
   for (const auto& g : groups_) {
     if (g.channels < 0)
       throw std::invalid_argument(
           "bad configuration: sub-kernel " + g.kernel.str() + " has " +
           std::to_string(g.channels) + " channels");
+    for (int64_t e : {g.kernel.d, g.kernel.h, g.kernel.w})
+      if (e < 1 || e > kMaxExtent)
+        throw std::invalid_argument(
+            "bad configuration: sub-kernel extent " + std::to_string(e) +
+            " is outside 1.." + std::to_string(kMaxExtent));
+    total += std::min(g.channels, kMaxChannels + 1);
+    if (g.channels > kMaxChannels || total > kMaxChannels)
+      throw std::invalid_argument(
+          "bad configuration: more than " + std::to_string(kMaxChannels) +
+          " channels");
     if (!seen.insert(g.kernel.str()).second)
       throw std::invalid_argument(
           "bad configuration: sub-kernel " + g.kernel.str() +
@@ -116,14 +155,38 @@ parse_index_list(const std::string& list, const std::string& whole) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     item = trim(item);
-    if (item.empty() ||
-        item.find_first_not_of("0123456789") != std::string::npos)
+    const int64_t v = digits_value(item);
+    if (v < 0)
       throw std::invalid_argument(
-          "bad configuration '" + whole + "': output_index entry '" + item +
-          "' is not a non-negative integer");
-    out.push_back(std::stoll(item));
+          "bad configuration " + quote_input(whole) + ": output_index entry " +
+          quote_input(item) +
+          " is not a non-negative integer of at most 18 digits");
+    out.push_back(v);
   }
   return out;
+}
+
+// A JSON value in a message: its type for arrays and objects (a dump of a
+// deeply nested one recurses as deep), else its short text.
+std::string describe(const nlohmann::ordered_json& v) {
+  if (v.is_structured())
+    return std::string("an ") + v.type_name();
+  return util::one_line(v.dump(), 40);
+}
+
+// A JSON integer as int64_t; one above INT64_MAX is reported, not wrapped.
+bool json_int64(const nlohmann::ordered_json& v, int64_t& out) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u > uint64_t(INT64_MAX))
+      return false;
+    out = static_cast<int64_t>(u);
+    return true;
+  }
+  if (!v.is_number_integer())
+    return false;
+  out = v.get<int64_t>();
+  return true;
 }
 
 } // namespace
@@ -140,27 +203,34 @@ Config Config::parse(const std::string& text) {
       j = nlohmann::ordered_json::parse(t);
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument(
-          "bad configuration JSON '" + t + "': " + e.what());
+          "bad configuration JSON " + quote_input(t) + ": " +
+          util::one_line(e.what()));
     }
+    if (!j.is_object())
+      throw std::invalid_argument(
+          "bad configuration JSON " + quote_input(t) + ": expected an object");
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it.key() == kOutputIndex) {
         const auto& v = it.value();
         bool ok = v.is_array();
-        for (size_t i = 0; ok && i < v.size(); ++i)
-          ok = v[i].is_number_integer();
+        for (size_t i = 0; ok && i < v.size(); ++i) {
+          int64_t o = 0;
+          ok = json_int64(v[i], o);
+          output_index.push_back(o);
+        }
         if (!ok)
           throw std::invalid_argument(
               "bad configuration JSON: output_index must be an array of "
               "integers, got " +
-              v.dump());
-        output_index = v.get<std::vector<int64_t>>();
+              describe(v));
         continue;
       }
-      if (!it.value().is_number_integer())
+      int64_t channels = 0;
+      if (!json_int64(it.value(), channels))
         throw std::invalid_argument(
-            "bad configuration JSON: channels of '" + it.key() +
-            "' must be an integer, got " + it.value().dump());
-      groups.push_back({SubKernel::parse(it.key()), it.value().get<int64_t>()});
+            "bad configuration JSON: channels of " + quote_input(it.key()) +
+            " must be an integer, got " + describe(it.value()));
+      groups.push_back({SubKernel::parse(it.key()), channels});
     }
   } else {
     std::string groups_text = t;
@@ -170,7 +240,7 @@ Config Config::parse(const std::string& text) {
       const std::string key = std::string(kOutputIndex) + "=";
       if (rest.rfind(key, 0) != 0)
         throw std::invalid_argument(
-            "bad configuration '" + t + "': expected '" + key +
+            "bad configuration " + quote_input(t) + ": expected '" + key +
             "i,j,...' after ';'");
       output_index = parse_index_list(rest.substr(key.size()), t);
       groups_text = t.substr(0, semi);
@@ -182,20 +252,21 @@ Config Config::parse(const std::string& text) {
       const auto colon = item.find(':');
       if (colon == std::string::npos)
         throw std::invalid_argument(
-            "bad configuration '" + t + "': item '" + item +
-            "' is not of the form DxHxW:channels");
+            "bad configuration " + quote_input(t) + ": item " +
+            quote_input(item) + " is not of the form DxHxW:channels");
       const std::string count = trim(item.substr(colon + 1));
-      if (count.empty() ||
-          count.find_first_not_of("0123456789") != std::string::npos)
+      const int64_t channels = digits_value(count);
+      if (channels < 0)
         throw std::invalid_argument(
-            "bad configuration '" + t + "': channel count '" + count +
-            "' of '" + item + "' is not a non-negative integer");
-      groups.push_back(
-          {SubKernel::parse(item.substr(0, colon)), std::stoll(count)});
+            "bad configuration " + quote_input(t) + ": channel count " +
+            quote_input(count) + " of " + quote_input(item) +
+            " is not a non-negative integer of at most 18 digits");
+      groups.push_back({SubKernel::parse(item.substr(0, colon)), channels});
     }
   }
   if (groups.empty())
-    throw std::invalid_argument("bad configuration '" + t + "': no groups");
+    throw std::invalid_argument(
+        "bad configuration " + quote_input(t) + ": no groups");
   return Config(std::move(groups), std::move(output_index));
 }
 

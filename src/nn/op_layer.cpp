@@ -232,10 +232,24 @@ LayerCost OpLayerImpl::cost(
   row.output_shape = output_sizes(in);
   const auto& out = row.output_shape;
   // Every stage produces the layer's output resolution (stride in stage 0).
-  const int64_t positions = out[0] * out[2] * out[3] * out[4];
+  // Sizes come from users (info, derive): refuse what overflows 64 bits.
+  auto product = [&name](std::initializer_list<int64_t> factors) {
+    int64_t p = 1;
+    for (int64_t f : factors)
+      if (f < 0 || __builtin_mul_overflow(p, f, &p))
+        throw std::invalid_argument(
+            "layer " + name + ": input sizes too large (its MAC count " +
+            "overflows 64 bits)");
+    return p;
+  };
+  const int64_t positions = product({out[0], out[2], out[3], out[4]});
   int64_t c_in = options.in_channels();
   for (const auto& cfg : options.plan()) {
-    row.macs += positions * c_in * cfg.taps_times_channels();
+    if (__builtin_add_overflow(
+            row.macs,
+            product({positions, c_in, cfg.taps_times_channels()}),
+            &row.macs))
+      product({-1});
     c_in = cfg.conv_channels();
   }
   for (const auto& p : parameters())

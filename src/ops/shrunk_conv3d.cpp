@@ -53,15 +53,37 @@ int64_t shrunk_conv3d_macs(
     at::IntArrayRef stride) {
   TORCH_CHECK(input_sizes.size() == 5, "shrunk_conv3d_macs: expected 5 sizes");
   TORCH_CHECK(stride.size() == 3, "shrunk_conv3d_macs: expected 3 strides");
-  int64_t positions = input_sizes[0];
+  // Sizes come from users (bench, info): check instead of wrapping.
+  int64_t macs = input_sizes[0];
+  auto times = [&macs](int64_t v) {
+    TORCH_CHECK(
+        v >= 0 && !__builtin_mul_overflow(macs, v, &macs),
+        "shrunk_conv3d_macs: sizes are negative or their MACs overflow 64 "
+        "bits");
+  };
+  times(1);
   for (int a = 0; a < 3; ++a) {
     const int64_t in = input_sizes[2 + a];
-    positions *= in == 0 ? 0 : (in - 1) / stride[a] + 1;
+    TORCH_CHECK(
+        stride[a] >= 1,
+        "shrunk_conv3d_macs: stride must be >= 1, got ",
+        stride[a]);
+    times(in <= 0 ? 0 : (in - 1) / stride[a] + 1);
   }
+  times(input_sizes[1]);
   int64_t per = 0;
-  for (const auto& w : weights)
-    per += w.size(0) * w.size(2) * w.size(3) * w.size(4);
-  return positions * input_sizes[1] * per;
+  for (const auto& w : weights) {
+    int64_t taps = 1;
+    for (int64_t d : {w.size(0), w.size(2), w.size(3), w.size(4)})
+      TORCH_CHECK(
+          !__builtin_mul_overflow(taps, d, &taps),
+          "shrunk_conv3d_macs: weight sizes overflow 64 bits");
+    TORCH_CHECK(
+        !__builtin_add_overflow(per, taps, &per),
+        "shrunk_conv3d_macs: weight sizes overflow 64 bits");
+  }
+  times(per);
+  return macs;
 }
 
 } // namespace cakes::ops

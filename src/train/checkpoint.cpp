@@ -1,6 +1,7 @@
 #include "cakes/train/checkpoint.h"
 
 #include "cakes/models/staged_copy.h"
+#include "cakes/util/zip_check.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
@@ -71,6 +72,9 @@ void open_archive(const std::string& path, torch::serialize::InputArchive& ar) {
   if (::access(path.c_str(), R_OK) != 0) {
     io_error("read checkpoint", path);
   }
+  // LibTorch does not check the archive's CRCs: altered tensor data would
+  // load silently.
+  util::verify_zip_file(path);
   try {
     ar.load_from(path);
   } catch (const c10::Error& e) {

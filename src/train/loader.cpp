@@ -8,7 +8,9 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 namespace cakes::train {
 
@@ -241,8 +243,22 @@ void Loader::start_epoch(int64_t epoch) {
     e->batches.emplace_back(order.begin() + start, order.begin() + end);
   }
   Epoch* ep = e.get();
+  // Starting a thread can fail (std::system_error at --workers 100000); the
+  // threads already running must then be joined, or destroying them aborts.
+  auto start = [&](auto&& worker) {
+    try {
+      ep->threads.emplace_back(std::forward<decltype(worker)>(worker));
+    } catch (const std::system_error& err) {
+      const size_t started = ep->threads.size();
+      ep->shutdown();
+      throw std::runtime_error(
+          "Loader: cannot start worker thread " + std::to_string(started + 1) +
+          " of " + std::to_string(options_.num_workers) + " (" + err.what() +
+          "); use fewer workers");
+    }
+  };
   for (int w = 0; w < options_.num_workers; ++w) {
-    ep->threads.emplace_back([this, ep] {
+    start([this, ep] {
       const int64_t n = static_cast<int64_t>(ep->batches.size());
       while (true) {
         int64_t b;

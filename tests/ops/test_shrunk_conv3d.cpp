@@ -165,8 +165,23 @@ TEST_P(ShrunkConv3dRandom, MatchesPerGroupConvAndConcat) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, ShrunkConv3dRandom, ::testing::Range(0, 10));
 
-// float32 runs through the direct AVX-512 kernels at stride 1 (and the general
-// engine otherwise, or when forced): both against the float64 reference.
+std::string engine_name(cakes::ops::Engine e) {
+  switch (e) {
+  case cakes::ops::Engine::Auto:
+    return "auto";
+  case cakes::ops::Engine::Gemm:
+    return "gemm";
+  case cakes::ops::Engine::Direct:
+    return "direct";
+  case cakes::ops::Engine::Panel:
+    return "panel";
+  }
+  return "unknown";
+}
+
+// float32 runs through each engine (Auto: direct kernels or panel GEMMs chosen
+// per shape; each forced; the general engine), all against the float64
+// reference.
 class ShrunkConv3dFloat32Random
     : public ::testing::TestWithParam<std::tuple<int, cakes::ops::Engine>> {};
 
@@ -240,12 +255,103 @@ INSTANTIATE_TEST_SUITE_P(
     ShrunkConv3dFloat32Random,
     ::testing::Combine(
         ::testing::Range(0, 5),
-        ::testing::Values(cakes::ops::Engine::Auto, cakes::ops::Engine::Gemm)),
+        ::testing::Values(
+            cakes::ops::Engine::Auto,
+            cakes::ops::Engine::Gemm,
+            cakes::ops::Engine::Direct,
+            cakes::ops::Engine::Panel)),
     [](const auto& info) {
-      return std::to_string(std::get<0>(info.param)) +
-             (std::get<1>(info.param) == cakes::ops::Engine::Gemm ? "_gemm"
-                                                                  : "_auto");
+      return std::to_string(std::get<0>(info.param)) + "_" +
+             engine_name(std::get<1>(info.param));
     });
+
+// Deep-layer shapes of real networks, through every float32 engine: many
+// channels (C >= 256) on planes of 7x7 and smaller, 4^3 volumes, stride 1x2x2,
+// pointwise 1x1x1 layers, group widths that leave remainders in every
+// blocking (register tiles of 6 and 8, 16 lanes, the panel engines' row and
+// channel chunks), empty groups, and batches of 0 and 3. The float64
+// reference runs once per case.
+TEST(ShrunkConv3d, Float32DeepLayersEveryEngine) {
+  using G = std::vector<std::pair<std::array<int64_t, 3>, int64_t>>;
+  struct Deep {
+    std::vector<int64_t> in, stride;
+    G groups;
+  };
+  const G mixed{
+      {{3, 3, 3}, 101},
+      {{1, 3, 3}, 83},
+      {{3, 1, 1}, 0},
+      {{1, 1, 1}, 1},
+      {{1, 3, 3}, 71}};
+  const std::vector<Deep> cases{
+      {{3, 256, 2, 7, 7}, {1, 1, 1}, mixed},
+      {{3, 256, 3, 7, 7}, {1, 2, 2}, mixed},
+      {{1, 264, 4, 4, 4}, {1, 1, 1}, {{{3, 3, 3}, 130}, {{3, 1, 1}, 133}}},
+      {{2, 300, 2, 7, 7}, {1, 1, 1}, {{{1, 1, 1}, 261}}},
+      {{2, 300, 3, 7, 7}, {1, 2, 2}, {{{1, 1, 1}, 261}}},
+      {{1, 259, 2, 14, 14}, {1, 2, 2}, {{{3, 3, 3}, 77}, {{1, 3, 3}, 50}}},
+      {{0, 256, 2, 7, 7}, {1, 1, 1}, mixed}};
+  struct Restore {
+    ~Restore() {
+      cakes::ops::set_engine(cakes::ops::Engine::Auto);
+    }
+  } restore;
+  at::manual_seed(11);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(
+        "input " + c10::str(at::IntArrayRef(c.in)) + " stride " +
+        c10::str(at::IntArrayRef(c.stride)));
+    auto xd = at::randn(c.in, at::kDouble);
+    std::vector<at::Tensor> wd;
+    for (const auto& [k, ch] : c.groups)
+      wd.push_back(at::randn({ch, c.in[1], k[0], k[1], k[2]}, at::kDouble));
+    auto x_ref = xd.clone().requires_grad_(true);
+    std::vector<at::Tensor> ws_ref;
+    for (auto& w : wd)
+      ws_ref.push_back(w.clone().requires_grad_(true));
+    auto y_ref = reference(x_ref, ws_ref, c.stride, {1, 1, 1});
+    auto gy = at::randn_like(y_ref);
+    if (y_ref.numel() > 0)
+      y_ref.backward(gy);
+    // Sums of up to 7000 products of O(1) values: compare at the scale of
+    // the largest reference value (float32 rounding ~1e-6 of it).
+    auto close = [](const at::Tensor& a, const at::Tensor& ref) {
+      if (ref.numel() == 0)
+        return a.numel() == 0;
+      const double scale = ref.abs().max().item<double>();
+      return (a.to(at::kDouble) - ref).abs().max().item<double>() <=
+             1e-5 * scale + 1e-6;
+    };
+    for (const auto engine :
+         {cakes::ops::Engine::Direct,
+          cakes::ops::Engine::Panel,
+          cakes::ops::Engine::Auto}) {
+      SCOPED_TRACE("engine " + engine_name(engine));
+      cakes::ops::set_engine(engine);
+      auto x = xd.to(at::kFloat).requires_grad_(true);
+      std::vector<at::Tensor> ws;
+      for (auto& w : wd)
+        ws.push_back(w.to(at::kFloat).requires_grad_(true));
+      auto y = cakes::ops::shrunk_conv3d(x, ws, c.stride, {1, 1, 1});
+      ASSERT_EQ(y.sizes(), y_ref.sizes());
+      EXPECT_TRUE(close(y, y_ref));
+      y.backward(gy.to(at::kFloat));
+      if (c.in[0] == 0) {
+        // Batch 0: no input gradient entries, zero weight gradients.
+        EXPECT_EQ(x.grad().numel(), 0);
+        for (auto& w : ws)
+          EXPECT_EQ(w.grad().abs().sum().item<float>(), 0);
+        continue;
+      }
+      EXPECT_TRUE(close(x.grad(), x_ref.grad()));
+      for (size_t g = 0; g < ws.size(); ++g) {
+        if (ws[g].size(0) == 0)
+          continue;
+        EXPECT_TRUE(close(ws[g].grad(), ws_ref[g].grad())) << "group " << g;
+      }
+    }
+  }
+}
 
 // The random cases above have at most 4 channels per group and 5 input
 // channels, so they never fill the kernels' register tiles (6 output channels)

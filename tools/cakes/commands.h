@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cakes/dist/options.h"
+#include "cakes/ops/profile.h"
 
 #include <CLI/CLI.hpp>
 
@@ -26,8 +27,33 @@ struct LayerBenchArgs {
   std::string stride = "1x1x1";
   int threads = 0, warmup = 3, repeats = 11;
   bool json = false, no_backward = false;
+  std::string engine = "auto";
 };
 void run_layer_bench(const LayerBenchArgs& args);
+
+// Adds --engine (auto, direct, panel, gemm: which CPU implementation runs the
+// op, cakes::ops::set_engine) to a benchmark command; apply_engine() sets it.
+void add_engine_option(CLI::App* command, std::string& engine);
+void apply_engine(const std::string& engine);
+
+// `cakes bench model --per-layer` (bench.cpp): one network's convolution
+// layers, in the order the network calls them, and the op calls recorded
+// during each of several steps (inference passes or training steps) with each
+// step's wall time. Prints per layer the shape, sub-kernel mix, engine,
+// forward and backward ms (medians over the steps), GFLOP/s and % of `peak`,
+// then the time outside convolutions. cpu_time: times are the calling
+// thread's CPU time (one thread; robust on a loaded machine), else wall time.
+struct LayerRow {
+  std::string name, operation;
+  int64_t macs = 0;
+};
+void print_per_layer(
+    const std::string& title,
+    const std::vector<LayerRow>& layers,
+    const std::vector<std::vector<ops::ConvCall>>& steps,
+    const std::vector<double>& step_ms,
+    double peak,
+    bool cpu_time);
 
 void add_bench(CLI::App& app);
 void add_info(CLI::App& app);

@@ -1,5 +1,7 @@
 #include "commands.h"
 
+#include "cakes/ops/memory.h"
+
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
@@ -44,6 +46,9 @@ parse_dims(const std::string& text, const std::string& what) {
 } // namespace cakes::cli
 
 int main(int argc, char** argv) {
+  // Freed activations stay in the heap for the next step instead of faulting
+  // in again (cakes/ops/memory.h).
+  cakes::ops::retain_freed_memory();
   CLI::App app{"cakes: channel-wise automatic kernel shrinking for 3D CNNs"};
   app.require_subcommand(1);
   cakes::cli::add_bench(app);

@@ -4,6 +4,7 @@
 #include "net_options.h"
 
 #include "cakes/models/model.h"
+#include "cakes/ops/profile.h"
 #include "cakes/util/timing.h"
 
 #include <ATen/Parallel.h>
@@ -108,8 +109,9 @@ void add_info(CLI::App& app) {
 void add_bench_model(CLI::App& bench) {
   auto a = std::make_shared<NetArgs>();
   struct Flags {
-    bool train = false, json = false, no_fold = false;
+    bool train = false, json = false, no_fold = false, per_layer = false;
     int threads = 0, warmup = 2, repeats = 5;
+    std::string engine = "auto";
   };
   auto f = std::make_shared<Flags>();
   auto* c = bench.add_subcommand(
@@ -126,8 +128,15 @@ void add_bench_model(CLI::App& bench) {
   c->add_option("--repeats", f->repeats, "timed runs (median reported)")
       ->check(CLI::PositiveNumber);
   c->add_flag("--json", f->json, "print JSON");
+  c->add_flag(
+      "--per-layer",
+      f->per_layer,
+      "then time every convolution of the requested network (not the 3D "
+      "one): forward, backward, % of peak, time outside convolutions");
+  add_engine_option(c, f->engine);
   c->callback([a, f, c] {
     set_threads(f->threads);
+    apply_engine(f->engine);
     torch::manual_seed(0);
     const auto spec = network_of(*a, c->count("--op") > 0);
     models::NetworkSpec base = spec;
@@ -154,7 +163,37 @@ void add_bench_model(CLI::App& bench) {
         n.forward(x);
       });
     }
+    const double peak = ops::fma_peak_gflops();
     const auto ti = time_interleaved(infer, f->warmup, f->repeats);
+    // --per-layer: the requested network again, step by step, recording its
+    // convolution calls.
+    auto per_layer = [&](const std::string& what,
+                         const models::Model& m,
+                         const std::function<void()>& step) {
+      std::vector<LayerRow> rows;
+      for (const auto& l : m.cost(in_sizes).layers)
+        rows.push_back({l.name, l.operation, l.macs});
+      std::vector<std::vector<ops::ConvCall>> calls;
+      std::vector<double> ms;
+      // One thread: CPU time of the thread (robust on a busy machine).
+      const bool cpu = at::get_num_threads() == 1;
+      for (int r = 0; r < f->repeats; ++r) {
+        ops::start_recording();
+        const double c0 = ops::thread_cpu_ms();
+        const double w = time_it(step, 0, 1).median_ms;
+        ms.push_back(cpu ? ops::thread_cpu_ms() - c0 : w);
+        calls.push_back(ops::stop_recording());
+      }
+      print_per_layer(
+          labels[0] + ", " + what,
+          rows,
+          calls,
+          ms,
+          cpu ? ops::fma_peak_gflops(1, 0.2, true) : peak,
+          cpu);
+    };
+    if (f->per_layer && !f->json)
+      per_layer("inference", nets[0], infer[0]);
     std::vector<Timing> tt(2);
     if (f->train) {
       nets.clear(); // free the folded copies first
@@ -181,30 +220,35 @@ void add_bench_model(CLI::App& bench) {
           opts[i]->step();
         });
       tt = time_interleaved(steps, f->warmup, f->repeats);
+      if (f->per_layer && !f->json)
+        per_layer("training step", tnets[0], steps[0]);
     }
     nlohmann::ordered_json j;
     j["network"] = a->net.net;
     j["input"] = shape_str(in_sizes);
     j["threads"] = at::get_num_threads();
     j["bn_folded"] = !f->no_fold;
+    j["peak_gflops"] = peak;
     if (!f->json)
       std::printf(
-          "cakes bench model: %s, input %s, %d threads, BN %s, medians of %d "
-          "after %d "
-          "warm-up\n\n%-26s %9s %10s %10s %9s %9s%s\n",
+          "\ncakes bench model: %s, input %s, %d threads, BN %s, medians of "
+          "%d after %d warm-up; fp32 FMA peak %.1f GFLOP/s\n\n%-26s %9s %10s "
+          "%10s %9s %9s %6s%s\n",
           a->net.net.c_str(),
           j["input"].get<std::string>().c_str(),
           at::get_num_threads(),
           f->no_fold ? "separate" : "folded",
           f->repeats,
           f->warmup,
+          peak,
           "operation",
           "GMACs",
           "MAC ratio",
           "infer ms",
           "ratio",
           "min ratio",
-          f->train ? "   train ms      ratio" : "");
+          "%peak",
+          f->train ? "   train ms      ratio  %peak" : "");
     for (size_t i = 0; i < 2; ++i) {
       const double mr = double(macs[i]) / double(macs[1]);
       const double ir = ti[i].median_ms / ti[1].median_ms;
@@ -220,22 +264,31 @@ void add_bench_model(CLI::App& bench) {
       r["inference_ratio_vs_3d"] = ir;
       r["inference_min_ms"] = ti[i].min_ms;
       r["inference_min_ratio_vs_3d"] = imr;
+      // Share of the peak over the whole network: forward MACs (x3 for a
+      // training step: forward and both gradients) over wall time.
+      const double ip = 100.0 * 2.0 * macs[i] / (ti[i].median_ms * 1e6) / peak;
+      const double tp =
+          f->train ? 100.0 * 6.0 * macs[i] / (tt[i].median_ms * 1e6) / peak
+                   : 0.0;
+      r["inference_percent_of_peak"] = ip;
       if (f->train) {
+        r["train_percent_of_peak"] = tp;
         r["train_step_ms"] = tt[i].median_ms;
         r["train_ratio_vs_3d"] = tr;
       }
       j["results"].push_back(r);
       if (!f->json) {
         std::printf(
-            "%-26s %9.2f %10.3f %10.1f %9.3f %9.3f",
+            "%-26s %9.2f %10.3f %10.1f %9.3f %9.3f %5.1f%%",
             labels[i].c_str(),
             macs[i] / 1e9,
             mr,
             ti[i].median_ms,
             ir,
-            imr);
+            imr,
+            ip);
         if (f->train)
-          std::printf(" %10.1f %10.3f", tt[i].median_ms, tr);
+          std::printf(" %10.1f %10.3f %5.1f%%", tt[i].median_ms, tr, tp);
         std::printf("\n");
       }
     }
@@ -245,7 +298,8 @@ void add_bench_model(CLI::App& bench) {
       std::printf(
           "\nratio = median time / median time of the conv3d variant, both "
           "measured interleaved in this run; min ratio = the same with the "
-          "fastest runs; MAC ratio = MACs / MACs of conv3d\n");
+          "fastest runs; MAC ratio = MACs / MACs of conv3d; %%peak = 2 x "
+          "MACs (x3 for a training step) / time / the peak above\n");
   });
 }
 

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <cstddef>
 #include <string>
 
 namespace cakes::data {
@@ -28,11 +29,22 @@ struct Volume {
   std::string path;
 };
 
-// Reads a .nii, .nii.gz or .hdr/.img pair, either endianness. Throws
-// std::runtime_error naming the file when it is missing, not NIfTI, has an
-// unsupported datatype (complex, RGB) or its data are short (e.g. a truncated
-// .nii.gz).
+// Reads a .nii, .nii.gz or .hdr/.img pair (either file may be gzipped),
+// either endianness. Throws std::runtime_error naming the file when it is
+// missing, not NIfTI (bad header size or magic), has an unsupported datatype
+// (complex, RGB) or a bitpix that does not match it, non-positive
+// dimensions, an invalid vox_offset (negative, fractional, non-finite, inside
+// the header), a non-finite scl_slope or scl_inter (other than 0 or the
+// (nan, nan) pair nibabel reads as "unset"), a non-finite qform or sform
+// that is in use, data shorter than the header declares, or gzip data that
+// are corrupt (CRC, length, deflate errors, early end). A declared size is
+// checked against the file's real size (for gzip: the most it can expand
+// to) before anything is allocated for it.
 Volume read_nifti(const std::string& path);
+
+// The same for a .nii file held in memory, gzipped or not (told by its
+// first bytes); `name` stands for the file in error messages.
+Volume parse_nifti(const void* data, size_t size, const std::string& name);
 
 // Writes an integer label volume (shape (nx, ny, nz), any integer dtype with
 // values in [0, 32767]) as NIfTI-1 int16 carrying `like`'s affine and spacing,

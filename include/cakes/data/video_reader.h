@@ -4,12 +4,18 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace cakes::data {
+
+// The largest frame a VideoReader decodes: 2^26 pixels (8192 x 8192), far
+// above any dataset's frames, so a corrupt header cannot make it allocate
+// gigabytes per frame.
+constexpr int64_t kMaxVideoPixels = int64_t(1) << 26;
 
 // One open video stream. Not thread-safe: give each worker its own reader.
 //
@@ -24,8 +30,17 @@ public:
   // side is `short_side` when it is > 0: cheaper than converting full HD
   // frames to float and resizing them afterwards. Throws std::runtime_error
   // naming the file when it is missing, not a video, or has no decodable
-  // stream.
+  // stream, or frames larger than kMaxVideoPixels. Only local files are
+  // read: a playlist cannot make it fetch URLs.
   explicit VideoReader(const std::string& path, int64_t short_side = 0);
+  // The same for a file held in memory (copied), read through FFmpeg's
+  // custom I/O; `name` stands for the file in errors. Such a file cannot
+  // open others (a playlist's entries).
+  VideoReader(
+      const void* data,
+      size_t size,
+      const std::string& name,
+      int64_t short_side = 0);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -42,7 +57,10 @@ public:
   // T = indices.size(). Seeks to the key frame before a wanted frame instead
   // of decoding the gap when the gap holds a key frame. An index past the
   // last decodable frame yields the last frame (frame_count() may be an
-  // estimate). Throws std::runtime_error naming the file on decode errors.
+  // estimate). Damage is an error, never concealed: throws
+  // std::runtime_error naming the file and the frame on a corrupt packet or
+  // frame (one the decoder had to patch), a read error mid-file, or a stream
+  // that ends before the frame count its container lists (truncation).
   at::Tensor read_frames(const std::vector<int64_t>& indices);
 
   // Every frame, decoded sequentially from the start: (N, H, W, 3).

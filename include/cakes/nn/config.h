@@ -52,8 +52,9 @@ class Config {
 public:
   Config() = default;
   // Throws std::invalid_argument (one line) on a negative count, a sub-kernel
-  // listed twice, or an output_index that is not a permutation of the
-  // channels.
+  // listed twice, an extent above 255, more than 2^24 channels in all, or an
+  // output_index that is not a permutation of the channels. These bounds keep
+  // every cost product in 64 bits.
   explicit Config(
       std::vector<KernelGroup> groups, std::vector<int64_t> output_index = {});
 
@@ -62,7 +63,8 @@ public:
   // output_index is written "3x3x3:1,1x3x3:2;output_index=2,0,1" or
   // {"3x3x3":1,"1x3x3":2,"output_index":[2,0,1]}. Throws
   // std::invalid_argument with a one-line message on malformed text, negative
-  // counts or a sub-kernel listed twice.
+  // or too large counts or a sub-kernel listed twice; the message quotes at
+  // most the first 80 characters of the text.
   static Config parse(const std::string& text);
   // All channels in one sub-kernel, e.g. uniform({3,3,3}, 64).
   static Config uniform(SubKernel kernel, int64_t channels);

@@ -54,13 +54,14 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward(
     at::IntArrayRef dilation,
     std::array<bool, 2> output_mask);
 
-// Which CPU implementation runs the op. Auto: direct AVX-512 kernels for
-// float32 at stride 1 when the CPU has AVX-512, the general engine (tiled
-// im2col
-// + oneDNN sgemm) otherwise; the general engine always serves float64, strides
-// > 1 and CPUs without AVX-512. Gemm forces the general engine (tests and
-// benchmarks compare the two). Process-wide.
-enum class Engine { Auto, Gemm };
+// Which CPU implementation runs the op. Auto: for float32 on CPUs with
+// AVX-512, the direct kernels or the panel GEMMs, chosen per shape (both
+// compute the same sums; results differ by float rounding only); the general
+// engine (tiled im2col + oneDNN sgemm) for float64 and CPUs without AVX-512.
+// Gemm, Direct and Panel force one implementation where it applies (tests and
+// benchmarks compare them; Direct and Panel fall back to the general engine
+// for float64). Process-wide.
+enum class Engine { Auto, Gemm, Direct, Panel };
 void set_engine(Engine engine);
 Engine engine();
 

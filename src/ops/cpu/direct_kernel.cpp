@@ -1,4 +1,5 @@
 #include "direct_kernel.h"
+#include "cpu_util.h"
 
 // GCC 12 reports the deliberately undefined pass-through operand inside
 // avx512fintrin.h's masked intrinsics as uninitialised (a known false
@@ -52,65 +53,6 @@ struct Padded {
 struct Layout {
   int64_t batch, channels, D, H, W;
 };
-
-// 64-byte aligned float buffers (one cache line: aligned loads never split),
-// reused across calls. A fresh multi-megabyte allocation is mmapped by glibc
-// and every page faults and is zeroed by the kernel on first touch; in the
-// profile of a forward call that (clear_page_erms, exc_page_fault) cost about
-// as much as the padding copy itself. Released buffers wait in a small pool.
-class ScratchPool {
-public:
-  std::shared_ptr<float[]> get(int64_t n) {
-    const size_t want = static_cast<size_t>(std::max<int64_t>(n, 1));
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      // Smallest pooled buffer that fits and is not more than twice the size.
-      auto best = free_.end();
-      for (auto it = free_.begin(); it != free_.end(); ++it)
-        if (it->first >= want && it->first <= 2 * want &&
-            (best == free_.end() || it->first < best->first))
-          best = it;
-      if (best != free_.end()) {
-        const auto [cap, ptr] = *best;
-        free_.erase(best);
-        held_ -= cap;
-        return wrap(ptr, cap);
-      }
-    }
-    constexpr size_t kAlign = 64;
-    const size_t cap =
-        (want * sizeof(float) + kAlign - 1) / kAlign * kAlign / sizeof(float);
-    auto* ptr = static_cast<float*>(std::aligned_alloc(kAlign, cap * 4));
-    if (ptr == nullptr)
-      throw std::bad_alloc();
-    return wrap(ptr, cap);
-  }
-
-private:
-  std::shared_ptr<float[]> wrap(float* ptr, size_t cap) {
-    return std::shared_ptr<float[]>(
-        ptr, [this, cap](float* p) { put(p, cap); });
-  }
-  void put(float* p, size_t cap) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (held_ + cap > kMaxHeld) {
-      std::free(p);
-      return;
-    }
-    free_.push_back({cap, p});
-    held_ += cap;
-  }
-  static constexpr size_t kMaxHeld = size_t(64) << 20; // floats (256 MiB)
-  std::mutex mutex_;
-  std::vector<std::pair<size_t, float*>> free_;
-  size_t held_ = 0;
-};
-
-std::shared_ptr<float[]> alloc_floats(int64_t n) {
-  // Never destroyed: buffers may be released during static destruction.
-  static auto* pool = new ScratchPool();
-  return pool->get(n);
-}
 
 // out[j] = in[2 j] for j < n, where `avail` floats of `in` may be read: two
 // loads and one permute per 16 outputs (the scalar loop was a sixth of a
@@ -389,18 +331,6 @@ void pack_weights(std::vector<SumPlan>& plans) {
       });
 }
 
-// Runs fn(i) for i in [0, n) on LibTorch's threads, each taking the next index
-// from a shared counter. A static split made the faster thread spin at the
-// barrier (5% of a forward call in the profile, far more when another process
-// holds one of the cores).
-template <typename Fn> void for_each_dynamic(int64_t n, const Fn& fn) {
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
-    for (int64_t i = next++; i < n; i = next++)
-      fn(i);
-  });
-}
-
 void run_sums(
     const std::vector<SumPlan>& plans,
     const Padded& in,
@@ -443,25 +373,6 @@ void run_sums(
       }
     }
   });
-}
-
-// Splits `channels` into register blocks of at most `max_block`, as equal as
-// possible: a narrow tail block (e.g. 2 of 32) does as many loads per FMA as a
-// full one and would run several times slower.
-std::vector<std::pair<int64_t, int>>
-balanced_blocks(int64_t channels, int max_block) {
-  std::vector<std::pair<int64_t, int>> out;
-  if (channels <= 0)
-    return out;
-  const int64_t n = (channels + max_block - 1) / max_block;
-  const int64_t base = channels / n, extra = channels % n;
-  int64_t start = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int size = static_cast<int>(base + (i < extra ? 1 : 0));
-    out.push_back({start, size});
-    start += size;
-  }
-  return out;
 }
 
 // Register blocks for `channels` output rows: 6 x 4 tiles, or 8 x 3 when

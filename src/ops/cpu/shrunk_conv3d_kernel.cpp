@@ -4,11 +4,15 @@
 #include "cakes/ops/shrunk_conv3d.h"
 #include "conv_engine.h"
 #include "direct_kernel.h"
+#include "panel_kernel.h"
+#include "profile_internal.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
+#include <chrono>
+#include <optional>
 #include <sstream>
 
 namespace cakes::ops {
@@ -24,6 +28,55 @@ std::string sizes_str(at::IntArrayRef s) {
   os << s;
   return os.str();
 }
+
+// Times one kernel call into the active recording (cakes/ops/profile.h); does
+// nothing when none is active.
+class CallRecord {
+public:
+  CallRecord(
+      bool backward,
+      const at::Tensor& input,
+      at::TensorList weights,
+      at::IntArrayRef stride) {
+    if (!recorder::recording())
+      return;
+    call_.emplace();
+    call_->backward = backward;
+    for (int a = 0; a < 5; ++a)
+      call_->input[a] = input.size(a);
+    for (int a = 0; a < 3; ++a)
+      call_->stride[a] = stride[a];
+    for (const auto& w : weights)
+      call_->groups.push_back({w.size(0), w.size(2), w.size(3), w.size(4)});
+    call_->macs = shrunk_conv3d_macs(input.sizes(), weights, stride);
+    cpu_start_ = thread_cpu_ms();
+    start_ = std::chrono::steady_clock::now();
+  }
+  void engine(const char* name) {
+    if (call_)
+      call_->engine = name;
+  }
+  void gradients(bool input, bool weight) {
+    if (call_) {
+      call_->grad_input = input;
+      call_->grad_weight = weight;
+    }
+  }
+  ~CallRecord() {
+    if (!call_)
+      return;
+    call_->ms = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start_)
+                    .count();
+    call_->cpu_ms = thread_cpu_ms() - cpu_start_;
+    recorder::record(std::move(*call_));
+  }
+
+private:
+  std::optional<ConvCall> call_;
+  std::chrono::steady_clock::time_point start_;
+  double cpu_start_ = 0;
+};
 
 void check_args(
     const at::Tensor& input,
@@ -155,6 +208,20 @@ backward_data_matrix(const at::Tensor& w, const std::vector<int>& order) {
   return m.index_select(1, order_index(order)).contiguous();
 }
 
+std::vector<int64_t> output_sizes(
+    const at::Tensor& input, at::TensorList weights, at::IntArrayRef stride) {
+  int64_t c_out = 0;
+  for (const auto& w : weights)
+    c_out += w.size(0);
+  const Shape3 in = spatial(input);
+  return {
+      input.size(0),
+      c_out,
+      out_extent(in.d, stride[0]),
+      out_extent(in.h, stride[1]),
+      out_extent(in.w, stride[2])};
+}
+
 struct Forward {
   ConvPlan plan;
   std::vector<int64_t> offsets; // first output channel of each group
@@ -190,9 +257,41 @@ Forward make_forward_plan(
       offsets};
 }
 
-bool use_direct(const at::Tensor& input, at::IntArrayRef stride) {
-  return engine() == Engine::Auto && input.scalar_type() == at::kFloat &&
-         detail::direct::available();
+// The float32 AVX-512 engines; None: the general engine.
+enum class Fast { None, Direct, Panel };
+
+enum class Pass { Forward, InputGrad, WeightGrad };
+
+// Which engine runs a pass of a float32 call (Engine::Auto), from
+// single-thread CPU-time measurements at the shapes of I3D ResNet-50
+// (`cakes bench kernels --threads 1`, docs/BENCHMARKS.md). The direct kernels
+// vectorise over rows of the padded plane and read the input without
+// packing: at least as fast down to 14-wide output rows (14x14, 256 channels,
+// forward 17.2 vs 21.5 ms; pointwise 1024->256 5.6 vs 5.8 ms). The panel
+// GEMMs pack positions densely: best on 7x7 maps, where a padded row wastes
+// most of its lanes (512 channels, forward 16.7 vs 23.5 ms). The weight
+// gradient's panel reduction beat the direct one at every shape measured.
+Fast choose_fast(const detail::direct::Geometry& g, Pass pass) {
+  if (pass == Pass::WeightGrad)
+    return Fast::Panel;
+  const int64_t w_out = (g.W - 1) / g.stride_w + 1;
+  return w_out >= 14 ? Fast::Direct : Fast::Panel;
+}
+
+Fast fast_engine(const at::Tensor& input) {
+  if (input.scalar_type() != at::kFloat || !detail::direct::available())
+    return Fast::None;
+  switch (engine()) {
+  case Engine::Gemm:
+    return Fast::None;
+  case Engine::Direct:
+    return Fast::Direct;
+  case Engine::Panel:
+    return Fast::Panel;
+  case Engine::Auto:
+    break;
+  }
+  return Fast::Panel; // refined per shape by choose_fast
 }
 
 struct DirectCall {
@@ -234,33 +333,62 @@ DirectCall direct_call(
   return c;
 }
 
-at::Tensor shrunk_conv3d_cpu(
+// An inference epilogue (cakes/ops/fused_conv3d.h): out = max(0?, conv +
+// bias[c] + residual). The panel engine applies it in registers before its
+// single store; the other engines afterwards, in place.
+struct Post {
+  at::Tensor bias, residual; // contiguous, or undefined
+  bool relu = false;
+};
+
+void apply_post(at::Tensor& y, const Post& post) {
+  if (post.bias.defined())
+    y.add_(post.bias.view({1, -1, 1, 1, 1}));
+  if (post.residual.defined())
+    y.add_(post.residual);
+  if (post.relu)
+    y.relu_();
+}
+
+at::Tensor forward_cpu(
     const at::Tensor& input_,
     at::TensorList weights,
     at::IntArrayRef stride,
-    at::IntArrayRef dilation) {
-  check_args(input_, weights, stride, dilation);
+    at::IntArrayRef dilation,
+    const Post& post) {
+  CallRecord rec(false, input_, weights, stride);
   const auto input = input_.contiguous();
-  int64_t c_out = 0;
-  for (const auto& w : weights)
-    c_out += w.size(0);
-  const Shape3 in = spatial(input);
-  const std::vector<int64_t> out_sizes{
-      input.size(0),
-      c_out,
-      out_extent(in.d, stride[0]),
-      out_extent(in.h, stride[1]),
-      out_extent(in.w, stride[2])};
+  const auto out_sizes = output_sizes(input, weights, stride);
+  rec.engine("empty");
   if (c10::multiply_integers(out_sizes) == 0)
     return at::zeros(out_sizes, input.options());
 
-  if (use_direct(input, stride)) {
+  if (Fast f = fast_engine(input); f != Fast::None) {
     auto output = at::empty(out_sizes, input.options());
     const auto c = direct_call(input, weights, stride, dilation);
-    detail::direct::forward(
-        c.geom, c.groups, input.data_ptr<float>(), output.data_ptr<float>());
+    if (engine() == Engine::Auto)
+      f = choose_fast(c.geom, Pass::Forward);
+    rec.engine(f == Fast::Direct ? "direct" : "panel");
+    if (f == Fast::Direct) {
+      detail::direct::forward(
+          c.geom, c.groups, input.data_ptr<float>(), output.data_ptr<float>());
+      apply_post(output, post);
+    } else {
+      detail::panel::Epilogue ep;
+      ep.bias = post.bias.defined() ? post.bias.data_ptr<float>() : nullptr;
+      ep.residual =
+          post.residual.defined() ? post.residual.data_ptr<float>() : nullptr;
+      ep.relu = post.relu;
+      detail::panel::forward(
+          c.geom,
+          c.groups,
+          input.data_ptr<float>(),
+          output.data_ptr<float>(),
+          ep);
+    }
     return output;
   }
+  rec.engine("gemm");
   const Forward f = make_forward_plan(input, weights, stride, dilation);
   auto output = f.plan.needs_zero_output()
                     ? at::zeros(out_sizes, input.options())
@@ -278,7 +406,70 @@ at::Tensor shrunk_conv3d_cpu(
         wp,
         output.data_ptr<scalar_t>());
   });
+  apply_post(output, post);
   return output;
+}
+
+at::Tensor shrunk_conv3d_cpu(
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation) {
+  check_args(input, weights, stride, dilation);
+  return forward_cpu(input, weights, stride, dilation, {});
+}
+
+// An epilogue tensor of shrunk_conv3d_fused must have the input's dtype and
+// device.
+void check_like_input(
+    const char* what, const at::Tensor& t, const at::Tensor& input) {
+  TORCH_CHECK(
+      t.scalar_type() == input.scalar_type() && t.device() == input.device(),
+      "shrunk_conv3d_fused: ",
+      what,
+      " has dtype ",
+      t.scalar_type(),
+      " on ",
+      t.device(),
+      " but the input has ",
+      input.scalar_type(),
+      " on ",
+      input.device());
+}
+
+at::Tensor shrunk_conv3d_fused_cpu(
+    const at::Tensor& input,
+    at::TensorList weights,
+    at::IntArrayRef stride,
+    at::IntArrayRef dilation,
+    const c10::optional<at::Tensor>& bias,
+    const c10::optional<at::Tensor>& residual,
+    bool relu) {
+  check_args(input, weights, stride, dilation);
+  const auto out_sizes = output_sizes(input, weights, stride);
+  Post post;
+  post.relu = relu;
+  if (bias && bias->defined()) {
+    TORCH_CHECK(
+        bias->dim() == 1 && bias->size(0) == out_sizes[1],
+        "shrunk_conv3d_fused: expected bias of shape (",
+        out_sizes[1],
+        "), got ",
+        sizes_str(bias->sizes()));
+    check_like_input("bias", *bias, input);
+    post.bias = bias->contiguous();
+  }
+  if (residual && residual->defined()) {
+    TORCH_CHECK(
+        residual->sizes() == at::IntArrayRef(out_sizes),
+        "shrunk_conv3d_fused: expected residual of the output's shape ",
+        sizes_str(out_sizes),
+        ", got ",
+        sizes_str(residual->sizes()));
+    check_like_input("residual", *residual, input);
+    post.residual = residual->contiguous();
+  }
+  return forward_cpu(input, weights, stride, dilation, post);
 }
 
 at::Tensor grad_input_cpu(
@@ -387,18 +578,11 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
     at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
   check_args(input_, weights, stride, dilation);
+  CallRecord rec(true, input_, weights, stride);
+  rec.gradients(output_mask[0], output_mask[1]);
   const auto input = input_.contiguous();
   const auto grad_out = grad_output.contiguous();
-  int64_t c_out = 0;
-  for (const auto& w : weights)
-    c_out += w.size(0);
-  const Shape3 in = spatial(input);
-  const std::vector<int64_t> out_sizes{
-      input.size(0),
-      c_out,
-      out_extent(in.d, stride[0]),
-      out_extent(in.h, stride[1]),
-      out_extent(in.w, stride[2])};
+  const auto out_sizes = output_sizes(input, weights, stride);
   TORCH_CHECK(
       grad_out.sizes() == at::IntArrayRef(out_sizes),
       "shrunk_conv3d_backward: expected grad_output of shape ",
@@ -407,7 +591,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
       sizes_str(grad_out.sizes()));
 
   const bool empty = input.numel() == 0 || grad_out.numel() == 0;
-  if (!empty && use_direct(input, stride)) {
+  rec.engine(empty ? "empty" : "gemm");
+  if (Fast f = empty ? Fast::None : fast_engine(input); f != Fast::None) {
     // Both gradients in one call: they share one padded copy of grad_out.
     at::Tensor grad_in;
     if (output_mask[0])
@@ -422,13 +607,30 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
         ptrs.push_back(grad_w.back().data_ptr<float>());
       }
     const auto c = direct_call(input, weights, stride, dilation);
-    detail::direct::backward(
-        c.geom,
-        c.groups,
-        input.data_ptr<float>(),
-        grad_out.data_ptr<float>(),
-        output_mask[0] ? grad_in.data_ptr<float>() : nullptr,
-        ptrs);
+    Fast f_in = f, f_w = f;
+    if (engine() == Engine::Auto) {
+      f_in = choose_fast(c.geom, Pass::InputGrad);
+      f_w = choose_fast(c.geom, Pass::WeightGrad);
+    }
+    auto run = [&](Fast e, bool want_in, bool want_w) {
+      (e == Fast::Direct ? detail::direct::backward : detail::panel::backward)(
+          c.geom,
+          c.groups,
+          input.data_ptr<float>(),
+          grad_out.data_ptr<float>(),
+          want_in ? grad_in.data_ptr<float>() : nullptr,
+          want_w ? ptrs : std::vector<float*>{});
+    };
+    const bool want_in = output_mask[0], want_w = output_mask[1];
+    if (f_in == f_w || !want_in || !want_w) {
+      const Fast e = want_in ? f_in : f_w;
+      rec.engine(e == Fast::Direct ? "direct" : "panel");
+      run(e, want_in, want_w);
+    } else {
+      rec.engine(f_in == Fast::Direct ? "direct+panel" : "panel+direct");
+      run(f_in, true, false);
+      run(f_w, false, true);
+    }
     return {grad_in, grad_w};
   }
   at::Tensor grad_in;
@@ -452,6 +654,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> shrunk_conv3d_backward_cpu(
 
 TORCH_LIBRARY_IMPL(cakes, CPU, m) {
   m.impl("shrunk_conv3d", TORCH_FN(shrunk_conv3d_cpu));
+  m.impl("shrunk_conv3d_fused", TORCH_FN(shrunk_conv3d_fused_cpu));
   m.impl("_shrunk_conv3d_backward", TORCH_FN(shrunk_conv3d_backward_cpu));
 }
 

@@ -1,0 +1,119 @@
+#!/bin/bash
+# Seeds every fuzz target's corpus, BUILD/corpus/<target>/, with valid files:
+# samples Debian ships (python3-nibabel, python3-dipy, python3-imageio,
+# insighttoolkit5-examples), files FFmpeg and nibabel write here, files the
+# project writes (BUILD/make_seeds) and the project's own configurations.
+# Seeds are added to what earlier runs grew; nothing is removed.
+set -euo pipefail
+B=$1
+C=$B/corpus
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+  mkdir -p "$C/$t"
+done
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# Small samples only: libFuzzer mutates within the largest seed's size.
+small() { find "$@" -maxdepth 1 -type f -size -100k 2>/dev/null || true; }
+
+# --- NIfTI: Debian's samples, nibabel-written variants, cakes's own writer.
+NIB=/usr/lib/python3/dist-packages/nibabel/tests/data
+for f in $(small "$NIB" /usr/lib/python3/dist-packages/dipy/data/files \
+           /usr/share/doc/libnifti2-2/examples | grep -E '\.nii(\.gz)?$'); do
+  cp "$f" "$C/nifti/"
+done
+/usr/bin/python3 - "$C/nifti" <<'PY'
+import sys, numpy as np, nibabel as nib
+out = sys.argv[1]
+d = (np.arange(4 * 3 * 2) % 7).reshape(4, 3, 2)
+aff = np.diag([2.0, 3.0, 4.0, 1.0])
+for dt in (np.uint8, np.int16, np.float32, np.float64, np.int64):
+    name = np.dtype(dt).name
+    nib.save(nib.Nifti1Image(d.astype(dt), aff, dtype=dt), f"{out}/n1_{name}.nii")
+    nib.save(nib.Nifti2Image(d.astype(dt), aff, dtype=dt), f"{out}/n2_{name}.nii.gz")
+be = nib.Nifti1Image(d.astype(">i2"), aff)
+nib.save(be, f"{out}/n1_bigendian.nii")
+sc = nib.Nifti1Image(d.astype(np.int16), aff)
+sc.header.set_slope_inter(2.5, -3.0)
+nib.save(sc, f"{out}/n1_scaled.nii")
+nib.save(nib.Nifti1Image(np.ones((2, 2, 2, 3), np.int16), aff), f"{out}/n1_4d.nii.gz")
+PY
+
+# --- Video: imageio's short mp4, and tiny clips FFmpeg writes in the
+# containers and codecs Debian's FFmpeg has.
+cp /usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4 "$C/video/"
+src="testsrc=size=32x24:rate=10"
+ff() { ffmpeg -v error -y -f lavfi -i "$src" -frames:v 12 "$@" </dev/null; }
+ff -c:v libx264 -pix_fmt yuv420p -g 4 "$C/video/x264.mp4"
+ff -c:v libx264 -pix_fmt yuv420p -bf 2 -movflags +faststart "$C/video/x264_bframes.mov"
+ff -c:v mpeg4 "$C/video/mpeg4.avi"
+ff -c:v mjpeg "$C/video/mjpeg.avi"
+ff -c:v libvpx "$C/video/vp8.webm"
+ff -c:v libvpx-vp9 "$C/video/vp9.mkv"
+ff "$C/video/anim.gif"
+ff -c:v mpeg2video -f mpegts "$C/video/mpeg2.ts"
+
+# --- JPEG: layouts TurboJPEG writes (4:4:4, 4:2:2, 4:2:0, grey,
+# progressive), FFmpeg's MJPEG frames, and two Debian JPEGs.
+mkdir -p "$TMP/jpeg" "$TMP/checkpoint" "$TMP/nifti"
+"$B/make_seeds" "$TMP"
+cp "$TMP"/jpeg/*.jpg "$C/jpeg/"
+cp "$TMP"/nifti/* "$C/nifti/"
+ffmpeg -v error -y -f lavfi -i "$src" -frames:v 1 -pix_fmt yuvj422p "$C/jpeg/ffmpeg_422.jpg" </dev/null
+for f in $(small /usr/share/doc/nodejs | grep -E '\.jpe?g$'); do cp "$f" "$C/jpeg/"; done
+
+# --- Checkpoints: as the trainer writes them, for the zip check and for
+# LibTorch's reader; a deflated zip (Python's zipfile) for the inflate path.
+cp "$TMP"/checkpoint/*.pt "$C/checkpoint/"
+cp "$TMP"/checkpoint/*.pt "$C/zip/"
+/usr/bin/python3 - "$C/zip/deflated.zip" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("archive/data.pkl", b"x" * 300)
+    z.writestr("archive/version", b"3\n")
+PY
+
+# --- JSON configurations: the layer forms of docs/CONFIGS.md, every block
+# of the presets, and network files.
+printf '%s' '3x3x3:22,1x3x3:21,3x1x1:21' >"$C/config/compact"
+printf '%s' '3x3x3:1,1x3x3:2;output_index=2,0,1' >"$C/config/compact_index"
+printf '%s' '{"3x3x3":22,"1x3x3":21,"3x1x1":21}' >"$C/config/json"
+printf '%s' '{"3x3x3": 1, "1x3x3": 2, "output_index": [2, 0, 1]}' >"$C/config/json_index"
+printf '%s' '5x5x5:0,1x1x3:7,3x3x1:1' >"$C/config/compact_other"
+for f in "$ROOT"/configs/*.json; do cp "$f" "$C/network_config/"; done
+/usr/bin/python3 - "$ROOT/configs" "$C/network_config" <<'PY'
+import sys, json, glob, os
+src, out = sys.argv[1], sys.argv[2]
+for path in glob.glob(os.path.join(src, "*.json")):
+    j = json.load(open(path))
+    for name, blocks in j.get("presets", {}).items():
+        json.dump({"network": j.get("network", ""), "op": "cakes", "blocks": blocks},
+                  open(os.path.join(out, name + ".json"), "w"))
+json.dump({"network": "i3d_resnet18", "blocks": [{"3x3x3": 1, "1x3x3": 2, "output_index": [2, 0, 1]}]},
+          open(os.path.join(out, "with_index.json"), "w"))
+PY
+
+# --- MSD dataset.json, in the Decathlon layout.
+cat >"$C/msd_json/dataset.json" <<'JSON'
+{"name": "BrainT1", "description": "k-means tissue classes", "tensorImageSize": "3D",
+ "modality": {"0": "MRI"}, "labels": {"0": "background", "1": "csf", "2": "grey", "3": "white"},
+ "numTraining": 2, "numTest": 1,
+ "training": [{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"},
+              {"image": "./imagesTr/b.nii.gz", "label": "./labelsTr/b.nii.gz"}],
+ "test": ["./imagesTs/c.nii.gz"]}
+JSON
+cat >"$C/msd_json/ct.json" <<'JSON'
+{"modality": {"0": "CT", "1": "MRI"}, "labels": {"0": "background", "1": "tumour"},
+ "training": [{"image": "imagesTr/x.nii.gz", "label": "labelsTr/x.nii.gz"}], "test": []}
+JSON
+
+# --- TRN list files (folder frames label; path label) and category files.
+printf 'videos/train_00001 16 0\nvideos/train_00002 16 3\nfolder with spaces 12 1\n' >"$C/trn_list/frames.txt"
+printf 'videos/val_00001.mp4 2\n/abs/path.webm 6\n' >"$C/trn_list/videos.txt"
+printf 'moving left\nmoving right\nmoving up\nmoving down\n' >"$C/trn_list/category.txt"
+
+for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+  echo "corpus $t: $(ls "$C/$t" | wc -l) files"
+done
