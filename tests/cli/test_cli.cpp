@@ -352,6 +352,67 @@ TEST_F(Cli, SearchProfileThenDeriveUnderALatencyBudget) {
           "derive --from " + search + "/search.ckpt --latency-table " + other +
           " --out " + config + " --target-latency " + std::to_string(target)),
       "latency table is for i3d_resnet18 width 8");
+
+  // Outputs that exist are kept unless --force, and an input is never an
+  // output (issue 16: derive --out search.ckpt replaced the checkpoint).
+  const std::string ckpt = search + "/search.ckpt";
+  const std::string ckpt_bytes = slurp(ckpt), config_bytes = slurp(config),
+                    table_bytes = slurp(table);
+  expect_one_line_error(
+      cakes(
+          "derive --from " + ckpt + " --out " + ckpt +
+          " --target-macs 0.5 --force"),
+      "is also an input");
+  expect_one_line_error(
+      cakes(
+          "derive --from " + ckpt + " --out " + search + "/../search/" +
+          "search.ckpt --target-macs 0.5"),
+      "is also an input");
+  expect_one_line_error(
+      cakes(
+          "derive --from " + ckpt + " --out " + config + " --target-macs 0.5"),
+      "--force");
+  expect_one_line_error(
+      cakes(
+          "profile --net i3d_resnet18 --width 4 --input 1x3x4x16x16 --out " +
+          table),
+      "--force");
+  expect_one_line_error(
+      cakes(
+          "search --net i3d_resnet18 --width 4 --epochs 1 --batch 4" +
+          data_flags() + "--out-dir " + search),
+      "--force");
+  EXPECT_EQ(slurp(ckpt), ckpt_bytes);
+  EXPECT_EQ(slurp(config), config_bytes);
+  EXPECT_EQ(slurp(table), table_bytes);
+  r = cakes(
+      "derive --from " + ckpt + " --out " + config +
+      " --target-macs 0.5 --force");
+  EXPECT_EQ(r.rc, 0) << r.err;
+}
+
+TEST_F(Cli, ForceKeepsTheOldRunWhenTheDataDoesNotRead) {
+  const std::string run = trained();
+  const std::string ckpt_bytes = slurp(fs::path(run) / "checkpoint.pt"),
+                    log_bytes = slurp(fs::path(run) / "log.jsonl");
+  // Frames that are not JPEGs: the run fails before it replaces anything.
+  const fs::path bad = dir() / "bad_frames";
+  fs::create_directories(bad / "clip");
+  for (int i = 1; i <= 8; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%05d.jpg", i);
+    std::ofstream(bad / "clip" / name) << "not a jpeg";
+  }
+  std::ofstream(bad / "list.txt") << (bad / "clip").string() << " 8 0\n";
+  const auto r = cakes(
+      "train" + net_flags() + " --frames-list " + (bad / "list.txt").string() +
+      " --categories " + synth() +
+      "/category.txt --frames 4 --size 16 --epochs 1 --batch 1 --force "
+      "--out-dir " +
+      run);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(slurp(fs::path(run) / "checkpoint.pt"), ckpt_bytes);
+  EXPECT_EQ(slurp(fs::path(run) / "log.jsonl"), log_bytes);
 }
 
 } // namespace

@@ -16,6 +16,11 @@ namespace cakes::cli {
 void set_threads(int threads);
 // Throws std::invalid_argument naming `path` when it exists and !force.
 void refuse_overwrite(const std::string& path, bool force);
+// Throws std::invalid_argument when `output` names the same file as one of
+// `inputs` (also through links or relative paths): a command never writes
+// over what it reads, --force or not.
+void refuse_input_as_output(
+    const std::string& output, const std::vector<std::string>& inputs);
 // Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
 std::vector<int64_t>
 parse_dims(const std::string& text, const std::string& what);

@@ -23,6 +23,23 @@ void refuse_overwrite(const std::string& path, bool force) {
     throw std::invalid_argument(path + " exists: give --force to overwrite it");
 }
 
+void refuse_input_as_output(
+    const std::string& output, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto out = fs::weakly_canonical(output, ec);
+  for (const auto& in : inputs) {
+    if (in.empty())
+      continue;
+    std::error_code ec2;
+    if ((!ec && out == fs::weakly_canonical(in, ec2) && !ec2) ||
+        fs::equivalent(output, in, ec2))
+      throw std::invalid_argument(
+          output + " is also an input of this command (" + in +
+          "): write the output to another file");
+  }
+}
+
 std::vector<int64_t>
 parse_dims(const std::string& text, const std::string& what) {
   std::vector<int64_t> dims;

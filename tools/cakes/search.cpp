@@ -5,6 +5,7 @@
 
 #include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
+#include "cakes/train/checkpoint.h"
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
 
@@ -20,11 +21,9 @@
 namespace cakes::cli {
 namespace {
 
+// Atomically: an interrupted or failed write leaves the previous file whole.
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  f << text;
-  if (!f)
-    throw std::runtime_error("cannot write " + path);
+  train::write_file_atomically(path, text);
 }
 
 std::string read_text(const std::string& path) {
@@ -68,7 +67,7 @@ void report(
 struct SearchArgs {
   std::string net = "i3d_resnet50", candidates = "video_123d", mode = "C";
   double sparsity = 1e-4, lr = 0.04, weight_decay = 3e-4, clip = 20;
-  bool no_reweight = false;
+  bool no_reweight = false, force = false;
   int64_t epochs = 1, batch = 8, workers = 2, width = 0;
   uint64_t seed = 0;
   std::string out_dir;
@@ -78,6 +77,13 @@ struct SearchArgs {
 
 void run_search_command(const SearchArgs& a) {
   set_threads(a.threads);
+  const std::string ckpt = a.out_dir + "/search.ckpt",
+                    config = a.out_dir + "/config.json",
+                    log = a.out_dir + "/search.log.jsonl";
+  for (const auto& path : {ckpt, config})
+    if (!a.force && std::filesystem::exists(path))
+      throw std::invalid_argument(
+          path + " exists: give --force to start the search over");
   const auto candidates = search::parse_candidates(a.candidates);
   if (a.mode != "C" && a.mode != "P")
     throw std::invalid_argument(
@@ -101,7 +107,12 @@ void run_search_command(const SearchArgs& a) {
     throw std::invalid_argument(
         "network '" + a.net + "' has no position that can be searched");
 
+  // The inputs are checked (data read, network built): only now does --force
+  // replace the old run. The checkpoint and configuration are replaced
+  // atomically when the new ones are written; the old log would otherwise
+  // be appended to.
   std::filesystem::create_directories(a.out_dir);
+  std::filesystem::remove(log);
   search::SearchOptions o;
   o.mode = a.mode;
   o.sparsity = a.sparsity;
@@ -112,8 +123,8 @@ void run_search_command(const SearchArgs& a) {
   o.trainer.schedule.base_lr = a.lr;
   o.trainer.optimizer.weight_decay = a.weight_decay;
   o.trainer.clip_grad_norm = a.clip;
-  o.trainer.checkpoint_path = a.out_dir + "/search.ckpt";
-  o.trainer.log_path = a.out_dir + "/search.log.jsonl";
+  o.trainer.checkpoint_path = ckpt;
+  o.trainer.log_path = log;
   o.trainer.progress = &std::cout;
   o.trainer.progress_is_terminal = isatty(1);
 
@@ -145,7 +156,7 @@ void run_search_command(const SearchArgs& a) {
   const auto cm = search::mac_cost_model(net, input_sizes);
   search::Derivation shown = d;
   shown.cost = cm.total(d.counts);
-  write_text(a.out_dir + "/config.json", search::config_json(net, d));
+  write_text(config, search::config_json(net, d));
   report(net, shown, cm);
   std::cout << "wrote " << a.out_dir << "/search.ckpt and " << a.out_dir
             << "/config.json\n";
@@ -154,6 +165,7 @@ void run_search_command(const SearchArgs& a) {
 struct DeriveArgs {
   std::string from, out, target_macs, table, input;
   double target_latency = 0;
+  bool force = false;
 };
 
 // "0.5" (fraction of the 3x3x3 network), "30G", "800M", or a plain count.
@@ -190,6 +202,7 @@ double parse_macs_target(const std::string& text, double reference) {
 }
 
 void run_derive_command(const DeriveArgs& a) {
+  refuse_input_as_output(a.out, {a.from, a.table});
   search::SearchMeta meta;
   auto net = search::load_search_checkpoint(a.from, &meta);
   auto input = meta.input_sizes;
@@ -233,6 +246,7 @@ void run_derive_command(const DeriveArgs& a) {
     d = search::derive(net, imp, macs);
     report(net, d, macs);
   }
+  refuse_overwrite(a.out, a.force); // after the inputs' own errors
   write_text(a.out, search::config_json(net, d));
   std::cout << "wrote " << a.out << "\n";
 }
@@ -241,9 +255,11 @@ struct ProfileArgs {
   std::string net = "i3d_resnet50", candidates = "video_123d", out, input;
   int64_t classes = 174, in_channels = 1, width = 0;
   int repeats = 5, threads = 0;
+  bool force = false;
 };
 
 void run_profile_command(const ProfileArgs& a) {
+  refuse_overwrite(a.out, a.force); // before minutes of measuring
   set_threads(a.threads);
   models::NetworkSpec spec;
   spec.network = a.net;
@@ -300,6 +316,11 @@ void add_search(CLI::App& app) {
          "--out-dir", a->out_dir, "writes search.ckpt and config.json here")
       ->required();
   cmd->add_option("--threads", a->threads, "LibTorch threads (0: all cores)");
+  cmd->add_flag(
+      "--force",
+      a->force,
+      "start over when --out-dir holds a search (replaced once the data is "
+      "read)");
   add_data_options(cmd, a->data);
   cmd->callback([a] { run_search_command(*a); });
 
@@ -318,6 +339,7 @@ void add_search(CLI::App& app) {
   dc->add_option("--latency-table", d->table, "table.json from cakes profile");
   dc->add_option(
       "--input", d->input, "input sizes for costs, e.g. 1x3x8x224x224");
+  dc->add_flag("--force", d->force, "overwrite an existing --out");
   dc->callback([d] { run_derive_command(*d); });
 
   auto p = std::make_shared<ProfileArgs>();
@@ -334,6 +356,7 @@ void add_search(CLI::App& app) {
   pc->add_option("--repeats", p->repeats, "timed runs per measurement")
       ->check(CLI::PositiveNumber);
   pc->add_option("--threads", p->threads, "LibTorch threads (0: all cores)");
+  pc->add_flag("--force", p->force, "overwrite an existing --out");
   pc->callback([p] { run_profile_command(*p); });
 }
 

@@ -95,7 +95,11 @@ void run_train(const TrainArgs& a, bool op_given) {
       throw std::invalid_argument(
           ckpt +
           " exists: give --resume to continue it or --force to start over");
-    fs::remove(ckpt);
+    // --force replaces the old run only once the data reads: one sample
+    // (frames decoded, volume loaded) must come out first. The checkpoint is
+    // then replaced atomically by the first new one.
+    std::mt19937_64 probe(a.seed);
+    data.dataset->get(0, probe);
     fs::remove(log);
   }
 
