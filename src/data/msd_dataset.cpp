@@ -1,3 +1,7 @@
+// Volume data sets: the Decathlon dataset.json layout and folders of NIfTI
+// pairs, the validation split, resampling to a spacing and per-modality
+// intensity normalisation. Over 500 lines because both layouts feed one
+// MsdDataset and share its case list, split and caching.
 #include "cakes/data/msd_dataset.h"
 
 #include "cakes/data/resample.h"

@@ -1,3 +1,6 @@
+// NIfTI-1/-2 reading and label writing: the header checked field by field
+// (docs/RELIABILITY.md), bounded and CRC-checked gzip, either endianness,
+// .nii/.nii.gz/.hdr+.img. Over 500 lines: one format, kept in one file.
 #include "cakes/data/nifti.h"
 
 #include <ATen/ATen.h>

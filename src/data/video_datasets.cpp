@@ -1,3 +1,6 @@
+// The video data sets: TRN frame folders, video lists, class-per-folder
+// trees and Something-Something V2 JSON. Over 500 lines because the layouts
+// share label resolution (index or class name) and clip sampling.
 #include "cakes/data/video_datasets.h"
 
 #include "cakes/data/jpeg.h"

@@ -1,3 +1,7 @@
+// Video decoding through FFmpeg, from a file or from memory (custom I/O),
+// with every corruption check of docs/RELIABILITY.md. Over 500 lines because
+// FFmpeg's demux/decode/scale state machine and its error paths belong
+// together in one reader.
 #include "cakes/data/video_reader.h"
 
 #include <ATen/ops/empty.h>

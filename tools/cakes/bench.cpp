@@ -1,6 +1,8 @@
 // cakes bench layer: the fused CAKES op against the paper's formulation
 // (one convolution per group, then concatenation) and a full 3x3x3 convolution
-// of the same width, timed in one run.
+// of the same width, timed in one run; also bench peak, kernels and the
+// per-layer report of bench model. Over 500 lines because every benchmark
+// shares the peak measurement and the interleaved timing.
 #include "commands.h"
 
 #include "cakes/nn/config.h"

@@ -1,3 +1,6 @@
+// The GEMM engine of the op (Engine::Gemm): tap ordering, im2col tiles and
+// oneDNN matmuls for the forward and the weight gradient. Over 500 lines
+// because the plan, its tiling and both passes share one ConvPlan.
 #include "conv_engine.h"
 
 #include <ATen/Parallel.h>

@@ -1,3 +1,6 @@
+// The direct AVX-512 engine (Engine::Direct): register-blocked forward, input
+// and weight gradients over rows of output positions. Over 500 lines because
+// the three passes share tile tables and helpers that must inline together.
 #include "direct_kernel.h"
 #include "cpu_util.h"
 

@@ -1,3 +1,8 @@
+// The panel AVX-512 engine (Engine::Panel): output positions packed densely
+// so small maps (7x7, 4^3) and pointwise layers fill the vector lanes;
+// forward, input and weight gradients. Over 500 lines because the three
+// passes share packing, job scheduling and tile tables that must inline
+// together.
 #include "panel_kernel.h"
 #include "cpu_util.h"
 

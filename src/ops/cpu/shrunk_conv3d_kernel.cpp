@@ -1,6 +1,7 @@
 // CPU kernels of cakes::shrunk_conv3d and its backward. Argument checks live
 // here because every call, from C++ or Python, with or without autograd, ends
-// up in these kernels.
+// up in these kernels. Over 500 lines because the forward, both gradients
+// and the engine choice between Direct, Panel and Gemm share those checks.
 #include "cakes/ops/shrunk_conv3d.h"
 #include "conv_engine.h"
 #include "direct_kernel.h"
