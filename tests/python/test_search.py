@@ -170,10 +170,10 @@ def test_derivation_agrees_with_the_cpp_cli(tmp_path, cli):
             assert src.shape == t.shape, name
             t.copy_(src)
 
-    for flags, kwargs in ((["--target-macs", "0.5"], dict(target_macs=0.5)),
-                          (["--target-macs", "0.3"], dict(target_macs=0.3)),
-                          ([], {})):
-        out = tmp_path / "cpp.json"
+    for i, (flags, kwargs) in enumerate(((["--target-macs", "0.5"], dict(target_macs=0.5)),
+                                         (["--target-macs", "0.3"], dict(target_macs=0.3)),
+                                         ([], {}))):
+        out = tmp_path / f"cpp{i}.json"  # derive keeps an existing --out
         cli("derive", "--from", tmp_path / "search" / "search.ckpt", "--out", out, *flags)
         cpp = cakes.NetworkConfig.load(out)
         derived = cakes.derive(model, input_size=meta["input_sizes"], **kwargs)
