@@ -51,6 +51,10 @@ struct Trainer::State {
   std::vector<at::Tensor> params; // all trainable, for clipping
   int64_t epoch = 0;
   int64_t step = 0;
+  // The log lines of every completed epoch, saved in each checkpoint: a kill
+  // between the checkpoint's rename and the log's append loses no line, since
+  // resume() rewrites the log from the checkpoint.
+  std::vector<std::string> log_lines;
 };
 
 Trainer::Trainer(models::Model model, LossFn loss, TrainerOptions options)
@@ -106,6 +110,11 @@ void Trainer::save_checkpoint(const std::string& path) const {
   meta.step = s_->step;
   meta.network = s_->model.spec;
   meta.sections = s_->options.checkpoint_sections;
+  std::string lines = "[";
+  for (const auto& l : s_->log_lines) {
+    lines += (lines.size() > 1 ? "," : "") + l;
+  }
+  meta.sections["log"] = lines + "]";
   meta.rng_state = cpu_rng_state();
   write_checkpoint(path, *s_->model.module, meta, s_->optimizer.get());
 }
@@ -128,6 +137,23 @@ void Trainer::resume(const std::string& path) {
   // (the one saved) is every rank's.
   if (meta.rng_state.defined()) {
     set_cpu_rng_state(meta.rng_state);
+  }
+  s_->log_lines.clear();
+  const auto log = meta.sections.find("log");
+  if (log != meta.sections.end()) {
+    for (const auto& line : nlohmann::json::parse(log->second)) {
+      s_->log_lines.push_back(line.dump());
+    }
+  }
+  const bool is_main = !s_->options.parallel || s_->options.parallel->is_main();
+  if (!s_->options.log_path.empty() && is_main && log != meta.sections.end()) {
+    // The log as of the checkpoint: lines a kill lost come back, lines of an
+    // epoch after the checkpoint (which resuming redoes) go.
+    std::string text;
+    for (const auto& l : s_->log_lines) {
+      text += l + "\n";
+    }
+    write_file_atomically(s_->options.log_path, text);
   }
   if (s_->options.parallel) {
     s_->options.parallel->after_resume(*s_->model.module, s_->step);
@@ -268,11 +294,12 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     sum.metrics = o.validate(sum.epoch);
     s.model.module->train();
   }
+  const std::string line = log_line(sum);
+  s.log_lines.push_back(line);
   if (!o.checkpoint_path.empty() && is_main) {
     save_checkpoint(o.checkpoint_path);
   }
   if (!o.log_path.empty() && is_main) {
-    const std::string line = log_line(sum);
     std::ofstream log(o.log_path, std::ios::app);
     log << line << '\n';
     if (!log) {

@@ -148,6 +148,48 @@ TEST(Trainer, KillAndResumeGivesTheWeightsOfAnUninterruptedRun) {
   }
 }
 
+TEST(Trainer, ResumeRebuildsTheLogAKillCutShort) {
+  // A kill between the checkpoint's rename and the log's append (issue 16:
+  // 3 of 3 tries lost the epoch's line): the checkpoint carries the lines.
+  TempDir dir("trainer_log_rebuilt");
+  auto ds = std::make_shared<SignDataset>(32);
+  const std::string ckpt = dir / "c.pt", log = dir / "log.jsonl";
+  auto read_lines = [&] {
+    std::ifstream f(log);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(f, l);)
+      lines.push_back(l);
+    return lines;
+  };
+  std::vector<std::string> full;
+  {
+    torch::manual_seed(1);
+    TinyNet net;
+    Loader loader(ds, loader_options());
+    auto o = trainer_options(3, OptimizerKind::sgd);
+    o.checkpoint_path = ckpt;
+    o.log_path = log;
+    Trainer trainer(tiny_model(net, kNetwork), cross_entropy, o);
+    trainer.train_epoch(loader);
+    trainer.train_epoch(loader);
+    full = read_lines();
+    ASSERT_EQ(full.size(), 2u);
+  }
+  std::ofstream(log, std::ios::trunc) << full[0] << "\n"; // the kill
+  TinyNet net;
+  Loader loader(ds, loader_options());
+  auto o = trainer_options(3, OptimizerKind::sgd);
+  o.checkpoint_path = ckpt;
+  o.log_path = log;
+  Trainer trainer(tiny_model(net, kNetwork), cross_entropy, o);
+  trainer.resume(ckpt);
+  EXPECT_EQ(read_lines(), full);
+  trainer.fit(loader);
+  const auto after = read_lines();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_NE(after[2].find("\"epoch\":2"), std::string::npos) << after[2];
+}
+
 TEST(Trainer, ResumeWithoutTheRngStateWouldDiffer) {
   // Guards the test above: dropout really draws from the RNG, so a resume
   // that forgot it would not reproduce the run.
