@@ -55,6 +55,11 @@ struct Trainer::State {
   // between the checkpoint's rename and the log's append loses no line, since
   // resume() rewrites the log from the checkpoint.
   std::vector<std::string> log_lines;
+
+  // Rank 0 (or the only process) logs and writes checkpoints.
+  bool is_main() const {
+    return !options.parallel || options.parallel->is_main();
+  }
 };
 
 Trainer::Trainer(models::Model model, LossFn loss, TrainerOptions options)
@@ -145,8 +150,8 @@ void Trainer::resume(const std::string& path) {
       s_->log_lines.push_back(line.dump());
     }
   }
-  const bool is_main = !s_->options.parallel || s_->options.parallel->is_main();
-  if (!s_->options.log_path.empty() && is_main && log != meta.sections.end()) {
+  if (!s_->options.log_path.empty() && s_->is_main() &&
+      log != meta.sections.end()) {
     // The log as of the checkpoint: lines a kill lost come back, lines of an
     // epoch after the checkpoint (which resuming redoes) go.
     std::string text;
@@ -164,7 +169,7 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
   State& s = *s_;
   const TrainerOptions& o = s.options;
   ParallelHooks* parallel = o.parallel.get();
-  const bool is_main = !parallel || parallel->is_main();
+  const bool is_main = s.is_main();
   EpochSummary sum;
   sum.epoch = s.epoch;
   const int64_t steps = loader.batches_in_epoch(s.epoch);

@@ -25,15 +25,11 @@ void refuse_overwrite(const std::string& path, bool force) {
 
 void refuse_input_as_output(
     const std::string& output, const std::vector<std::string>& inputs) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const auto out = fs::weakly_canonical(output, ec);
+  // An input exists (it is read), so an output that is the same file exists
+  // too: filesystem identity covers links and relative paths alike.
   for (const auto& in : inputs) {
-    if (in.empty())
-      continue;
-    std::error_code ec2;
-    if ((!ec && out == fs::weakly_canonical(in, ec2) && !ec2) ||
-        fs::equivalent(output, in, ec2))
+    std::error_code ec;
+    if (!in.empty() && std::filesystem::equivalent(output, in, ec))
       throw std::invalid_argument(
           output + " is also an input of this command (" + in +
           "): write the output to another file");

@@ -81,9 +81,7 @@ void run_search_command(const SearchArgs& a) {
                     config = a.out_dir + "/config.json",
                     log = a.out_dir + "/search.log.jsonl";
   for (const auto& path : {ckpt, config})
-    if (!a.force && std::filesystem::exists(path))
-      throw std::invalid_argument(
-          path + " exists: give --force to start the search over");
+    refuse_overwrite(path, a.force);
   const auto candidates = search::parse_candidates(a.candidates);
   if (a.mode != "C" && a.mode != "P")
     throw std::invalid_argument(
