@@ -3,6 +3,7 @@
 #include "cakes/models/staged_copy.h"
 #include "cakes/util/zip_check.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
@@ -11,8 +12,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -68,6 +73,136 @@ void stage_archive(
   }
 }
 
+// torch::serialize archives carry TorchScript source: one class per module
+// under code/, declaring its attributes. LibTorch compiles that source when it
+// loads the archive, and its parser crashes (not throws) on some malformed
+// class bodies, and recurses without end on a class that contains itself. So
+// before LibTorch sees a file, its entries must be what write_checkpoint
+// writes: the fixed records, tensor data, and class bodies that only declare
+// attributes of known types and reference other classes of the archive
+// without a cycle.
+struct ArchiveLayout {
+  std::string path;
+
+  [[noreturn]] void fail(const std::string& why) const {
+    throw std::runtime_error(
+        "checkpoint '" + path + "' is not one cakes writes: " + why);
+  }
+
+  // The classes a body's line refers to ("___torch_mangle_N"), appended to
+  // `refs`; fails on any line a checkpoint's class body does not have.
+  void check_line(
+      const std::string& record,
+      const std::string& line,
+      std::vector<std::string>& refs) const {
+    static const std::string name = R"(\"[^"\\\x00-\x1f]*\")";
+    static const std::regex list(
+        R"(  __(parameters|buffers)__ = \[()" + name + R"(, )*\])");
+    static const std::string type =
+        R"((Tensor|str|int|float|bool|Tuple\[float, float\]|)"
+        R"(__torch__\.(___torch_mangle_[0-9]{1,9})\.Module))";
+    static const std::regex attribute(
+        R"(  [A-Za-z_][A-Za-z0-9_]{0,200} : )" + type);
+    static const std::regex annotation(
+        R"(  __annotations__\[)" + name + R"(\] = )" + type);
+    // libstdc++'s regex recurses per character: bound the line first.
+    if (line.size() > 4096) {
+      fail(record + " has an overlong line");
+    }
+    std::smatch m;
+    if (line.empty() || line == "  __annotations__ = []" ||
+        std::regex_match(line, list)) {
+      return;
+    }
+    if (std::regex_match(line, m, attribute) ||
+        std::regex_match(line, m, annotation)) {
+      if (m[m.size() - 1].matched) {
+        refs.push_back(m[m.size() - 1].str());
+      }
+      return;
+    }
+    fail(record + " has an unexpected line");
+  }
+
+  void check(caffe2::serialize::PyTorchStreamReader& reader) const {
+    static const std::regex fixed(
+        R"(data\.pkl|constants\.pkl|version|data/[0-9]{1,9})");
+    static const std::regex code(
+        R"(code/__torch__(/___torch_mangle_[0-9]{1,9})?\.py)");
+    // The debug record of a class without methods: no source ranges.
+    static const std::string no_debug_info(
+        "\200\002X\030\000\000\000FORMAT_WITH_STRING_TABLEq\000X\000"
+        "\000\000\000q\001\205q\002K\000ctorch.jit._pickle\nbuild_intli"
+        "st\nq\003(](etRK\000K\000\207q\004K\000K\000\207K\000\207\205q"
+        "\005\207.",
+        106);
+    std::map<std::string, std::vector<std::string>> classes; // -> references
+    const auto records = reader.getAllRecords();
+    const std::set<std::string> names(records.begin(), records.end());
+    for (const auto& r : records) {
+      if (std::regex_match(r, fixed)) {
+        continue;
+      }
+      const bool debug =
+          r.size() > 10 && r.substr(r.size() - 10) == ".debug_pkl";
+      const std::string source = debug ? r.substr(0, r.size() - 10) : r;
+      if (!std::regex_match(source, code)) {
+        fail("unexpected entry '" + r + "'");
+      }
+      auto [data, size] = reader.getRecord(r);
+      const std::string text(static_cast<const char*>(data.get()), size);
+      if (debug) {
+        if (text != no_debug_info) {
+          fail("unexpected content in '" + r + "'");
+        }
+        continue;
+      }
+      if (!names.count(r + ".debug_pkl")) {
+        fail("'" + r + "' has no debug record");
+      }
+      const std::string head = "class Module(Module):\n";
+      if (text.compare(0, head.size(), head) != 0) {
+        fail(r + " does not declare a module class");
+      }
+      auto& refs = classes
+          [source == "code/__torch__.py"
+               ? std::string("__torch__")
+               : source.substr(15, source.size() - 18)];
+      std::istringstream lines(text.substr(head.size()));
+      for (std::string line; std::getline(lines, line);) {
+        check_line(r, line, refs);
+      }
+    }
+    if (!classes.count("__torch__") || !names.count("data.pkl")) {
+      fail("it has no module");
+    }
+    // Every referenced class exists, and none contains itself.
+    std::map<std::string, int> state; // 1 visiting, 2 done
+    std::vector<std::pair<std::string, std::size_t>> stack{{"__torch__", 0}};
+    state["__torch__"] = 1;
+    while (!stack.empty()) {
+      auto& [cls, next] = stack.back();
+      const auto& refs = classes[cls];
+      if (next == refs.size()) {
+        state[cls] = 2;
+        stack.pop_back();
+        continue;
+      }
+      const std::string ref = refs[next++];
+      if (!classes.count(ref)) {
+        fail("class " + ref + " is referenced but missing");
+      }
+      if (state[ref] == 1) {
+        fail("class " + ref + " contains itself");
+      }
+      if (state[ref] == 0) {
+        state[ref] = 1;
+        stack.emplace_back(ref, 0);
+      }
+    }
+  }
+};
+
 void open_archive(const std::string& path, torch::serialize::InputArchive& ar) {
   if (::access(path.c_str(), R_OK) != 0) {
     io_error("read checkpoint", path);
@@ -76,6 +211,8 @@ void open_archive(const std::string& path, torch::serialize::InputArchive& ar) {
   // load silently.
   util::verify_zip_file(path);
   try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    ArchiveLayout{path}.check(reader);
     ar.load_from(path);
   } catch (const c10::Error& e) {
     throw std::runtime_error(

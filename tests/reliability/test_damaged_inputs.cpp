@@ -549,8 +549,7 @@ TEST(DamagedInputs, CheckpointWithAlteredTensorDataIsRefused) {
   auto other =
       cakes::models::Model::wrap(torch::nn::Linear(4, 64), meta.network);
   expect_error(
-      any_error_of(
-          [&] { cakes::train::load_checkpoint_weights(bad, other); }),
+      any_error_of([&] { cakes::train::load_checkpoint_weights(bad, other); }),
       bad,
       "CRC-32 mismatch");
 
@@ -561,6 +560,74 @@ TEST(DamagedInputs, CheckpointWithAlteredTensorDataIsRefused) {
       any_error_of([&] { cakes::train::read_checkpoint_meta(cut); }),
       cut,
       "zip");
+}
+
+// Checkpoints carry TorchScript source (one class per module) that LibTorch
+// compiles on load; its parser crashed on a class body fuzz_checkpoint had
+// altered behind valid CRCs. Such files are refused before LibTorch reads
+// them.
+TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
+  TempDir tmp("checkpoint_code");
+  torch::nn::Linear model(4, 3);
+  cakes::train::CheckpointMeta meta;
+  meta.network.network = "tiny";
+  const std::string good = tmp / "good.pt";
+  cakes::train::write_checkpoint(good, *model, meta);
+  // Rewrites the archive with python's zipfile (valid CRCs): `edit` is a
+  // python expression of `name` and `data` (bytes) giving the new data, and
+  // `extra` adds an entry.
+  auto rewrite = [&](const std::string& out,
+                     const std::string& edit,
+                     const std::string& extra) {
+    run_command(
+        kPython +
+        " -c 'import sys, zipfile\n"
+        "src = zipfile.ZipFile(sys.argv[1])\n"
+        "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
+        "for name in src.namelist():\n"
+        "    data = src.read(name)\n"
+        "    dst.writestr(name, " +
+        edit + ")\n" + extra + "dst.close()' '" + good + "' '" + out + "'");
+  };
+  // Unchanged but rewritten: still a checkpoint (the check is about content,
+  // not about how the zip was written).
+  const std::string same = tmp / "same.pt";
+  rewrite(same, "data", "");
+  EXPECT_EQ(cakes::train::read_checkpoint_meta(same).network.network, "tiny");
+
+  const std::string renamed = tmp / "renamed.pt";
+  rewrite(
+      renamed,
+      "data.replace(b\"__buffers__\", b\"__buffery__\") "
+      "if name.endswith(\".py\") else data",
+      "");
+  expect_error(
+      any_error_of([&] { cakes::train::read_checkpoint_meta(renamed); }),
+      renamed,
+      "unexpected line");
+
+  const std::string loop = tmp / "loop.pt";
+  rewrite(
+      loop,
+      "data + b\"  loop : __torch__.___torch_mangle_0.Module\\n\" "
+      "if name.endswith(\"mangle_0.py\") else data",
+      "");
+  auto m = cakes::models::Model::wrap(torch::nn::Linear(4, 3), meta.network);
+  expect_error(
+      any_error_of([&] { cakes::train::load_checkpoint_weights(loop, m); }),
+      loop,
+      "contains itself");
+
+  const std::string extra = tmp / "extra.pt";
+  rewrite(
+      extra,
+      "data",
+      "dst.writestr(\"archive/code/__torch__/evil.py\", b\"def f(): "
+      "pass\\n\")\n");
+  expect_error(
+      any_error_of([&] { cakes::train::read_checkpoint_meta(extra); }),
+      extra,
+      "unexpected entry");
 }
 
 // ---- Sizes that overflowed or divided by zero -------------------------------
