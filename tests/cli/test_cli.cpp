@@ -415,4 +415,67 @@ TEST_F(Cli, ForceKeepsTheOldRunWhenTheDataDoesNotRead) {
   EXPECT_EQ(slurp(fs::path(run) / "log.jsonl"), log_bytes);
 }
 
+// Every bad command line of the reliability issue, and one of each class
+// they stand for: a non-zero exit by the program itself (no signal), exactly
+// one line on stderr, starting with "cakes" and naming the flag or file.
+TEST_F(Cli, BadCommandLinesAreOneLineNamingTheInput) {
+  const std::string t = "train" + net_flags() + data_flags() +
+                        " --epochs 1 --out-dir " +
+                        (dir() / "never_written").string() + " ";
+  const fs::path deep = dir() / "deep.json";
+  std::ofstream(deep) << std::string(100000, '[') << std::string(100000, ']');
+  const fs::path array = dir() / "array.json";
+  std::ofstream(array) << "[1, 2]";
+  const std::vector<std::pair<std::string, std::string>> table = {
+      // Numbers read as flags, CLI11's unreadable range messages.
+      {t + "--threads -5", "--threads"},
+      {t + "--batch 0", "--batch"},
+      {"launch --nproc 0 -- info", "--nproc"},
+      // Not finite, out of range.
+      {t + "--warmup nan", "--warmup"},
+      {t + "--clip -1", "--clip"},
+      {t + "--clip nan", "--clip"},
+      {t + "--lr inf", "--lr"},
+      {t + "--foreground -1", "--foreground"},
+      {t + "--foreground nan", "--foreground"},
+      {t + "--num-classes 0", "--num-classes"},
+      {t + "--log-every 0", "--log-every"},
+      {"launch --nproc 1 --master-port 70000 -- info", "--master-port"},
+      {"launch --nproc 1 --master-port -1 -- info", "--master-port"},
+      {"launch --nproc 1 -- launch --nproc 1 -- info", "another launch"},
+      {"eval" + net_flags() + data_flags() + "--checkpoint x --overlap 1",
+       "--overlap"},
+      // No bound: refused before any work.
+      {t + "--workers 100000", "--workers"},
+      {t + "--threads 100000", "--threads"},
+      {t + "--frames 100000", "--frames"},
+      {t + "--patch 1000 1000 1000", "--patch"},
+      {"bench model --net i3d_resnet18 --size 4096", "--size"},
+      {"info --net i3d_resnet18 --size 100000 --batch 100000", "--size"},
+      {"bench layer --input 4x4x4611686018427387905x1", "--input"},
+      // Arithmetic that crashed or overflowed.
+      {"bench layer --input 1x4x8x8 --stride 0x1x1", "stride"},
+      {"bench layer --split "
+       "3x3x3:9223372036854775807,1x3x3:9223372036854775807,3x1x1:18",
+       "3x3x3:9223372036854775807"},
+      // Configurations: nested (crashed), of the wrong shape (raw JSON text).
+      {"info --net i3d_resnet18 --config " + deep.string(), deep.string()},
+      {"info --net i3d_resnet18 --config " + array.string(), array.string()},
+      // Labels the data set does not have (failed mid-epoch).
+      {t + "--flip-swaps 0:9", "--flip-swaps 0:9"},
+      // Files that are missing.
+      {"eval" + net_flags() + data_flags() + "--checkpoint " +
+           (dir() / "missing.pt").string(),
+       "missing.pt"},
+  };
+  for (const auto& [args, needle] : table) {
+    SCOPED_TRACE(args);
+    const Result r = cakes(args);
+    EXPECT_GT(r.rc, 0);
+    EXPECT_LT(r.rc, 128); // the shell's code for a child killed by a signal
+    expect_one_line_error(r, needle);
+  }
+  EXPECT_FALSE(fs::exists(dir() / "never_written"));
+}
+
 } // namespace

@@ -21,6 +21,10 @@ void refuse_overwrite(const std::string& path, bool force);
 // over what it reads, --force or not.
 void refuse_input_as_output(
     const std::string& output, const std::vector<std::string>& inputs);
+// Attaches the range of every numeric flag (flag_rules.cpp: one table for
+// all subcommands) to the options of `app`'s subcommands; call once all
+// subcommands exist.
+void apply_flag_rules(CLI::App& app);
 // Splits "1x8x56x56" into integers; throws std::invalid_argument naming `what`.
 std::vector<int64_t>
 parse_dims(const std::string& text, const std::string& what);

@@ -3,6 +3,7 @@
 #include "cakes/data/msd_dataset.h"
 #include "cakes/data/video_datasets.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 #include <utility>
@@ -288,6 +289,14 @@ DatasetHandle make_dataset(const DataOptions& o, bool training) {
       s.frame_template = o.frame_template;
     ds = data::make_ssv2_dataset(s, clip);
   }
+  // A swap naming a class the data set does not have would fail mid-epoch,
+  // at the first flipped clip of that class, with LibTorch's words.
+  for (const auto& [a, b] : clip.flip_swaps)
+    if (std::max(a, b) >= ds->num_classes())
+      throw std::invalid_argument(
+          "--flip-swaps " + std::to_string(a) + ":" + std::to_string(b) +
+          ": the data set has " + std::to_string(ds->num_classes()) +
+          " classes (0.." + std::to_string(ds->num_classes() - 1) + ")");
   DatasetHandle h;
   h.num_classes = ds->num_classes();
   h.class_names = ds->class_names();

@@ -101,6 +101,11 @@ void add_launch(CLI::App& app) {
          "the cakes command line each process runs (after --)")
       ->required();
   cmd->callback([o] {
+    // Each process runs the command; a nested launch would multiply them.
+    if (!o->args.empty() && o->args.front() == "launch")
+      throw std::invalid_argument(
+          "launch: the command after -- is run by every process; it cannot "
+          "be another launch");
     o->executable = self_executable();
     // A terminal's Ctrl-C reaches the whole process group anyway; a
     // scheduler's SIGTERM to the launcher alone must reach the ranks too.

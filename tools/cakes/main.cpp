@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -48,7 +49,19 @@ parse_dims(const std::string& text, const std::string& what) {
         part.find_first_not_of("0123456789") != std::string::npos)
       throw std::invalid_argument(
           "bad " + what + " '" + text + "': expected sizes joined by 'x'");
+    // Stated limits (a size of 2^20, 2^32 elements in all) keep LibTorch's
+    // own overflow messages and absurd allocations away from the user.
+    if (part.size() > 7 || std::stoll(part) > (int64_t(1) << 20))
+      throw std::invalid_argument(
+          "bad " + what + " '" + text + "': each size must be at most " +
+          std::to_string(int64_t(1) << 20));
     dims.push_back(std::stoll(part));
+    int64_t elements = 1;
+    for (int64_t d : dims)
+      elements *= std::max<int64_t>(d, 1);
+    if (elements > (int64_t(1) << 32))
+      throw std::invalid_argument(
+          "bad " + what + " '" + text + "': more than 2^32 elements");
     if (x == std::string::npos)
       break;
     start = x + 1;
@@ -73,12 +86,25 @@ int main(int argc, char** argv) {
   cakes::cli::add_synth(app);
   cakes::cli::add_bench_model(*app.get_subcommand("bench"));
   cakes::cli::add_launch(app);
+  cakes::cli::apply_flag_rules(app);
   // Subcommands run inside parse(); whatever they throw is reported as one
   // line and a non-zero exit, never a crash or a backtrace.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Help and version requests print as CLI11 lays them out; a wrong
+    // command line is one line, like every other error.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success) ||
+        dynamic_cast<const CLI::CallForHelp*>(&e) ||
+        dynamic_cast<const CLI::CallForAllHelp*>(&e) ||
+        dynamic_cast<const CLI::CallForVersion*>(&e) ||
+        dynamic_cast<const CLI::RuntimeError*>(&e)) // already reported
+
+      return app.exit(e);
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::cerr << "cakes: error: " << msg << "\n";
+    return e.get_exit_code();
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     msg = msg.substr(0, msg.find('\n'));
