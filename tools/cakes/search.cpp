@@ -100,6 +100,10 @@ void run_search_command(const SearchArgs& a) {
   spec.num_classes = train_set.num_classes;
   spec.in_channels = first.size(0);
   spec.width = a.width;
+  // LibTorch seeds its default generator from the system's entropy: without
+  // this, the super-network's initial weights (and so the derived
+  // configuration) differed from run to run.
+  torch::manual_seed(a.seed);
   auto net = search::build_supernet(spec, candidates);
   if (net.layers.empty())
     throw std::invalid_argument(
