@@ -1,6 +1,7 @@
 #include "cakes/train/checkpoint.h"
 
 #include "cakes/models/staged_copy.h"
+#include "cakes/util/pickle_check.h"
 #include "cakes/util/zip_check.h"
 
 #include <caffe2/serialize/inline_container.h>
@@ -140,6 +141,12 @@ struct ArchiveLayout {
     const auto records = reader.getAllRecords();
     const std::set<std::string> names(records.begin(), records.end());
     for (const auto& r : records) {
+      if (r == "data.pkl" || r == "constants.pkl") {
+        auto [data, size] = reader.getRecord(r);
+        util::verify_pickle(
+            data.get(), size, "checkpoint '" + path + "': " + r);
+        continue;
+      }
       if (std::regex_match(r, fixed)) {
         continue;
       }

@@ -15,6 +15,7 @@
 #include "cakes/nn/op_layer.h"
 #include "cakes/ops/shrunk_conv3d.h"
 #include "cakes/train/checkpoint.h"
+#include "cakes/util/pickle_check.h"
 #include "cakes/util/zip_check.h"
 
 #include "data/test_helpers.h"
@@ -628,6 +629,66 @@ TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
       any_error_of([&] { cakes::train::read_checkpoint_meta(extra); }),
       extra,
       "unexpected entry");
+}
+
+// The pickle inside a checkpoint: LibTorch's unpickler reserved what a
+// length said (4 GB from a 10 KB file, found by fuzz_checkpoint) and grew its
+// memo table to any index. Python's own pickles of protocols 2 and 4 pass.
+TEST(DamagedInputs, PickleLengthsAndMemoIndicesAreBounded) {
+  TempDir tmp("pickle");
+  for (int protocol : {2, 4}) {
+    const std::string path = tmp / ("p" + std::to_string(protocol) + ".pkl");
+    run_command(
+        kPython +
+        " -c 'import pickle, sys, collections\n"
+        "o = collections.OrderedDict(a=[1, 2.5, \"x\" * 300, b\"yz\" * 200], "
+        "b=(True, None, 2**70, -3), c={\"d\": {1, 2}})\n"
+        "o[\"e\"] = o[\"a\"]\n"
+        "open(sys.argv[1], \"wb\").write(pickle.dumps(o, protocol=" +
+        std::to_string(protocol) + "))' '" + path + "'");
+    const std::string good = read_bytes(path);
+    ASSERT_GT(good.size(), 100u);
+    cakes::util::verify_pickle(good.data(), good.size(), path);
+    // Cut anywhere: an error, never a read past the end.
+    for (std::size_t cut = 0; cut < good.size(); cut += 7) {
+      EXPECT_THROW(
+          cakes::util::verify_pickle(good.data(), cut, path),
+          std::runtime_error)
+          << "cut at " << cut;
+    }
+  }
+  const auto error = [](const std::string& bytes) {
+    return any_error_of([&] {
+      cakes::util::verify_pickle(bytes.data(), bytes.size(), "x.pkl");
+    });
+  };
+  // BINUNICODE of 4 GB in 12 bytes.
+  expect_error(
+      error(std::string(
+          "\x80\x02X\xff\xff\xff\xff"
+          "abc.",
+          12)),
+      "x.pkl",
+      "length of 4294967295");
+  // LONG_BINPUT of index 2^31 with nothing memoised.
+  expect_error(
+      error(std::string(
+          "\x80\x02N"
+          "r\x00\x00\x00\x80"
+          ".",
+          9)),
+      "x.pkl",
+      "memo index 2147483648");
+  expect_error(
+      error(std::string(
+          "\x80\x02N"
+          "h\x00"
+          ".",
+          6)),
+      "x.pkl",
+      "memo index 0");
+  expect_error(error(std::string("\x80\x02\xff.", 4)), "x.pkl", "0xff");
+  expect_error(error(std::string("\x80\x02N", 3)), "x.pkl", "STOP");
 }
 
 // ---- Sizes that overflowed or divided by zero -------------------------------
