@@ -109,12 +109,31 @@ const models::Model& Trainer::model() const {
   return s_->model;
 }
 
+namespace {
+
+// The schedule as the checkpoint's "schedule" section, keyed by the train
+// flags that set each value (for resume's message).
+nlohmann::json schedule_json(const Schedule& s) {
+  const char* kinds[] = {"constant", "step", "cosine"};
+  return {
+      {"--schedule", kinds[static_cast<int>(s.kind)]},
+      {"--lr", s.base_lr},
+      {"--warmup", s.warmup_epochs},
+      {"--milestones", s.milestones},
+      {"gamma", s.gamma},
+      {"min_lr", s.min_lr},
+      {"--epochs", s.total_epochs}};
+}
+
+} // namespace
+
 void Trainer::save_checkpoint(const std::string& path) const {
   CheckpointMeta meta;
   meta.epoch = s_->epoch;
   meta.step = s_->step;
   meta.network = s_->model.spec;
   meta.sections = s_->options.checkpoint_sections;
+  meta.sections["schedule"] = schedule_json(s_->options.schedule).dump();
   std::string lines = "[";
   for (const auto& l : s_->log_lines) {
     lines += (lines.size() > 1 ? "," : "") + l;
@@ -131,6 +150,25 @@ void Trainer::resume(const std::string& path) {
     throw std::runtime_error(
         "cannot resume from '" + path + "': it holds another network (" + diff +
         ")");
+  }
+  const auto saved = meta.sections.find("schedule");
+  if (saved != meta.sections.end() && !s_->options.allow_schedule_change) {
+    const auto was = nlohmann::json::parse(saved->second);
+    const auto now = schedule_json(s_->options.schedule);
+    std::string diffs;
+    for (const auto& [key, value] : now.items()) {
+      if (was.contains(key) && was[key] != value) {
+        diffs += (diffs.empty() ? "" : ", ") + key + " " + was[key].dump() +
+                 " then, " + value.dump() + " now";
+      }
+    }
+    if (!diffs.empty()) {
+      throw std::runtime_error(
+          "cannot resume from '" + path + "' under another schedule (" + diffs +
+          "): repeat the run's flags to continue it exactly, or give "
+          "--reschedule to follow the new schedule from step " +
+          std::to_string(meta.step));
+    }
   }
   load_checkpoint_weights(path, s_->model);
   load_checkpoint_optimizer(path, *s_->optimizer);

@@ -183,11 +183,17 @@ TEST_F(Cli, ResumeContinuesTheRun) {
   fs::create_directories(run);
   fs::copy(fs::path(trained()) / "checkpoint.pt", run / "checkpoint.pt");
   fs::copy(fs::path(trained()) / "log.jsonl", run / "log.jsonl");
-  const auto r = cakes(
+  // Two epochs where the run planned one: its schedule would be re-planned
+  // (a cosine one sends the learning rate back up), so only on request.
+  const std::string before = slurp(run / "checkpoint.pt");
+  const std::string extend =
       "train" + net_flags() + data_flags() +
       "--epochs 2 --batch 4 --lr 0.01 --workers 1 --threads 2 --resume "
       "--out-dir " +
-      run.string());
+      run.string();
+  expect_one_line_error(cakes(extend), "--epochs 1 then, 2 now");
+  EXPECT_EQ(slurp(run / "checkpoint.pt"), before);
+  const auto r = cakes(extend + " --reschedule");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("after epoch 1"), std::string::npos) << r.out;
   EXPECT_EQ(

@@ -73,7 +73,7 @@ struct TrainArgs {
   int workers = 2;
   uint64_t seed = 0;
   std::string out_dir;
-  bool resume = false, force = false;
+  bool resume = false, force = false, reschedule = false;
   int threads = 0;
   int64_t log_every = 10;
 };
@@ -112,6 +112,7 @@ void run_train(const TrainArgs& a, bool op_given) {
   o.schedule.warmup_epochs = a.warmup;
   o.schedule.milestones = a.milestones;
   o.schedule.total_epochs = a.epochs;
+  o.allow_schedule_change = a.reschedule;
   o.clip_grad_norm = a.clip;
   o.checkpoint_path = ckpt;
   o.log_path = log;
@@ -360,7 +361,15 @@ void add_train(CLI::App& app) {
   c->add_option("--seed", a->seed, "seed of weights and data order");
   c->add_option("--out-dir", a->out_dir, "checkpoint.pt and log.jsonl go here")
       ->required();
-  c->add_flag("--resume", a->resume, "continue the checkpoint in --out-dir");
+  auto* resume = c->add_flag(
+      "--resume", a->resume, "continue the checkpoint in --out-dir");
+  c->add_flag(
+       "--reschedule",
+       a->reschedule,
+       "with --resume: follow this command's schedule flags (--epochs, --lr, "
+       "--schedule, --warmup, --milestones) from the step reached, when they "
+       "differ from the run's")
+      ->needs(resume);
   c->add_flag(
       "--force", a->force, "start over even if --out-dir holds a checkpoint");
   c->add_option("--threads", a->threads, "threads (0 = all cores)");

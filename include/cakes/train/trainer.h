@@ -72,6 +72,10 @@ struct TrainerOptions {
   int64_t epochs = 1; // train until this many epochs are complete
   OptimizerSettings optimizer;
   Schedule schedule; // schedule.total_epochs is taken from `epochs` if 0
+  // Checkpoints record the schedule; resume() refuses a checkpoint written
+  // under another one (a changed --epochs re-stretches a cosine schedule and
+  // sends the learning rate back up) unless this is set.
+  bool allow_schedule_change = false;
   double clip_grad_norm = 0; // 0: no clipping (docs/CAKES.md §4 uses 20)
   // Written after every epoch when non-empty (train/checkpoint.h), with these
   // extra sections in its metadata (name -> JSON text).
