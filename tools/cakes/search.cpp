@@ -2,6 +2,7 @@
 // wrappers over include/cakes/search/search.h.
 #include "commands.h"
 #include "data_options.h"
+#include "init_options.h"
 
 #include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
@@ -73,6 +74,7 @@ struct SearchArgs {
   std::string out_dir;
   int threads = 0;
   DataOptions data;
+  InitOptions init;
 };
 
 void run_search_command(const SearchArgs& a) {
@@ -104,6 +106,7 @@ void run_search_command(const SearchArgs& a) {
   if (net.layers.empty())
     throw std::invalid_argument(
         "network '" + a.net + "' has no position that can be searched");
+  init_supernet(a.init, net.model);
 
   // The inputs are checked (data read, network built): only now does --force
   // replace the old run. The checkpoint and configuration are replaced
@@ -320,6 +323,7 @@ void add_search(CLI::App& app) {
       "start over when --out-dir holds a search (replaced once the data is "
       "read)");
   add_data_options(cmd, a->data);
+  add_init_flags(cmd, a->init);
   cmd->callback([a] { run_search_command(*a); });
 
   auto d = std::make_shared<DeriveArgs>();

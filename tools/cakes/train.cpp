@@ -2,6 +2,7 @@
 // shared data flags, the library's Trainer, metrics and sliding window.
 #include "commands.h"
 #include "data_options.h"
+#include "init_options.h"
 #include "net_options.h"
 
 #include "cakes/data/nifti.h"
@@ -76,14 +77,18 @@ struct TrainArgs {
   bool resume = false, force = false;
   int threads = 0;
   int64_t log_every = 10;
+  InitOptions init;
 };
 
-void run_train(const TrainArgs& a, bool op_given) {
+void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
   const auto data = make_dataset(a.data, /*training=*/true);
-  const auto model = models::build(
-      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
+  const auto wanted =
+      resolve_network(a.net, op_given, data.num_classes, data.in_channels);
+  const auto model = a.init.file.empty()
+                         ? models::build(wanted)
+                         : initial_model(a.init, wanted, net_given);
 
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
@@ -368,7 +373,9 @@ void add_train(CLI::App& app) {
       "--log-every",
       a->log_every,
       "progress line every N steps (not a terminal)");
-  c->callback([a, c] { run_train(*a, c->count("--op") > 0); });
+  add_init_flags(c, a->init);
+  c->callback(
+      [a, c] { run_train(*a, c->count("--op") > 0, net_flags_given(c) > 0); });
 }
 
 void add_eval(CLI::App& app) {
