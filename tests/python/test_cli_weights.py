@@ -9,9 +9,8 @@ paper's computation (I3D ResNet-50 bottlenecks, a 1x7x7 stem, a per-frame
 classifier averaged over time); its base width is 8 so the files stay small.
 """
 import collections
-import io
+import json
 import os
-import pickle
 import zipfile
 
 import pytest
@@ -277,7 +276,7 @@ def synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "synth"
     cli = os.path.abspath(os.environ.get("CAKES_CLI", "build/cakes"))
     subprocess.run([cli, "synth", "--out", str(out), "--videos", "16", "--frames", "8", "--size", "32",
-                    "--format", "frames"], check=True, capture_output=True)
+                    "--format", "both"], check=True, capture_output=True)
     return out
 
 
@@ -420,3 +419,52 @@ def test_search_init_inflates_into_the_super_network(cli, tmp_path, torchvision_
     torch.testing.assert_close(sd["layer1.0.conv2.weight_1x3x3"], inflated(w, (1, 3, 3)).repeat(1, 3, 1, 1, 1))
     # The norm: the 2D norm repeated per candidate.
     torch.testing.assert_close(sd["layer1.0.conv1.bn.bias"], tv["layer1.0.bn1.bias"].repeat(3))
+    # The configuration it writes names its network and width: info needs no --net.
+    r = cli("info", "--config", tmp_path / "s" / "config.json", "--frames", 4, "--size", 32, "--classes", 4)
+    assert r.stdout.startswith("i3d_resnet18, op cakes"), r.stdout
+    r = cli("info", "--config", tmp_path / "s" / "config.json", "--width", 32, check=False)
+    assert r.returncode == 1 and "--width 32 differs from the width 64" in r.stderr, r.stderr
+    # --init of a search checkpoint: the derived network, weights inherited.
+    r = cli("train", "--init", tmp_path / "s" / "search.ckpt", *data_flags(synth), "--epochs", 1,
+            "--batch", 8, "--out-dir", tmp_path / "ft")
+    assert "search checkpoint: the derived network, weights inherited" in r.stdout, r.stdout
+
+
+# -- self-describing checkpoints ----------------------------------------------
+
+
+def test_eval_infer_info_bench_from_the_checkpoint_alone(cli, tmp_path, synth):
+    run = tmp_path / "run"
+    cli("train", "--net", "i3d_resnet18", "--width", 8, "--op", "conv3d", *data_flags(synth),
+        "--frames-val-list", synth / "val.txt", "--flip-swaps", "0:1", "--epochs", 2, "--batch", 8,
+        "--lr", 0.05, "--out-dir", run)
+    logged = [json.loads(line) for line in open(run / "log.jsonl")]
+    val = [e["val_top1"] for e in logged if "val_top1" in e][-1]
+    ckpt = run / "checkpoint.pt"
+    # No --net, --width, --op, --frames or --size: the checkpoint records them.
+    r = cli("eval", "--checkpoint", ckpt, "--frames-list", synth / "train.txt",
+            "--frames-val-list", synth / "val.txt", "--categories", synth / "category.txt", "--json")
+    assert abs(json.loads(r.stdout)["top1"] - val) < 1e-9, (r.stdout, val)
+    # Another crop size than the network was trained at is refused.
+    r = cli("eval", "--checkpoint", ckpt, "--frames-list", synth / "train.txt",
+            "--frames-val-list", synth / "val.txt", "--categories", synth / "category.txt",
+            "--size", 224, check=False)
+    assert r.returncode == 1 and "--size 224 differs from the 32" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+    # Another network is refused with the difference.
+    r = cli("eval", "--checkpoint", ckpt, "--net", "i3d_resnet18", "--width", 16, "--frames-list",
+            synth / "train.txt", "--frames-val-list", synth / "val.txt", "--categories",
+            synth / "category.txt", check=False)
+    assert r.returncode == 1 and "width 8 vs 16" in r.stderr, r.stderr
+    # infer: class names, frames and size from the checkpoint.
+    video = sorted((synth / "videos").glob("val_*.mp4"))[0]
+    r = cli("infer", "--checkpoint", ckpt, "--input", video)
+    names = [l.strip() for l in open(synth / "category.txt")]
+    assert any(n in r.stdout for n in names), r.stdout
+    r = cli("infer", "--checkpoint", ckpt, "--input", video, "--size", 64, check=False)
+    assert r.returncode == 1 and "--size 64 differs" in r.stderr, r.stderr
+    # info and bench model.
+    r = cli("info", "--checkpoint", ckpt)
+    assert r.stdout.startswith("i3d_resnet18, op conv3d, input 1x3x4x32x32"), r.stdout
+    r = cli("bench", "model", "--checkpoint", ckpt, "--warmup", 0, "--repeats", 1, "--threads", 2)
+    assert "i3d_resnet18" in r.stdout or "conv3d" in r.stdout, r.stdout

@@ -18,7 +18,7 @@
 
 namespace cakes::cli {
 
-size_t net_flags_given(CLI::App* c) {
+size_t net_flags_given(const CLI::App* c) {
   size_t n = 0;
   for (const char* f : {"--net", "--op", "--config", "--preset", "--width"})
     n += c->count(f);

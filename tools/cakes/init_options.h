@@ -18,7 +18,7 @@ struct InitOptions {
 };
 
 // How many of --net/--op/--config/--preset/--width `command` was given.
-size_t net_flags_given(CLI::App* command);
+size_t net_flags_given(const CLI::App* command);
 
 // Adds --init FILE and --init-check FILE to `command`.
 void add_init_flags(CLI::App* command, InitOptions& options);

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "data_options.h"
 #include "init_options.h"
+#include "input_spec.h"
 
 #include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
@@ -125,6 +126,7 @@ void run_search_command(const SearchArgs& a) {
   o.trainer.optimizer.weight_decay = a.weight_decay;
   o.trainer.clip_grad_norm = a.clip;
   o.trainer.checkpoint_path = ckpt;
+  o.trainer.checkpoint_sections["input"] = input_section(a.data, train_set);
   o.trainer.log_path = log;
   o.trainer.progress = &std::cout;
   o.trainer.progress_is_terminal = isatty(1);
