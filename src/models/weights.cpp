@@ -316,13 +316,19 @@ NetworkSpec paper_network_spec(
     return spec;
   }
   // The CAKES codes: per position, one convs.<i> per non-empty group, its
-  // sub-kernel and channels read from the weight's shape, in file order.
-  spec.op.op = "cakes";
+  // sub-kernel and channels read from the weight's shape, in file order. A
+  // search super-network (every group at full width, the norm over all of
+  // them, conv3 reading them all) is the "super" operation over the
+  // candidates in file order.
+  std::vector<Config> configs;
+  std::vector<SubKernel> candidates;
+  int supers = 0;
   for (const auto& p : positions) {
-    const std::string base =
-        "base_model." + strip_suffix(p.name, "conv2") + "convT.convs.";
+    const std::string block = strip_suffix(p.name, ".conv2");
+    const std::string base = "base_model." + block + ".convT.convs.";
     std::vector<KernelGroup> groups;
     int64_t total = 0;
+    bool full = true;
     for (int i = 0; sd.count(base + std::to_string(i) + ".0.weight"); ++i) {
       const auto& w = sd.at(base + std::to_string(i) + ".0.weight");
       if (w.dim() != 5)
@@ -332,20 +338,47 @@ NetworkSpec paper_network_spec(
       SubKernel k{w.size(2), w.size(3), w.size(4)};
       groups.push_back(KernelGroup{k, w.size(0)});
       total += w.size(0);
+      full = full && w.size(0) == p.out_channels;
     }
     if (groups.empty())
       throw std::invalid_argument(
-          "'" + what + "' is not in the paper's layout: block " +
-          strip_suffix(p.name, ".conv2") +
+          "'" + what + "' is not in the paper's layout: block " + block +
           " has neither convT.op nor convT.convs weights");
-    if (total != p.out_channels)
+    if (total == p.out_channels) {
+      configs.push_back(Config(groups));
+      continue;
+    }
+    if (!full || groups.size() < 2)
       throw std::invalid_argument(
-          "'" + what + "': block " + strip_suffix(p.name, ".conv2") +
-          " has groups of " + std::to_string(total) + " channels in all for " +
-          std::to_string(p.out_channels) +
-          " outputs (a search super-network is not supported)");
-    spec.op.configs.push_back(Config(groups));
+          "'" + what + "': block " + block + " has groups of " +
+          std::to_string(total) + " channels in all for " +
+          std::to_string(p.out_channels) + " outputs");
+    // A super-network block.
+    if (sd.count("base_model." + block + ".convT.norm.weight") ||
+        shape_at(need("base_model." + block + ".conv3.weight"), 1) != total)
+      throw std::invalid_argument(
+          "'" + what + "': block " + block +
+          " is a performance-priority search super-network (convT.norm, "
+          "conv3 reading one group's width), which cakes does not import");
+    std::vector<SubKernel> kernels;
+    for (const auto& g : groups)
+      kernels.push_back(g.kernel);
+    if (supers++ == 0)
+      candidates = kernels;
+    else if (kernels != candidates)
+      throw std::invalid_argument(
+          "'" + what + "': block " + block + " has candidates " +
+          kernels_str(kernels) + ", the first block " +
+          kernels_str(candidates));
   }
+  if (supers > 0 && supers != int(positions.size()))
+    throw std::invalid_argument(
+        "'" + what +
+        "' mixes super-network blocks and derived blocks; it is neither");
+  if (supers > 0)
+    spec.op = OpSpec{"super", {}, candidates};
+  else
+    spec.op = OpSpec{"cakes", configs, {}};
   return spec;
 }
 
@@ -361,6 +394,11 @@ Model import_paper_model(const TorchFile& file, const std::string& path) {
   for (auto& [k, v] : file.tensors)
     sd[k] = v;
   const auto spec = paper_network_spec(sd, path);
+  if (spec.op.op == "super")
+    throw std::invalid_argument(
+        "'" + path +
+        "' holds a search super-network of the paper's code: cakes import "
+        "and --init derive and import it (search::build_supernet)");
   auto model = build(spec);
   auto net = std::dynamic_pointer_cast<I3DResNetImpl>(model.module);
   CAKES_CHECK(net, "import: ", spec.network, " is not an I3D ResNet");

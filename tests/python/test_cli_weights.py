@@ -60,8 +60,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv3d(cin, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.convT = ConvT(planes, planes, stride, op, groups)
-        self.conv3 = nn.Conv3d(planes, planes * 4, 1, bias=False)
+        # A search super-network (op "super_<code>"): every group at full
+        # width, the norm over all of them, conv3 reading them all.
+        inner = sum(c for _, c in groups) if op.startswith("super_") else planes
+        self.convT = ConvT(planes, inner, stride, op, groups)
+        self.conv3 = nn.Conv3d(inner, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(planes * 4)
         self.downsample = None
         if stride != 1 or cin != planes * 4:
@@ -128,9 +131,16 @@ def uneven_configs(kernels, seed):
     return out
 
 
+def super_configs(kernels):
+    return [[(k, WIDTH << s) for k in kernels] for s, n in enumerate(BLOCKS) for _ in range(n)]
+
+
 def make_net(op, seed=0):
     torch.manual_seed(seed)
-    configs = uneven_configs(CODES[op], seed) if op in CODES else None
+    if op.startswith("super_"):
+        configs = super_configs(CODES[op[len("super_"):]])
+    else:
+        configs = uneven_configs(CODES[op], seed) if op in CODES else None
     net = PaperNet(op, configs).eval()
     with torch.no_grad():
         for m in net.modules():
@@ -220,6 +230,34 @@ def test_import_reproduces_pytorch(cli, tmp_path, form):
     diff = float(r.stdout.split("max relative difference")[1].split()[0])
     assert diff < 1e-4, r.stdout
     assert out.exists()
+
+
+def test_import_derives_a_paper_search_super_network(cli, tmp_path):
+    """The paper's cost-priority super-network (op code convst with
+    search=True): imported, derived as cakes derives (per layer the C_out
+    channels of largest |gamma|), the kept channels inherited. Its outputs are
+    the super-network's with the dropped channels' norm outputs zeroed."""
+    net = make_net("super_conv1_2_3d", seed=3)
+    torch.save({"epoch": 3, "arch": "I3D", "state_dict": net.state_dict(), "best_prec1": 20.0},
+               tmp_path / "super.pth.tar", _use_new_zipfile_serialization=False)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, ConvT):
+                bn = m.out[0]
+                planes = bn.weight.numel() // 3
+                dropped = bn.weight.abs().argsort(descending=True)[planes:]
+                bn.weight[dropped] = 0
+                bn.bias[dropped] = 0
+    write_reference(net, tmp_path / "io.pt")
+    r = cli("import", tmp_path / "super.pth.tar", "--out", tmp_path / "derived.pt", "--check", tmp_path / "io.pt")
+    assert "the paper's search super-network" in r.stdout and "op cakes" in r.stdout, r.stdout
+    diff = float(r.stdout.split("max relative difference")[1].split()[0])
+    assert diff < 1e-4, r.stdout
+    # A performance-priority super-network (convT.norm) is refused in one line.
+    sd = collections.OrderedDict((k.replace("convT.out.0", "convT.norm"), v) for k, v in make_net("super_convst").state_dict().items())
+    torch.save(sd, tmp_path / "p.pt")
+    r = cli("import", tmp_path / "p.pt", "--out", tmp_path / "p_out.pt", check=False)
+    assert r.returncode == 1 and "performance-priority" in r.stderr, r.stderr
 
 
 def test_import_refuses_overwrite_and_bad_files(cli, tmp_path):

@@ -8,6 +8,7 @@
 #include "cakes/search/derive.h"
 #include "cakes/search/inherit.h"
 #include "cakes/search/run.h"
+#include "cakes/search/supernet.h"
 #include "cakes/train/checkpoint.h"
 
 #include <nlohmann/json.hpp>
@@ -79,7 +80,7 @@ models::I3DResNetImpl& i3d_of(models::Model& m, const std::string& file) {
   auto* net = dynamic_cast<models::I3DResNetImpl*>(m.module.get());
   if (!net)
     throw std::invalid_argument(
-        "'" + file + "': inflation needs an I3D ResNet, not " + m.spec.network);
+        "'" + file + "': needs an I3D ResNet, not " + m.spec.network);
   return *net;
 }
 
@@ -160,8 +161,21 @@ models::Model initial_model(
       torchvision = torchvision || kv.first == "layer1.0.conv1.weight";
     }
     if (paper) {
-      m = models::import_paper_model(file, o.file);
-      what = "the paper's layout, " + file.form;
+      std::map<std::string, at::Tensor> sd(
+          file.tensors.begin(), file.tensors.end());
+      const auto spec = models::paper_network_spec(sd, o.file);
+      if (spec.op.op == "super") {
+        // The paper's search super-network: derived as ours would be (per
+        // layer the channels of largest |gamma|), the kept ones inherited.
+        auto net = search::build_supernet(spec, spec.op.candidates);
+        models::import_paper_state_dict(i3d_of(net.model, o.file), sd, o.file);
+        m = search::inherit(net, search::derive_by_volume(net));
+        what = "the paper's search super-network, " + file.form +
+               ": the derived network, weights inherited";
+      } else {
+        m = models::import_paper_model(file, o.file);
+        what = "the paper's layout, " + file.form;
+      }
     } else if (torchvision) {
       auto spec = wanted;
       if (spec.num_classes <= 0) { // import without --classes: the file's

@@ -61,14 +61,19 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path);
 // blocks per stage, width from base_model.conv1, classes from the classifier,
 // operation from the layer1.0 convT keys, and for the CAKES codes one
 // configuration per block from the shapes of its convT.convs (sub-kernel,
-// channels; file order). Throws std::invalid_argument (one line) when the
-// keys are not that layout.
+// channels; file order). A cost-priority search super-network of the paper
+// (every group at full width, convT.out.0 over all of them, conv3 reading
+// them all: the structure of search/supernet.h) gives op "super" with the
+// candidates in file order; build it with search::build_supernet, import
+// into its model with import_paper_state_dict. Throws std::invalid_argument
+// (one line) when the keys are not that layout, or for a
+// performance-priority super-network (convT.norm).
 NetworkSpec paper_network_spec(
     const std::map<std::string, at::Tensor>& tensors, const std::string& what);
 
 // read_torch_file + paper_network_spec + build + import_paper_state_dict:
-// the paper's file as our network. `form`, when given, receives the file's
-// form (read_torch_file).
+// the paper's file as our network (not a super-network: an error). `form`, when
+// given, receives the file's form (read_torch_file).
 Model import_paper_model(const std::string& path, std::string* form = nullptr);
 // The same from a file already read; `path` names it in messages.
 Model import_paper_model(const TorchFile& file, const std::string& path);
