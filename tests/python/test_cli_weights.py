@@ -3,110 +3,25 @@ the layout of the paper's code (github.com/yucornetto/CAKES), written here by
 PyTorch in every form that code and PyTorch produce, converted by `cakes
 import` and taken by `cakes train --init`; both must give PyTorch's logits.
 
-The network below is written for this test with the paper's key names
-(base_model.*, convT.op.N, convT.convs.<i>.0, convT.out.0, new_fc) and the
-paper's computation (I3D ResNet-50 bottlenecks, a 1x7x7 stem, a per-frame
-classifier averaged over time); its base width is 8 so the files stay small.
+The network is tests/models/paper_fixture.py's, written for the tests with
+the paper's key names and computation, at base width 8 so the files stay
+small.
 """
 import collections
 import json
 import os
+import sys
 import zipfile
 
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-BLOCKS = [3, 4, 6, 3]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
+from paper_fixture import BLOCKS, ConvT, PaperNet, _kernel  # noqa: E402  the paper's network
+
 WIDTH = 8
 CLASSES = 5
-
-
-def _kernel(k):
-    return tuple(int(v) for v in k.split("x"))
-
-
-class ConvT(nn.Module):
-    """The paper's operation module: op = Sequential(conv[, conv], BN, ReLU) for
-    conv3d / conv2d / P3D; convs = one Sequential(conv) per non-empty group and
-    out = Sequential(BN, ReLU) for the CAKES codes."""
-
-    def __init__(self, cin, cout, stride, op, groups):
-        super().__init__()
-        s = (1, stride, stride)
-        if op in ("conv3d", "conv2d"):
-            k = (3, 3, 3) if op == "conv3d" else (1, 3, 3)
-            self.op = nn.Sequential(nn.Conv3d(cin, cout, k, s, tuple(e // 2 for e in k), bias=False),
-                                    nn.BatchNorm3d(cout), nn.ReLU())
-        elif op == "p3d":
-            self.op = nn.Sequential(nn.Conv3d(cin, cin, (1, 3, 3), s, (0, 1, 1), bias=False),
-                                    nn.Conv3d(cin, cout, (3, 1, 1), 1, (1, 0, 0), bias=False),
-                                    nn.BatchNorm3d(cout), nn.ReLU())
-        else:
-            self.convs = nn.ModuleList(
-                nn.Sequential(nn.Conv3d(cin, c, _kernel(k), s, tuple(e // 2 for e in _kernel(k)), bias=False))
-                for k, c in groups if c > 0)
-            self.out = nn.Sequential(nn.BatchNorm3d(cout), nn.ReLU())
-
-    def forward(self, x):
-        if hasattr(self, "op"):
-            return self.op(x)
-        return self.out(torch.cat([c(x) for c in self.convs], 1))
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, cin, planes, stride, op, groups):
-        super().__init__()
-        self.conv1 = nn.Conv3d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm3d(planes)
-        # A search super-network (op "super_<code>"): every group at full
-        # width, the norm over all of them, conv3 reading them all.
-        inner = sum(c for _, c in groups) if op.startswith("super_") else planes
-        self.convT = ConvT(planes, inner, stride, op, groups)
-        self.conv3 = nn.Conv3d(inner, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm3d(planes * 4)
-        self.downsample = None
-        if stride != 1 or cin != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv3d(cin, planes * 4, 1, (1, stride, stride), bias=False),
-                                            nn.BatchNorm3d(planes * 4))
-
-    def forward(self, x):
-        y = self.bn3(self.conv3(self.convT(F.relu(self.bn1(self.conv1(x))))))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-class Base(nn.Module):
-    def __init__(self, op, configs):
-        super().__init__()
-        self.conv1 = nn.Conv3d(3, WIDTH, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
-        self.bn1 = nn.BatchNorm3d(WIDTH)
-        cin, i = WIDTH, 0
-        for s, n in enumerate(BLOCKS):
-            planes = WIDTH << s
-            blocks = []
-            for b in range(n):
-                blocks.append(Bottleneck(cin, planes, 2 if s > 0 and b == 0 else 1, op,
-                                         configs[i] if configs else None))
-                cin, i = planes * 4, i + 1
-            setattr(self, "layer%d" % (s + 1), nn.Sequential(*blocks))
-
-    def forward(self, x):
-        x = F.max_pool3d(F.relu(self.bn1(self.conv1(x))), (1, 3, 3), (1, 2, 2), (0, 1, 1))
-        for s in range(1, 5):
-            x = getattr(self, "layer%d" % s)(x)
-        return x
-
-
-class PaperNet(nn.Module):
-    def __init__(self, op, configs=None):
-        super().__init__()
-        self.base_model = Base(op, configs)
-        self.new_fc = nn.Linear(WIDTH * 32, CLASSES)
-
-    def forward(self, x):
-        y = self.base_model(x).mean((3, 4)).transpose(1, 2)  # per frame
-        return self.new_fc(y).mean(1)
 
 
 # The paper's CAKES codes, their groups in its order: convst (kxkxk, 1xkxk),
@@ -141,7 +56,7 @@ def make_net(op, seed=0):
         configs = super_configs(CODES[op[len("super_"):]])
     else:
         configs = uneven_configs(CODES[op], seed) if op in CODES else None
-    net = PaperNet(op, configs).eval()
+    net = PaperNet(op, configs, width=WIDTH, classes=CLASSES).eval()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm3d):
