@@ -114,12 +114,9 @@ class PaperNet(nn.Module):
 
 
 
-def main():
-    presets, name, out = sys.argv[1:4]
-    torch.manual_seed(0)
-    splits = json.load(open(presets))["presets"][name]
-    configs = [[(k, s[k]) for k in ORDER if s.get(k, 0) > 0] for s in splits]
-    net = PaperNet("cakes", configs, width=64, classes=5).eval()
+def randomise_norms(net):
+    """Non-trivial norms (scales, shifts, statistics), so that every tensor
+    of a file matters to the outputs."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm3d):
@@ -127,6 +124,16 @@ def main():
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
+    return net
+
+
+def main():
+    presets, name, out = sys.argv[1:4]
+    torch.manual_seed(0)
+    splits = json.load(open(presets))["presets"][name]
+    configs = [[(k, s[k]) for k in ORDER if s.get(k, 0) > 0] for s in splits]
+    net = randomise_norms(PaperNet("cakes", configs, width=64, classes=5).eval())
+    with torch.no_grad():
         x = torch.randn(1, 3, 2, 32, 32)
         y = net(x)
     torch.save({"module." + k: v for k, v in net.state_dict().items()}, out + "/paper.pt")

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
-from paper_fixture import BLOCKS, ConvT, PaperNet, _kernel  # noqa: E402  the paper's network
+from paper_fixture import BLOCKS, ConvT, PaperNet, _kernel, randomise_norms  # noqa: E402  the paper's network
 
 WIDTH = 8
 CLASSES = 5
@@ -56,15 +56,10 @@ def make_net(op, seed=0):
         configs = super_configs(CODES[op[len("super_"):]])
     else:
         configs = uneven_configs(CODES[op], seed) if op in CODES else None
-    net = PaperNet(op, configs, width=WIDTH, classes=CLASSES).eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm3d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.num_batches_tracked.fill_(123)
+    net = randomise_norms(PaperNet(op, configs, width=WIDTH, classes=CLASSES).eval())
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            m.num_batches_tracked.fill_(123)
     return net
 
 
