@@ -599,28 +599,40 @@ at::Tensor storage_data(const Ref& s) {
 
 at::Tensor materialise(const Ref& t, const std::string& path) {
   const at::Tensor data = storage_data(t->storage);
+  auto bad = [&](const std::string& why) {
+    return std::invalid_argument(
+        "'" + path + "' is not a readable PyTorch file: " + why);
+  };
   if (!data.defined())
-    throw std::invalid_argument(
-        "'" + path + "' is not a readable PyTorch file: storage '" +
-        util::one_line(t->storage->s, 40) + "' has no data");
-  int64_t last = t->i;
+    throw bad(
+        "storage '" + util::one_line(t->storage->s, 40) + "' has no data");
+  // The last element the view reaches and its element count, without
+  // overflow: each bounded by the storage (a state dict's tensors are views
+  // of their storage; none holds more elements than it).
+  const int64_t n = data.numel();
+  if (t->i < 0 || t->i > n)
+    throw bad("a tensor starts past its storage");
+  int64_t last = t->i, count = 1;
   bool empty = false;
   for (size_t d = 0; d < t->sizes.size(); ++d) {
-    if (t->sizes[d] < 0 || t->strides[d] < 0 ||
-        t->sizes[d] > (int64_t(1) << 40) || t->strides[d] > (int64_t(1) << 40))
-      throw std::invalid_argument(
-          "'" + path + "' is not a readable PyTorch file: bad tensor shape");
-    if (t->sizes[d] == 0)
+    const int64_t size = t->sizes[d], stride = t->strides[d];
+    if (size < 0 || stride < 0)
+      throw bad("a tensor has a negative size or stride");
+    if (size == 0) {
       empty = true;
-    else
-      last += (t->sizes[d] - 1) * t->strides[d];
+      continue;
+    }
+    if (stride > 0 && size - 1 > (n - last) / stride)
+      throw bad("a tensor reaches past its storage");
+    last += (size - 1) * stride;
+    if (size > n / count + 1)
+      throw bad("a tensor holds more elements than its storage");
+    count *= size;
   }
-  if (t->i < 0 || (!empty && last >= data.numel()))
-    throw std::invalid_argument(
-        "'" + path +
-        "' is not a readable PyTorch file: a tensor reaches past its storage");
   if (empty)
     return at::empty(t->sizes, data.options());
+  if (last >= n || count > n)
+    throw bad("a tensor reaches past its storage");
   return data.as_strided(t->sizes, t->strides, t->i).clone();
 }
 
