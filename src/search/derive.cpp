@@ -138,8 +138,12 @@ Derivation derive(
 }
 
 std::string config_json(const SuperNet& net, const Derivation& d) {
-  std::string s = "{\n  \"network\": \"" + net.model.spec.network +
-                  "\",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
+  // The network and width it was derived for: `cakes info --config FILE`
+  // and `train --config FILE` build that network without --net/--width.
+  std::string s =
+      "{\n  \"network\": \"" + net.model.spec.network +
+      "\",\n  \"width\": " + std::to_string(net.model.spec.canonical().width) +
+      ",\n  \"op\": \"cakes\",\n  \"blocks\": [\n";
   for (size_t i = 0; i < d.configs.size(); ++i)
     s += "    " + d.configs[i].json() +
          (i + 1 < d.configs.size() ? ",\n" : "\n");

@@ -23,9 +23,9 @@ struct DataOptions {
   std::string videos_dir, videos_val_dir;
   std::string ssv2_list, ssv2_val_list, ssv2_labels;
   std::string msd;
-  std::string root;        // frame/video paths are relative to it
-  std::string categories;  // category.txt (class / label names)
-  int64_t num_classes = 0; // instead of categories
+  std::string root;           // frame/video paths are relative to it
+  std::string categories;     // category.txt (class / label names)
+  int64_t num_classes = 0;    // instead of categories
   std::string frame_template; // "": {:05d}.jpg (TRN lists), {:06d}.jpg (SSv2)
   std::string flip_swaps = "none"; // "none", "ssv1" or pairs "0:1,4:5"
   int64_t frames = 8;              // TSN segments, one frame each

@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "init_options.h"
 
 #include "cakes/ops/memory.h"
 
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   cakes::cli::add_synth(app);
   cakes::cli::add_bench_model(*app.get_subcommand("bench"));
   cakes::cli::add_launch(app);
+  cakes::cli::add_import(app);
   cakes::cli::apply_flag_rules(app);
   // Subcommands run inside parse(); whatever they throw is reported as one
   // line and a non-zero exit, never a crash or a backtrace.

@@ -1,10 +1,13 @@
 // cakes info: per-layer cost of a network; cakes bench model: its latency next
 // to the 3D variant's, with the time ratio beside the MAC ratio.
 #include "commands.h"
+#include "init_options.h"
+#include "input_spec.h"
 #include "net_options.h"
 
 #include "cakes/models/model.h"
 #include "cakes/ops/profile.h"
+#include "cakes/train/checkpoint.h"
 #include "cakes/util/timing.h"
 
 #include <ATen/Parallel.h>
@@ -19,6 +22,7 @@ namespace {
 
 struct NetArgs {
   NetOptions net;
+  std::string checkpoint;
   int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
 };
 
@@ -32,10 +36,37 @@ void add_net_args(CLI::App* c, NetArgs& a) {
   c->add_option("--batch", a.batch, "batch size")->check(CLI::PositiveNumber);
   c->add_option("--in-channels", a.in_channels, "input channels (volumetric)")
       ->check(CLI::PositiveNumber);
+  c->add_option(
+      "--checkpoint",
+      a.checkpoint,
+      "the network (and frames, size) a checkpoint records (instead of "
+      "--net/--op/...)");
 }
 
-models::NetworkSpec network_of(const NetArgs& a, bool op_given) {
-  return resolve_network(a.net, op_given, a.classes, a.in_channels);
+// The flags' network, or the checkpoint's with its input (input_spec.h):
+// frames and size taken unless given, another size refused.
+models::NetworkSpec network_of(NetArgs& a, const CLI::App* c) {
+  const bool op_given = c->count("--op") > 0;
+  if (a.checkpoint.empty()) {
+    auto spec = resolve_network(a.net, op_given, a.classes, a.in_channels);
+    a.net.net = spec.network;
+    return spec;
+  }
+  const auto spec = train::read_checkpoint_meta(a.checkpoint).network;
+  if (net_flags_given(c) > 0) {
+    const auto flags =
+        resolve_network(a.net, op_given, spec.num_classes, spec.in_channels);
+    const auto diff = models::difference(spec, flags);
+    if (!diff.empty())
+      throw std::invalid_argument(
+          a.checkpoint + " holds another network than the flags ask for (" +
+          diff + ")");
+  }
+  const auto section = read_input_section(a.checkpoint);
+  take_recorded(section, "frames", c, "--frames", a.frames, false);
+  take_recorded(section, "size", c, "--size", a.size, true);
+  a.net.net = spec.network;
+  return spec;
 }
 
 std::vector<int64_t> input_sizes(const NetArgs& a, const models::Model& m) {
@@ -59,8 +90,9 @@ void add_info(CLI::App& app) {
       app.add_subcommand("info", "per-layer MACs and parameters of a network");
   add_net_args(c, *a);
   c->add_flag("--json", *json, "print JSON");
-  c->callback([a, json, c] {
-    const auto model = models::build(network_of(*a, c->count("--op") > 0));
+  c->callback([args = a, json, c] {
+    auto a = std::make_shared<NetArgs>(*args);
+    const auto model = models::build(network_of(*a, c));
     const auto in = input_sizes(*a, model);
     const auto r = model.cost(in);
     if (*json) {
@@ -134,11 +166,12 @@ void add_bench_model(CLI::App& bench) {
       "then time every convolution of the requested network (not the 3D "
       "one): forward, backward, % of peak, time outside convolutions");
   add_engine_option(c, f->engine);
-  c->callback([a, f, c] {
+  c->callback([args = a, f, c] {
+    auto a = std::make_shared<NetArgs>(*args);
     set_threads(f->threads);
     apply_engine(f->engine);
     torch::manual_seed(0);
-    const auto spec = network_of(*a, c->count("--op") > 0);
+    const auto spec = network_of(*a, c);
     models::NetworkSpec base = spec;
     base.op = OpSpec{"conv3d", {}, {}};
     std::vector<models::NetworkSpec> variants = {spec, base};

@@ -12,7 +12,7 @@
 namespace cakes::cli {
 
 struct NetOptions {
-  std::string net = "i3d_resnet50";
+  std::string net; // empty: the one --config records, else i3d_resnet50
   std::string op = "conv3d";
   std::string preset, config;
   int64_t width = 0; // base width; 0 = the network's default

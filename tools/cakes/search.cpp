@@ -2,6 +2,8 @@
 // wrappers over include/cakes/search/search.h.
 #include "commands.h"
 #include "data_options.h"
+#include "init_options.h"
+#include "input_spec.h"
 
 #include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
@@ -73,6 +75,7 @@ struct SearchArgs {
   std::string out_dir;
   int threads = 0;
   DataOptions data;
+  InitOptions init;
 };
 
 void run_search_command(const SearchArgs& a) {
@@ -108,6 +111,7 @@ void run_search_command(const SearchArgs& a) {
   if (net.layers.empty())
     throw std::invalid_argument(
         "network '" + a.net + "' has no position that can be searched");
+  init_supernet(a.init, net.model);
 
   // The inputs are checked (data read, network built): only now does --force
   // replace the old run. The checkpoint and configuration are replaced
@@ -126,6 +130,7 @@ void run_search_command(const SearchArgs& a) {
   o.trainer.optimizer.weight_decay = a.weight_decay;
   o.trainer.clip_grad_norm = a.clip;
   o.trainer.checkpoint_path = ckpt;
+  o.trainer.checkpoint_sections["input"] = input_section(a.data, train_set);
   o.trainer.log_path = log;
   o.trainer.progress = &std::cout;
   o.trainer.progress_is_terminal = isatty(1);
@@ -324,6 +329,7 @@ void add_search(CLI::App& app) {
       "start over when --out-dir holds a search (replaced once the data is "
       "read)");
   add_data_options(cmd, a->data);
+  add_init_flags(cmd, a->init);
   cmd->callback([a] { run_search_command(*a); });
 
   auto d = std::make_shared<DeriveArgs>();

@@ -2,6 +2,8 @@
 // shared data flags, the library's Trainer, metrics and sliding window.
 #include "commands.h"
 #include "data_options.h"
+#include "init_options.h"
+#include "input_spec.h"
 #include "net_options.h"
 
 #include "cakes/data/nifti.h"
@@ -76,14 +78,18 @@ struct TrainArgs {
   bool resume = false, force = false, reschedule = false;
   int threads = 0;
   int64_t log_every = 10;
+  InitOptions init;
 };
 
-void run_train(const TrainArgs& a, bool op_given) {
+void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
   const auto data = make_dataset(a.data, /*training=*/true);
-  const auto model = models::build(
-      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
+  const auto wanted =
+      resolve_network(a.net, op_given, data.num_classes, data.in_channels);
+  const auto model = a.init.file.empty()
+                         ? models::build(wanted)
+                         : initial_model(a.init, wanted, net_given);
 
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
@@ -116,6 +122,7 @@ void run_train(const TrainArgs& a, bool op_given) {
   o.clip_grad_norm = a.clip;
   o.checkpoint_path = ckpt;
   o.log_path = log;
+  o.checkpoint_sections["input"] = input_section(a.data, data);
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
@@ -176,14 +183,20 @@ struct EvalArgs {
   int threads = 0;
 };
 
-void run_eval(const EvalArgs& a, bool op_given) {
+void run_eval(const EvalArgs& args, const CLI::App* cmd) {
+  EvalArgs a = args;
   set_threads(a.threads);
   if (!a.out.empty())
     refuse_overwrite(a.out, a.force);
+  // The input the network was trained on, unless given (input_spec.h).
+  apply_input_section(read_input_section(a.checkpoint), cmd, a.data);
   const auto data = make_dataset(a.data, /*training=*/false);
-  auto model = models::build(
-      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
-  train::load_checkpoint_weights(a.checkpoint, model);
+  auto model = checkpoint_model(
+      a.checkpoint,
+      resolve_network(
+          a.net, cmd->count("--op") > 0, data.num_classes, data.in_channels),
+      net_flags_given(cmd) > 0,
+      data.num_classes);
   nlohmann::ordered_json j;
   j["checkpoint"] = a.checkpoint;
   if (data.volumetric) {
@@ -247,13 +260,31 @@ bool is_nifti(const std::string& p) {
   return ends(".nii") || ends(".nii.gz") || ends(".hdr") || ends(".img");
 }
 
-void run_infer(const InferArgs& a, bool op_given) {
+void run_infer(const InferArgs& args, CLI::App* cmd) {
+  InferArgs a = args;
+  const bool op_given = cmd->count("--op") > 0;
+  const bool net_given = net_flags_given(cmd) > 0;
   set_threads(a.threads);
+  // What the network was trained on, unless given (input_spec.h).
+  const auto section = read_input_section(a.checkpoint);
+  take_recorded(section, "frames", cmd, "--frames", a.frames, false);
+  take_recorded(section, "size", cmd, "--size", a.size, true);
+  take_recorded(section, "scale", cmd, "--scale", a.scale, true);
+  take_recorded(section, "patch", cmd, "--window", a.window, false);
+  std::vector<std::string> modalities;
+  take_recorded(section, "modalities", cmd, "--modality", modalities, false);
+  if (cmd->count("--modality") == 0 && !modalities.empty())
+    a.modality = modalities[0] == "CT" ? "CT" : "MRI";
   std::vector<std::string> names;
   if (!a.categories.empty())
     names = data::read_category_file(a.categories);
-  const int64_t classes =
-      a.num_classes > 0 ? a.num_classes : int64_t(names.size());
+  else if (
+      a.num_classes == 0 && section.is_object() &&
+      section.contains("class_names"))
+    take_recorded(section, "class_names", cmd, "--categories", names, false);
+  int64_t classes = a.num_classes > 0 ? a.num_classes : int64_t(names.size());
+  if (classes < 1 && !net_given)
+    classes = train::read_checkpoint_meta(a.checkpoint).network.num_classes;
   if (classes < 1)
     throw std::invalid_argument("give --categories or --num-classes");
   if (!names.empty() && int64_t(names.size()) != classes)
@@ -276,9 +307,11 @@ void run_infer(const InferArgs& a, bool op_given) {
       throw std::invalid_argument(a.input + ": expected a 3-D or 4-D image");
     x = a.modality == "CT" ? data::window_normalize(x, -1000, 1000)
                            : data::zscore_normalize(x, /*nonzero_only=*/true);
-    auto model =
-        models::build(resolve_network(a.net, op_given, classes, x.size(0)));
-    train::load_checkpoint_weights(a.checkpoint, model);
+    auto model = checkpoint_model(
+        a.checkpoint,
+        resolve_network(a.net, op_given, classes, x.size(0)),
+        net_given,
+        classes);
     model.module->eval();
     eval::SlidingWindowOptions sw;
     sw.window = window_of(a.window);
@@ -305,8 +338,11 @@ void run_infer(const InferArgs& a, bool op_given) {
   }
   if (!a.output.empty())
     refuse_overwrite(a.output, a.force);
-  auto model = models::build(resolve_network(a.net, op_given, classes, 3));
-  train::load_checkpoint_weights(a.checkpoint, model);
+  auto model = checkpoint_model(
+      a.checkpoint,
+      resolve_network(a.net, op_given, classes, 3),
+      net_given,
+      classes);
   model.module->eval();
   data::ClipOptions clip;
   clip.num_segments = a.frames;
@@ -377,7 +413,9 @@ void add_train(CLI::App& app) {
       "--log-every",
       a->log_every,
       "progress line every N steps (not a terminal)");
-  c->callback([a, c] { run_train(*a, c->count("--op") > 0); });
+  add_init_flags(c, a->init);
+  c->callback(
+      [a, c] { run_train(*a, c->count("--op") > 0, net_flags_given(c) > 0); });
 }
 
 void add_eval(CLI::App& app) {
@@ -402,7 +440,7 @@ void add_eval(CLI::App& app) {
   c->add_option("--out", a->out, "also write the metrics as JSON here");
   c->add_flag("--force", a->force, "overwrite --out");
   c->add_option("--threads", a->threads, "threads (0 = all cores)");
-  c->callback([a, c] { run_eval(*a, c->count("--op") > 0); });
+  c->callback([a, c] { run_eval(*a, c); });
 }
 
 void add_infer(CLI::App& app) {
@@ -435,7 +473,7 @@ void add_infer(CLI::App& app) {
   c->add_option("--overlap", a->overlap, "sliding-window overlap");
   c->add_flag("--force", a->force, "overwrite --output");
   c->add_option("--threads", a->threads, "threads (0 = all cores)");
-  c->callback([a, c] { run_infer(*a, c->count("--op") > 0); });
+  c->callback([a, c] { run_infer(*a, c); });
 }
 
 } // namespace cakes::cli

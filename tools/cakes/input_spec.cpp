@@ -1,0 +1,159 @@
+#include "input_spec.h"
+
+#include "cakes/data/msd_dataset.h"
+#include "cakes/train/checkpoint.h"
+
+#include <stdexcept>
+#include <vector>
+
+namespace cakes::cli {
+
+std::string input_section(const DataOptions& o, const DatasetHandle& data) {
+  nlohmann::ordered_json j;
+  if (data.volumetric) {
+    j["kind"] = "volume";
+    j["patch"] = o.patch;
+    if (auto* msd = dynamic_cast<data::MsdDataset*>(data.dataset.get()))
+      j["modalities"] = msd->modalities();
+    j["ct_window"] = o.ct_window;
+    j["zscore"] = o.zscore;
+    j["spacing"] = o.spacing;
+  } else {
+    const auto clip = clip_options(o, false);
+    j["kind"] = "video";
+    j["frames"] = o.frames;
+    j["size"] = o.size;
+    j["scale"] = clip.scale_size;
+    j["mean"] = clip.mean;
+    j["std"] = clip.std;
+    j["flip_swaps"] = o.flip_swaps;
+  }
+  j["class_names"] = data.class_names;
+  return j.dump();
+}
+
+nlohmann::json read_input_section(const std::string& checkpoint) {
+  const auto meta = train::read_checkpoint_meta(checkpoint);
+  const auto it = meta.sections.find("input");
+  if (it == meta.sections.end())
+    return nullptr;
+  try {
+    auto j = nlohmann::json::parse(it->second);
+    if (!j.is_object())
+      throw std::invalid_argument("not an object");
+    return j;
+  } catch (const std::exception&) {
+    throw std::invalid_argument(
+        checkpoint + ": the checkpoint's input section is malformed");
+  }
+}
+
+namespace {
+
+template <class T> std::string show(const T& v) {
+  return nlohmann::json(v).dump();
+}
+
+} // namespace
+
+template <class T>
+void take_recorded(
+    const nlohmann::json& s,
+    const char* key,
+    const CLI::App* cmd,
+    const char* flag,
+    T& value,
+    bool must_match) {
+  if (!s.is_object() || !s.contains(key))
+    return;
+  T recorded;
+  try {
+    recorded = s.at(key).get<T>();
+  } catch (const std::exception&) {
+    throw std::invalid_argument(
+        std::string("the checkpoint's input section has a malformed '") + key +
+        "'");
+  }
+  if (cmd->count(flag) == 0) {
+    value = recorded;
+    return;
+  }
+  if (must_match && value != recorded)
+    throw std::invalid_argument(
+        std::string(flag) + " " + show(value) + " differs from the " +
+        show(recorded) + " the checkpoint's network was trained with (leave " +
+        flag + " out)");
+}
+
+template void take_recorded<int64_t>(
+    const nlohmann::json&,
+    const char*,
+    const CLI::App*,
+    const char*,
+    int64_t&,
+    bool);
+template void take_recorded<std::vector<int64_t>>(
+    const nlohmann::json&,
+    const char*,
+    const CLI::App*,
+    const char*,
+    std::vector<int64_t>&,
+    bool);
+template void take_recorded<std::vector<double>>(
+    const nlohmann::json&,
+    const char*,
+    const CLI::App*,
+    const char*,
+    std::vector<double>&,
+    bool);
+template void take_recorded<std::vector<std::string>>(
+    const nlohmann::json&,
+    const char*,
+    const CLI::App*,
+    const char*,
+    std::vector<std::string>&,
+    bool);
+template void take_recorded<std::string>(
+    const nlohmann::json&,
+    const char*,
+    const CLI::App*,
+    const char*,
+    std::string&,
+    bool);
+
+void apply_input_section(
+    const nlohmann::json& s, const CLI::App* cmd, DataOptions& o) {
+  if (!s.is_object())
+    return;
+  // More or fewer frames only changes how many segments are averaged; the
+  // spatial input and the intensities are what the weights were fitted to.
+  take_recorded(s, "frames", cmd, "--frames", o.frames, false);
+  take_recorded(s, "size", cmd, "--size", o.size, true);
+  take_recorded(s, "scale", cmd, "--scale", o.scale, true);
+  take_recorded(s, "patch", cmd, "--patch", o.patch, false);
+  take_recorded(s, "ct_window", cmd, "--ct-window", o.ct_window, true);
+  take_recorded(s, "zscore", cmd, "--zscore", o.zscore, true);
+  take_recorded(s, "spacing", cmd, "--spacing", o.spacing, true);
+}
+
+models::Model checkpoint_model(
+    const std::string& checkpoint,
+    const models::NetworkSpec& from_flags,
+    bool net_given,
+    int64_t num_classes) {
+  models::Model model;
+  if (net_given) {
+    model = models::build(from_flags);
+    train::load_checkpoint_weights(checkpoint, model);
+  } else {
+    model = train::load_model(checkpoint);
+  }
+  if (num_classes > 0 && model.spec.num_classes != num_classes)
+    throw std::invalid_argument(
+        checkpoint + " holds a network of " +
+        std::to_string(model.spec.num_classes) + " classes, the data have " +
+        std::to_string(num_classes));
+  return model;
+}
+
+} // namespace cakes::cli
