@@ -466,6 +466,7 @@ TEST_F(Cli, BadCommandLinesAreOneLineNamingTheInput) {
       {t + "--clip -1", "--clip"},
       {t + "--clip nan", "--clip"},
       {t + "--lr inf", "--lr"},
+      {t + "--lr -0.1", "--lr"},
       {t + "--foreground -1", "--foreground"},
       {t + "--foreground nan", "--foreground"},
       {t + "--num-classes 0", "--num-classes"},

@@ -114,7 +114,7 @@ std::vector<Rule> rules() {
       // Schedule and optimisation.
       {"epochs", "", true, 1, 100000},
       {"milestones", "", true, 1, 100000},
-      {"lr", "", false, 0, inf, true},
+      {"lr", "", false, 0, inf},
       {"weight-decay", "", false, 0, inf},
       {"clip", "", false, 0, inf},
       {"warmup", "", false, 0, 100000},
