@@ -2,6 +2,8 @@
 
 #include "cakes/models/network_config.h"
 
+#include <torch/nn/modules/dropout.h>
+
 #include <stdexcept>
 
 namespace cakes::cli {
@@ -21,6 +23,24 @@ void add_net_options(CLI::App* c, NetOptions& o) {
        o.width,
        "base width (I3D: 64, encoder-decoder: 16; 0 = default)")
       ->check(CLI::NonNegativeNumber);
+}
+
+void add_dropout_option(CLI::App* c, double& dropout) {
+  c->add_option(
+      "--dropout",
+      dropout,
+      "dropout probability in training (default: the network's, I3D 0.3)");
+}
+
+void apply_dropout(const models::Model& model, double dropout) {
+  if (dropout < 0)
+    return;
+  if (!(dropout < 1))
+    throw std::invalid_argument(
+        "--dropout " + std::to_string(dropout) + " must be in [0, 1)");
+  for (const auto& m : model.module->modules())
+    if (auto* d = m->as<torch::nn::DropoutImpl>())
+      d->options.p(dropout);
 }
 
 models::NetworkSpec resolve_network(

@@ -2,6 +2,7 @@
 // shared data flags, the library's Trainer, metrics and sliding window.
 #include "commands.h"
 #include "data_options.h"
+#include "dist_job.h"
 #include "net_options.h"
 
 #include "cakes/data/nifti.h"
@@ -76,25 +77,33 @@ struct TrainArgs {
   bool resume = false, force = false;
   int threads = 0;
   int64_t log_every = 10;
+  double dropout = -1;
+  DistArgs dist;
 };
 
 void run_train(const TrainArgs& a, bool op_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
+  DistJob job(a.dist, a.batch);
   const auto data = make_dataset(a.data, /*training=*/true);
-  const auto model = models::build(
-      resolve_network(a.net, op_given, data.num_classes, data.in_channels));
+  const auto spec =
+      resolve_network(a.net, op_given, data.num_classes, data.in_channels);
 
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
   const std::string log = (fs::path(a.out_dir) / "log.jsonl").string();
   if (a.resume && !fs::exists(ckpt))
     throw std::invalid_argument("--resume: no checkpoint at " + ckpt);
-  if (!a.resume && fs::exists(ckpt)) {
-    if (!a.force)
-      throw std::invalid_argument(
-          ckpt +
-          " exists: give --resume to continue it or --force to start over");
+  const bool replace = !a.resume && fs::exists(ckpt);
+  if (replace && !a.force)
+    throw std::invalid_argument(
+        ckpt +
+        " exists: give --resume to continue it or --force to start over");
+  // The flags are checked: only now wait for the other ranks.
+  job.join();
+  const auto model = models::build(spec, job.build_options());
+  apply_dropout(model, a.dropout);
+  if (replace && job.is_main()) {
     // --force replaces the old run only once the data reads: one sample
     // (frames decoded, volume loaded) must come out first. The checkpoint is
     // then replaced atomically by the first new one.
@@ -118,11 +127,13 @@ void run_train(const TrainArgs& a, bool op_given) {
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
+  o.parallel = job.parallel();
   std::shared_ptr<DatasetHandle> val;
   if (has_video_validation(a.data) && !data.volumetric) {
     val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
-    o.validate = [val, model, a](int64_t) {
-      const auto s = eval::evaluate_video(model, *val->dataset, 1, a.batch);
+    o.validate = [val, model, &job](int64_t) {
+      const auto s =
+          job.evaluate_video(model, val->dataset, 1, job.local_batch());
       return std::map<std::string, double>{
           {"val_top1", s.top1}, {"val_top5", s.top5}};
     };
@@ -133,21 +144,30 @@ void run_train(const TrainArgs& a, bool op_given) {
   train::Trainer trainer(model, loss, o);
   if (a.resume) {
     trainer.resume(ckpt);
-    std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
-              << "\n";
+    if (job.is_main())
+      std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
+                << "\n";
   }
   train::LoaderOptions lo;
-  lo.batch_size = a.batch;
+  lo.batch_size = job.local_batch();
   lo.num_workers = a.workers;
   lo.seed = a.seed;
-  train::Loader loader(data.dataset, lo);
+  train::Loader loader(
+      data.dataset, lo, job.sampler(data.dataset->size(), a.seed));
   const std::string network = model.spec.describe();
-  std::cout << "training " << network.substr(0, 120)
-            << (network.size() > 120 ? "..." : "") << " on "
-            << data.dataset->describe() << ", " << a.epochs << " epochs of "
-            << loader.batches_in_epoch(0) << " steps\n"
-            << std::flush;
+  if (job.is_main()) {
+    std::cout << "training " << network.substr(0, 120)
+              << (network.size() > 120 ? "..." : "") << " on "
+              << data.dataset->describe() << ", " << a.epochs << " epochs of "
+              << loader.batches_in_epoch(0) << " steps";
+    if (job.distributed())
+      std::cout << " per rank (" << job.world_size() << " processes x batch "
+                << job.local_batch() << " = global batch " << a.batch << ")";
+    std::cout << "\n" << std::flush;
+  }
   const auto summaries = trainer.fit(loader);
+  if (!job.is_main())
+    return;
   for (const auto& s : summaries) {
     std::printf(
         "epoch %lld: loss %.4f, %.1f s (%.3f s/step)",
@@ -345,7 +365,12 @@ void add_train(CLI::App& app) {
   add_data_options(c, a->data);
   c->add_option("--epochs", a->epochs, "epochs")->check(CLI::PositiveNumber);
   c->add_option("--lr", a->lr, "base learning rate");
-  c->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
+  c->add_option(
+       "--batch",
+       a->batch,
+       "batch size of one optimizer step; with several processes the global "
+       "batch, split evenly over them (--lr is for this batch)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--optimizer", a->optimizer, "sgd | adamw")
       ->check(CLI::IsMember({"sgd", "adamw"}));
   c->add_option("--warmup", a->warmup, "linear warm-up epochs");
@@ -368,6 +393,8 @@ void add_train(CLI::App& app) {
       "--log-every",
       a->log_every,
       "progress line every N steps (not a terminal)");
+  add_dropout_option(c, a->dropout);
+  add_dist_options(c, a->dist);
   c->callback([a, c] { run_train(*a, c->count("--op") > 0); });
 }
 
