@@ -19,6 +19,7 @@
 #include "cakes/train/checkpoint.h"
 
 #include "support/temp_dir.h"
+#include "support/text.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -43,22 +44,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> r;
-  std::istringstream s(text);
-  std::string l;
-  while (std::getline(s, l))
-    if (!l.empty())
-      r.push_back(l);
-  return r;
-}
+using cakes::test::lines;
+using cakes::test::slurp;
 
 std::vector<std::string>
 lines_with(const std::string& text, const std::string& needle) {
@@ -399,6 +386,16 @@ TEST_F(DistCli, BadOrMissingPeersAreOneLineErrors) {
           "train" + train_flags() + data +
           "--world-size 3 --rank 0 --out-dir " + path("x")),
       "--batch 4 is the global batch");
+  one_error(
+      cakes(
+          "train" + train_flags() + data +
+          "--world-size 2 --rank 0 --dist-timeout 0 --out-dir " + path("x")),
+      "timeout must be positive");
+  one_error(
+      cakes(
+          "train" + train_flags() + data +
+          "--world-size 2 --rank 0 --dist-backend mpi --out-dir " + path("x")),
+      "unknown distributed backend 'mpi'");
   one_error(
       cakes(
           "search --net i3d_resnet18 --width 4 --batch 3 --world-size 2 "

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 namespace cakes::cli {
@@ -68,6 +69,8 @@ private:
 } // namespace
 
 void add_dist_options(CLI::App* command, DistArgs& args) {
+  const char* group =
+      "Distributed (default: WORLD_SIZE, RANK, ... or one process)";
   add_dist_flags(*command, args.flags);
   command
       ->add_flag(
@@ -76,7 +79,15 @@ void add_dist_options(CLI::App* command, DistArgs& args) {
           "several processes: every BatchNorm normalises with the statistics "
           "of all ranks' batches together (then W processes compute what one "
           "computes with the global batch)")
-      ->group("Distributed (default: WORLD_SIZE, RANK, ... or one process)");
+      ->group(group);
+  command
+      ->add_option(
+          "--bucket-mb",
+          args.bucket_mb,
+          "gradients are all-reduced in buckets of about this many MiB, each "
+          "started as soon as backward has filled it")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
 }
 
 DistJob::DistJob(const DistArgs& args, int64_t global_batch)
@@ -91,7 +102,18 @@ DistJob::DistJob(const DistArgs& args, int64_t global_batch)
   local_batch_ = global_batch / w;
 }
 
-DistJob::~DistJob() = default;
+DistJob::~DistJob() {
+  if (!context_)
+    return;
+  // Leaving with an error: its one line is about to be printed and the
+  // process to exit; the launcher's SIGTERM (sent because this rank failed)
+  // must not add a second. Otherwise the default disposition again.
+  struct sigaction sa {};
+  sa.sa_handler = std::uncaught_exceptions() > 0 ? SIG_IGN : SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
 
 void DistJob::join() {
   if (!options_.distributed() || context_)
@@ -102,7 +124,8 @@ void DistJob::join() {
   if (!std::getenv("GLOG_minloglevel"))
     FLAGS_minloglevel = google::GLOG_FATAL;
   context_ = std::make_shared<dist::Context>(options_);
-  parallel_ = std::make_shared<dist::DataParallel>(context_);
+  parallel_ = std::make_shared<dist::DataParallel>(
+      context_, dist::DataParallelOptions{args_.bucket_mb});
   std::snprintf(
       g_stop_line,
       sizeof g_stop_line,

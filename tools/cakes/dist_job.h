@@ -31,9 +31,10 @@ namespace cakes::cli {
 struct DistArgs {
   dist::DistFlags flags;
   bool sync_bn = false;
+  double bucket_mb = 25; // gradient bucket size (DataParallelOptions)
 };
 
-// add_dist_flags (commands.h) and --sync-bn.
+// add_dist_flags (commands.h), --sync-bn and --bucket-mb.
 void add_dist_options(CLI::App* command, DistArgs& args);
 
 class DistJob {
