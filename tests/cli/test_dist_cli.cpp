@@ -375,26 +375,19 @@ TEST_F(DistCli, BadOrMissingPeersAreOneLineErrors) {
       std::to_string(port) + " --dist-timeout 1 --out-dir " + path("alone"));
   one_error(alone, "rendezvous at 127.0.0.1:" + std::to_string(port));
   EXPECT_LT(alone.seconds, 30);
-  one_error(
-      cakes(
-          "train" + train_flags() + data +
-          "--world-size 2 --rank 2 --out-dir " + path("x")),
-      "rank");
-  one_error(
-      cakes(
-          "train" + train_flags() + data +
-          "--world-size 3 --rank 0 --out-dir " + path("x")),
-      "--batch 4 is the global batch");
-  one_error(
-      cakes(
-          "train" + train_flags() + data +
-          "--world-size 2 --rank 0 --dist-timeout 0 --out-dir " + path("x")),
-      "timeout must be positive");
-  one_error(
-      cakes(
-          "train" + train_flags() + data +
-          "--world-size 2 --rank 0 --dist-backend mpi --out-dir " + path("x")),
-      "unknown distributed backend 'mpi'");
+  // Bad job flags of `cakes train` (flags -> what the line names).
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--world-size 2 --rank 2", "rank"},
+      {"--world-size 3 --rank 0", "--batch 4 is the global batch"},
+      {"--world-size 2 --rank 0 --dist-timeout 0", "timeout must be positive"},
+      {"--world-size 2 --rank 0 --dist-backend mpi",
+       "unknown distributed backend 'mpi'"},
+  };
+  for (const auto& [flags, needle] : bad)
+    one_error(
+        cakes(
+            "train" + train_flags() + data + flags + " --out-dir " + path("x")),
+        needle);
   one_error(
       cakes(
           "search --net i3d_resnet18 --width 4 --batch 3 --world-size 2 "
