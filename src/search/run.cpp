@@ -66,23 +66,29 @@ std::vector<train::EpochSummary> run_search(
   // P's state across the trainer's hooks: the step's subset, what it must
   // not change, and the optimizer (known once the trainer exists).
   struct PState {
-    std::mt19937_64 rng;
     std::vector<std::vector<int64_t>> kept;
     std::optional<DroppedChannels> dropped;
     torch::optim::Optimizer* optimizer = nullptr;
+    const train::Trainer* trainer = nullptr;
   };
   auto ps = std::make_shared<PState>();
-  ps->rng.seed(o.seed);
+  const uint64_t seed = o.seed;
   SearchMeta meta;
   meta.mode = o.mode;
   meta.input_sizes = o.input_sizes;
   o.trainer.checkpoint_sections["search"] = meta.section_json();
   models::Model m = net.model;
   SuperNet* np = &net;
-  m.forward = [np, p_mode, ps](const at::Tensor& x) {
-    // P: a fresh subset of exactly C_out channels per layer for every step.
-    if (p_mode && np->model.module->is_training())
-      ps->kept = select_random(*np, ps->rng);
+  m.forward = [np, p_mode, ps, seed](const at::Tensor& x) {
+    // P: a fresh subset of exactly C_out channels per layer for every step,
+    // drawn from (seed, step) alone: every rank of a data-parallel search
+    // keeps the same subset, and a step's subset does not depend on what
+    // ran before it.
+    if (p_mode && np->model.module->is_training()) {
+      std::mt19937_64 rng(
+          train::mix_seed(seed, static_cast<uint64_t>(ps->trainer->step()), 0));
+      ps->kept = select_random(*np, rng);
+    }
     return np->model.forward(x);
   };
   if (p_mode) {
@@ -108,6 +114,7 @@ std::vector<train::EpochSummary> run_search(
     };
   train::Trainer trainer(m, std::move(loss), o.trainer);
   ps->optimizer = &trainer.optimizer();
+  ps->trainer = &trainer;
   auto out = trainer.fit(loader);
   clear_selection(net);
   return out;

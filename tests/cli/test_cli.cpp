@@ -7,6 +7,7 @@
 #include "cakes/train/checkpoint.h"
 
 #include "support/temp_dir.h"
+#include "support/text.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -36,22 +37,8 @@ struct Result {
   std::string out, err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> r;
-  std::istringstream s(text);
-  std::string l;
-  while (std::getline(s, l))
-    if (!l.empty())
-      r.push_back(l);
-  return r;
-}
+using cakes::test::lines;
+using cakes::test::slurp;
 
 // One data set and one training run shared by the tests (each costs seconds).
 class Cli : public ::testing::Test {

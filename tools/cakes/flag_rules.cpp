@@ -133,6 +133,7 @@ std::vector<Rule> rules() {
       {"nproc", "", true, 1, 256},
       {"master-port", "", true, 0, 65535},
       {"kill-grace", "", false, 0, 3600},
+      {"dropout", "", false, 0, 1, false, true},
   };
 }
 

@@ -3,6 +3,7 @@
 #include "cakes/models/network_config.h"
 
 #include <nlohmann/json.hpp>
+#include <torch/nn/modules/dropout.h>
 
 #include <fstream>
 #include <stdexcept>
@@ -48,6 +49,24 @@ std::pair<std::string, int64_t> recorded_network(const std::string& path) {
 }
 
 } // namespace
+
+void add_dropout_option(CLI::App* c, double& dropout) {
+  c->add_option(
+      "--dropout",
+      dropout,
+      "dropout probability in training (default: the network's, I3D 0.3)");
+}
+
+void apply_dropout(const models::Model& model, double dropout) {
+  if (dropout < 0)
+    return;
+  if (!(dropout < 1))
+    throw std::invalid_argument(
+        "--dropout " + std::to_string(dropout) + " must be in [0, 1)");
+  for (const auto& m : model.module->modules())
+    if (auto* d = m->as<torch::nn::DropoutImpl>())
+      d->options.p(dropout);
+}
 
 models::NetworkSpec resolve_network(
     const NetOptions& o,

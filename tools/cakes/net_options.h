@@ -3,6 +3,7 @@
 // turned into a models::NetworkSpec (which checkpoints record).
 #pragma once
 
+#include "cakes/models/model.h"
 #include "cakes/models/network_spec.h"
 
 #include <CLI/CLI.hpp>
@@ -29,6 +30,15 @@ models::NetworkSpec resolve_network(
     bool op_given,
     int64_t num_classes,
     int64_t in_channels);
+
+// --dropout P for commands that train (train, search): the probability of
+// every dropout of the network during training (I3D's before its classifier;
+// the encoder-decoder has none). < 0: the network's own (I3D: 0.3). Not
+// part of the network's description: evaluation does not drop anything.
+void add_dropout_option(CLI::App* cmd, double& dropout);
+// Sets it on every torch::nn::Dropout of `model` when dropout >= 0; throws
+// std::invalid_argument when it is not below 1.
+void apply_dropout(const models::Model& model, double dropout);
 
 // "cakes 3x3x3:..." for the operation and where its configuration came from.
 std::string

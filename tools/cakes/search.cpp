@@ -2,8 +2,10 @@
 // wrappers over include/cakes/search/search.h.
 #include "commands.h"
 #include "data_options.h"
+#include "dist_job.h"
 #include "init_options.h"
 #include "input_spec.h"
+#include "net_options.h"
 
 #include "cakes/eval/evaluate.h"
 #include "cakes/search/search.h"
@@ -76,10 +78,17 @@ struct SearchArgs {
   int threads = 0;
   DataOptions data;
   InitOptions init;
+  double dropout = -1;
+  DistArgs dist;
 };
 
 void run_search_command(const SearchArgs& a) {
   set_threads(a.threads);
+  // LibTorch's default generator starts from a random seed: without this the
+  // super-network's initial weights, and so the search's result, would
+  // change from run to run.
+  torch::manual_seed(a.seed);
+  DistJob job(a.dist, a.batch);
   const std::string ckpt = a.out_dir + "/search.ckpt",
                     config = a.out_dir + "/config.json",
                     log = a.out_dir + "/search.log.jsonl";
@@ -103,22 +112,23 @@ void run_search_command(const SearchArgs& a) {
   spec.num_classes = train_set.num_classes;
   spec.in_channels = first.size(0);
   spec.width = a.width;
-  // LibTorch seeds its default generator from the system's entropy: without
-  // this, the super-network's initial weights (and so the derived
-  // configuration) differed from run to run.
-  torch::manual_seed(a.seed);
-  auto net = search::build_supernet(spec, candidates);
+  job.join();
+  // With the job's norm (synchronised BatchNorm with --sync-bn); every rank
+  // takes rank 0's weights when training starts.
+  auto net = search::build_supernet(spec, candidates, job.build_options());
   if (net.layers.empty())
     throw std::invalid_argument(
         "network '" + a.net + "' has no position that can be searched");
   init_supernet(a.init, net.model);
+  apply_dropout(net.model, a.dropout);
 
   // The inputs are checked (data read, network built): only now does --force
   // replace the old run. The checkpoint and configuration are replaced
   // atomically when the new ones are written; the old log would otherwise
   // be appended to.
   std::filesystem::create_directories(a.out_dir);
-  std::filesystem::remove(log);
+  if (job.is_main())
+    std::filesystem::remove(log);
   search::SearchOptions o;
   o.mode = a.mode;
   o.sparsity = a.sparsity;
@@ -134,19 +144,21 @@ void run_search_command(const SearchArgs& a) {
   o.trainer.log_path = log;
   o.trainer.progress = &std::cout;
   o.trainer.progress_is_terminal = isatty(1);
+  o.trainer.parallel = job.parallel();
 
   train::LoaderOptions lo;
-  lo.batch_size = a.batch;
+  lo.batch_size = job.local_batch();
   lo.num_workers = int(a.workers);
   lo.seed = a.seed;
   lo.drop_last = true;
-  train::Loader loader(train_set.dataset, lo);
+  train::Loader loader(
+      train_set.dataset, lo, job.sampler(train_set.dataset->size(), a.seed));
 
   std::function<std::map<std::string, double>(const models::Model&)> validate;
   if (!train_set.volumetric) {
     validate = [&](const models::Model& derived) {
       const auto s =
-          eval::evaluate_video(derived, *val_set.dataset, 1, a.batch);
+          job.evaluate_video(derived, val_set.dataset, 1, job.local_batch());
       return std::map<std::string, double>{{"derived_top1", s.top1}};
     };
   }
@@ -154,6 +166,8 @@ void run_search_command(const SearchArgs& a) {
                         ? train::LossFn(train::dice_cross_entropy)
                         : train::LossFn(train::cross_entropy);
   const auto summaries = search::run_search(net, loader, loss, o, validate);
+  if (!job.is_main())
+    return;
   for (const auto& s : summaries)
     if (s.metrics.count("derived_top1"))
       std::cout << "epoch " << s.epoch + 1 << ": derived sub-network top-1 "
@@ -315,10 +329,15 @@ void add_search(CLI::App& app) {
   cmd->add_option(
       "--weight-decay", a->weight_decay, "weight decay (not on BN/bias)");
   cmd->add_option("--clip", a->clip, "gradient-norm clipping (0: none)");
-  cmd->add_option("--batch", a->batch, "batch size")
+  cmd->add_option(
+         "--batch",
+         a->batch,
+         "batch size of one step; with several processes the global batch, "
+         "split evenly over them")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--workers", a->workers, "loader threads");
-  cmd->add_option("--seed", a->seed, "seed of the loader and of P's subsets");
+  cmd->add_option(
+      "--seed", a->seed, "seed of the weights, the loader and P's subsets");
   cmd->add_option(
          "--out-dir", a->out_dir, "writes search.ckpt and config.json here")
       ->required();
@@ -330,6 +349,8 @@ void add_search(CLI::App& app) {
       "read)");
   add_data_options(cmd, a->data);
   add_init_flags(cmd, a->init);
+  add_dropout_option(cmd, a->dropout);
+  add_dist_options(cmd, a->dist);
   cmd->callback([a] { run_search_command(*a); });
 
   auto d = std::make_shared<DeriveArgs>();

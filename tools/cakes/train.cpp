@@ -2,6 +2,7 @@
 // shared data flags, the library's Trainer, metrics and sliding window.
 #include "commands.h"
 #include "data_options.h"
+#include "dist_job.h"
 #include "init_options.h"
 #include "input_spec.h"
 #include "net_options.h"
@@ -25,6 +26,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 
 namespace fs = std::filesystem;
 
@@ -79,28 +82,68 @@ struct TrainArgs {
   int threads = 0;
   int64_t log_every = 10;
   InitOptions init;
+  double dropout = -1;
+  DistArgs dist;
 };
+
+// `m` built again with `options` (the job's norm: synchronised BatchNorm
+// under --sync-bn), every parameter and buffer copied; `m` itself when the
+// options ask for nothing.
+models::Model
+with_norm(const models::Model& m, const models::BuildOptions& options) {
+  if (!options.norm)
+    return m;
+  auto out = models::build(m.spec, options);
+  std::map<std::string, at::Tensor> src;
+  for (const auto& p : m.module->named_parameters())
+    src[p.key()] = p.value();
+  for (const auto& b : m.module->named_buffers())
+    src[b.key()] = b.value();
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const std::string& key, at::Tensor& dst) {
+    const auto it = src.find(key);
+    if (it == src.end() || !it->second.sizes().equals(dst.sizes()))
+      throw std::runtime_error(
+          "--sync-bn: the network from --init has no tensor '" + key +
+          "' of the synchronised network's shape");
+    dst.copy_(it->second);
+  };
+  for (auto& p : out.module->named_parameters())
+    copy(p.key(), p.value());
+  for (auto& b : out.module->named_buffers())
+    copy(b.key(), b.value());
+  return out;
+}
 
 void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
+  DistJob job(a.dist, a.batch);
   const auto data = make_dataset(a.data, /*training=*/true);
   const auto wanted =
       resolve_network(a.net, op_given, data.num_classes, data.in_channels);
-  const auto model = a.init.file.empty()
-                         ? models::build(wanted)
-                         : initial_model(a.init, wanted, net_given);
+  // --init: the network and weights the file gives (init_options.h), read
+  // before waiting for the other ranks so that a bad file fails at once.
+  std::optional<models::Model> initial;
+  if (!a.init.file.empty())
+    initial = initial_model(a.init, wanted, net_given);
 
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
   const std::string log = (fs::path(a.out_dir) / "log.jsonl").string();
   if (a.resume && !fs::exists(ckpt))
     throw std::invalid_argument("--resume: no checkpoint at " + ckpt);
-  if (!a.resume && fs::exists(ckpt)) {
-    if (!a.force)
-      throw std::invalid_argument(
-          ckpt +
-          " exists: give --resume to continue it or --force to start over");
+  const bool replace = !a.resume && fs::exists(ckpt);
+  if (replace && !a.force)
+    throw std::invalid_argument(
+        ckpt +
+        " exists: give --resume to continue it or --force to start over");
+  // The flags are checked: only now wait for the other ranks.
+  job.join();
+  const auto model = initial ? with_norm(*initial, job.build_options())
+                             : models::build(wanted, job.build_options());
+  apply_dropout(model, a.dropout);
+  if (replace && job.is_main()) {
     // --force replaces the old run only once the data reads: one sample
     // (frames decoded, volume loaded) must come out first. The checkpoint is
     // then replaced atomically by the first new one.
@@ -126,11 +169,13 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
+  o.parallel = job.parallel();
   std::shared_ptr<DatasetHandle> val;
   if (has_video_validation(a.data) && !data.volumetric) {
     val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
-    o.validate = [val, model, a](int64_t) {
-      const auto s = eval::evaluate_video(model, *val->dataset, 1, a.batch);
+    o.validate = [val, model, &job](int64_t) {
+      const auto s =
+          job.evaluate_video(model, val->dataset, 1, job.local_batch());
       return std::map<std::string, double>{
           {"val_top1", s.top1}, {"val_top5", s.top5}};
     };
@@ -141,21 +186,30 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   train::Trainer trainer(model, loss, o);
   if (a.resume) {
     trainer.resume(ckpt);
-    std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
-              << "\n";
+    if (job.is_main())
+      std::cout << "resuming " << ckpt << " after epoch " << trainer.epoch()
+                << "\n";
   }
   train::LoaderOptions lo;
-  lo.batch_size = a.batch;
+  lo.batch_size = job.local_batch();
   lo.num_workers = a.workers;
   lo.seed = a.seed;
-  train::Loader loader(data.dataset, lo);
+  train::Loader loader(
+      data.dataset, lo, job.sampler(data.dataset->size(), a.seed));
   const std::string network = model.spec.describe();
-  std::cout << "training " << network.substr(0, 120)
-            << (network.size() > 120 ? "..." : "") << " on "
-            << data.dataset->describe() << ", " << a.epochs << " epochs of "
-            << loader.batches_in_epoch(0) << " steps\n"
-            << std::flush;
+  if (job.is_main()) {
+    std::cout << "training " << network.substr(0, 120)
+              << (network.size() > 120 ? "..." : "") << " on "
+              << data.dataset->describe() << ", " << a.epochs << " epochs of "
+              << loader.batches_in_epoch(0) << " steps";
+    if (job.distributed())
+      std::cout << " per rank (" << job.world_size() << " processes x batch "
+                << job.local_batch() << " = global batch " << a.batch << ")";
+    std::cout << "\n" << std::flush;
+  }
   const auto summaries = trainer.fit(loader);
+  if (!job.is_main())
+    return;
   for (const auto& s : summaries) {
     std::printf(
         "epoch %lld: loss %.4f, %.1f s (%.3f s/step)",
@@ -382,7 +436,12 @@ void add_train(CLI::App& app) {
   add_data_options(c, a->data);
   c->add_option("--epochs", a->epochs, "epochs")->check(CLI::PositiveNumber);
   c->add_option("--lr", a->lr, "base learning rate");
-  c->add_option("--batch", a->batch, "batch size")->check(CLI::PositiveNumber);
+  c->add_option(
+       "--batch",
+       a->batch,
+       "batch size of one optimizer step; with several processes the global "
+       "batch, split evenly over them (--lr is for this batch)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--optimizer", a->optimizer, "sgd | adamw")
       ->check(CLI::IsMember({"sgd", "adamw"}));
   c->add_option("--warmup", a->warmup, "linear warm-up epochs");
@@ -414,6 +473,8 @@ void add_train(CLI::App& app) {
       a->log_every,
       "progress line every N steps (not a terminal)");
   add_init_flags(c, a->init);
+  add_dropout_option(c, a->dropout);
+  add_dist_options(c, a->dist);
   c->callback(
       [a, c] { run_train(*a, c->count("--op") > 0, net_flags_given(c) > 0); });
 }
