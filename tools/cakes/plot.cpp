@@ -53,8 +53,10 @@ report::RunCurves read_run(const std::string& path, const std::string& name) {
     // The log is written as JSON, which has no NaN: a value read is finite.
     const double x = double(e.epoch + 1); // epochs completed
     run.loss.emplace_back(x, e.mean_loss);
+    // Every metric of the trainer's validate callback: val_top1/val_top5 of
+    // train, derived_top1 of search.
     for (const auto& [key, value] : e.metrics)
-      if (key.rfind("val_", 0) == 0 && std::isfinite(value))
+      if (std::isfinite(value))
         run.metrics[key].emplace_back(x, value);
   }
   return run;
