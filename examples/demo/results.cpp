@@ -2,6 +2,7 @@
 
 #include "cakes/report/svg.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -40,14 +41,25 @@ void scatter(
     const std::string& y_label) {
   std::vector<report::LabelledPoint> points;
   for (const auto& r : rows)
-    points.push_back({r.macs / 1e6, r.score, r.name});
+    points.push_back({r.macs / 1e6, 100 * r.score, r.name});
   report::ScatterAxes axes;
   axes.title = title;
   axes.x_label = "MMACs per input";
   axes.y_label = y_label;
-  axes.y_max = 1;
-  axes.y_ticks = {"0", "25", "50", "75", "100"};
+  axes.y_min = 0; // scores in percent: the axis always shows 0 .. 100
+  axes.y_max = 100;
   report::scatter(svg, box, points, axes);
+}
+
+std::vector<std::vector<std::pair<std::string, double>>>
+mix(const std::vector<Config>& blocks) {
+  std::vector<std::vector<std::pair<std::string, double>>> bars;
+  for (const auto& b : blocks) {
+    bars.emplace_back();
+    for (const auto& g : b.groups())
+      bars.back().emplace_back(g.kernel.str(), double(g.channels));
+  }
+  return bars;
 }
 
 void mix_bars(
@@ -55,19 +67,14 @@ void mix_bars(
     const report::Box& box,
     const std::vector<Config>& blocks,
     const std::string& title) {
-  std::vector<std::vector<std::pair<std::string, double>>> bars;
-  for (const auto& b : blocks) {
-    bars.emplace_back();
-    for (const auto& g : b.groups())
-      bars.back().emplace_back(g.kernel.str(), double(g.channels));
-  }
   report::stacked_bars(
       svg,
       box,
-      bars,
+      mix(blocks),
       kColours,
       title,
-      "operation position (share of output channels per sub-kernel)");
+      "operation position",
+      "% of output channels");
 }
 
 } // namespace
@@ -77,29 +84,44 @@ std::string picture(
     const std::vector<Row>& seg,
     const Row* video_cakes,
     const Row* seg_cakes) {
-  report::Svg svg(960, 620);
+  const report::Box video_scatter{70, 40, 370, 220},
+      seg_scatter{570, 40, 370, 220}, video_bars{70, 350, 370, 180},
+      seg_bars{570, 350, 370, 180};
+  // Tall enough for the legends below the bars, however they wrap.
+  double below = 0;
+  if (video_cakes)
+    below = std::max(
+        below,
+        report::stacked_bars_below(
+            mix(video_cakes->spec.op.configs), video_bars.width));
+  if (seg_cakes)
+    below = std::max(
+        below,
+        report::stacked_bars_below(
+            mix(seg_cakes->spec.op.configs), seg_bars.width));
+  report::Svg svg(960, video_bars.y + video_bars.height + below + 12);
   scatter(
       svg,
-      {60, 40, 380, 220},
+      video_scatter,
       video,
       "motion direction (synthetic video): top-1 vs MACs",
       "top-1 accuracy (%)");
   scatter(
       svg,
-      {560, 40, 380, 220},
+      seg_scatter,
       seg,
       "T1 MRI tissue segmentation: Dice vs MACs",
       "mean Dice x 100");
   if (video_cakes)
     mix_bars(
         svg,
-        {60, 350, 380, 180},
+        video_bars,
         video_cakes->spec.op.configs,
         "video " + video_cakes->name + ": sub-kernel mix");
   if (seg_cakes)
     mix_bars(
         svg,
-        {560, 350, 380, 180},
+        seg_bars,
         seg_cakes->spec.op.configs,
         "MRI " + seg_cakes->name + ": sub-kernel mix");
   return svg.str();

@@ -72,6 +72,7 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_infer(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_plot(CLI::App& app); // plot.cpp
 // Adds `model` under the existing `bench` subcommand.
 void add_bench_model(CLI::App& bench);
 void add_launch(CLI::App& app);

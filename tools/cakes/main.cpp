@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   cakes::cli::add_eval(app);
   cakes::cli::add_infer(app);
   cakes::cli::add_synth(app);
+  cakes::cli::add_plot(app);
   cakes::cli::add_bench_model(*app.get_subcommand("bench"));
   cakes::cli::add_launch(app);
   cakes::cli::add_import(app);
