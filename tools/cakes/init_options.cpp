@@ -96,27 +96,7 @@ with_classes(models::Model from, int64_t classes, const std::string& file) {
     return from;
   auto spec = from.spec;
   spec.num_classes = classes;
-  auto to = models::build(spec);
-  std::map<std::string, at::Tensor> src;
-  for (const auto& p : from.module->named_parameters())
-    src[p.key()] = p.value();
-  for (const auto& b : from.module->named_buffers())
-    src[b.key()] = b.value();
-  models::StagedCopy staged;
-  auto stage = [&](const std::string& k, const at::Tensor& dst) {
-    auto it = src.find(k);
-    if (it == src.end())
-      throw std::invalid_argument(
-          "'" + file + "': no tensor '" + k + "' for the network");
-    if (is_classifier(k) && it->second.sizes() != dst.sizes())
-      return;
-    staged.add(k, dst, k, it->second);
-  };
-  for (const auto& p : to.module->named_parameters())
-    stage(p.key(), p.value());
-  for (const auto& b : to.module->named_buffers())
-    stage(b.key(), b.value());
-  staged.commit();
+  auto to = rebuilt(from, spec, {}, "'" + file + "'", true);
   std::printf(
       "%s: classifier re-initialised for %lld classes (the file has "
       "%lld)\n",
@@ -136,6 +116,37 @@ bool is_cakes_checkpoint(const std::string& path, train::CheckpointMeta& meta) {
 }
 
 } // namespace
+
+models::Model rebuilt(
+    const models::Model& from,
+    const models::NetworkSpec& spec,
+    const models::BuildOptions& options,
+    const std::string& what,
+    bool classifier_may_differ) {
+  auto to = models::build(spec, options);
+  std::map<std::string, at::Tensor> src;
+  for (const auto& p : from.module->named_parameters())
+    src[p.key()] = p.value();
+  for (const auto& b : from.module->named_buffers())
+    src[b.key()] = b.value();
+  models::StagedCopy staged;
+  auto stage = [&](const std::string& k, const at::Tensor& dst) {
+    auto it = src.find(k);
+    if (it == src.end())
+      throw std::invalid_argument(
+          what + ": no tensor '" + k + "' for the network");
+    if (classifier_may_differ && is_classifier(k) &&
+        it->second.sizes() != dst.sizes())
+      return;
+    staged.add(k, dst, k, it->second);
+  };
+  for (const auto& p : to.module->named_parameters())
+    stage(p.key(), p.value());
+  for (const auto& b : to.module->named_buffers())
+    stage(b.key(), b.value());
+  staged.commit();
+  return to;
+}
 
 models::Model initial_model(
     const InitOptions& o, const models::NetworkSpec& wanted, bool net_given) {

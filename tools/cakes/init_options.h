@@ -53,6 +53,17 @@ models::Model initial_model(
 // repeated per candidate, docs/CAKES.md §5). Does nothing without --init.
 void init_supernet(const InitOptions& options, models::Model& supernet);
 
+// The network `spec` describes, built with `options`, holding `from`'s
+// tensors, matched by name: nothing is copied unless all fit (their shapes
+// are checked first). With `classifier_may_differ` a classifier of another
+// shape keeps its new initialisation. `what` names `from` in messages.
+models::Model rebuilt(
+    const models::Model& from,
+    const models::NetworkSpec& spec,
+    const models::BuildOptions& options,
+    const std::string& what,
+    bool classifier_may_differ);
+
 // `cakes import`.
 void add_import(CLI::App& app);
 

@@ -86,35 +86,6 @@ struct TrainArgs {
   DistArgs dist;
 };
 
-// `m` built again with `options` (the job's norm: synchronised BatchNorm
-// under --sync-bn), every parameter and buffer copied; `m` itself when the
-// options ask for nothing.
-models::Model
-with_norm(const models::Model& m, const models::BuildOptions& options) {
-  if (!options.norm)
-    return m;
-  auto out = models::build(m.spec, options);
-  std::map<std::string, at::Tensor> src;
-  for (const auto& p : m.module->named_parameters())
-    src[p.key()] = p.value();
-  for (const auto& b : m.module->named_buffers())
-    src[b.key()] = b.value();
-  torch::NoGradGuard no_grad;
-  auto copy = [&](const std::string& key, at::Tensor& dst) {
-    const auto it = src.find(key);
-    if (it == src.end() || !it->second.sizes().equals(dst.sizes()))
-      throw std::runtime_error(
-          "--sync-bn: the network from --init has no tensor '" + key +
-          "' of the synchronised network's shape");
-    dst.copy_(it->second);
-  };
-  for (auto& p : out.module->named_parameters())
-    copy(p.key(), p.value());
-  for (auto& b : out.module->named_buffers())
-    copy(b.key(), b.value());
-  return out;
-}
-
 void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   set_threads(a.threads);
   torch::manual_seed(a.seed);
@@ -140,8 +111,17 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
         " exists: give --resume to continue it or --force to start over");
   // The flags are checked: only now wait for the other ranks.
   job.join();
-  const auto model = initial ? with_norm(*initial, job.build_options())
-                             : models::build(wanted, job.build_options());
+  const auto options = job.build_options();
+  auto model = initial ? *initial : models::build(wanted, options);
+  // With --sync-bn the network from --init is built again with the job's
+  // norm (synchronised BatchNorm), holding the same weights.
+  if (initial && options.norm)
+    model = rebuilt(
+        *initial,
+        initial->spec,
+        options,
+        "--init " + a.init.file,
+        /*classifier_may_differ=*/false);
   apply_dropout(model, a.dropout);
   if (replace && job.is_main()) {
     // --force replaces the old run only once the data reads: one sample
