@@ -9,7 +9,8 @@ B=$1
 C=$B/corpus
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+TARGETS="nifti jpeg video msd_json config network_config trn_list ssv2 zip checkpoint"
+for t in $TARGETS; do
   mkdir -p "$C/$t"
 done
 TMP=$(mktemp -d)
@@ -114,6 +115,13 @@ printf 'videos/train_00001 16 0\nvideos/train_00002 16 3\nfolder with spaces 12 
 printf 'videos/val_00001.mp4 2\n/abs/path.webm 6\n' >"$C/trn_list/videos.txt"
 printf 'moving left\nmoving right\nmoving up\nmoving down\n' >"$C/trn_list/category.txt"
 
-for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+# --- Something-Something V2: labels JSON, a NUL byte, a list JSON (the
+# layout fuzz_ssv2 splits its input by), and a list alone.
+labels='{"Holding something": "0", "Putting something on a surface": "1", "Pushing something from left to right": 2}'
+list='[{"id": "78687", "label": "holding potato", "template": "Holding [something]", "placeholders": ["potato"]}, {"id": 42326, "template": "Putting [something] on a surface"}]'
+printf '%s\0%s' "$labels" "$list" >"$C/ssv2/labels_and_list"
+printf '%s' "$list" >"$C/ssv2/list"
+
+for t in $TARGETS; do
   echo "corpus $t: $(ls "$C/$t" | wc -l) files"
 done

@@ -5,6 +5,7 @@
 
 #include "cakes/data/jpeg.h"
 #include "cakes/data/video_reader.h"
+#include "cakes/util/messages.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -668,7 +669,8 @@ Ssv2List read_ssv2_list(const Ssv2Options& options) {
         k >= static_cast<int64_t>(labels.size()) ||
         !out.class_names[k].empty()) {
       throw std::runtime_error(
-          labels_file + ": class '" + name + "' has index " + value.dump() +
+          labels_file + ": class '" + util::one_line(name, 80) +
+          "' has index " + util::describe_json(value) +
           "; expected each of 0.." + std::to_string(labels.size() - 1) +
           " once");
     }
@@ -691,7 +693,7 @@ Ssv2List read_ssv2_list(const Ssv2Options& options) {
     }
     if (!e.contains("template") || !e["template"].is_string()) {
       throw std::runtime_error(
-          where + " (id " + id +
+          where + " (id " + util::one_line(id, 80) +
           ") has no \"template\" (the test list has no labels)");
     }
     // "Putting [something] on a surface" -> "Putting something on a surface"
@@ -701,8 +703,8 @@ Ssv2List read_ssv2_list(const Ssv2Options& options) {
     const auto it = index.find(name);
     if (it == index.end()) {
       throw std::runtime_error(
-          where + " (id " + id + "): template '" + name +
-          "' is not a class of " + labels_file);
+          where + " (id " + util::one_line(id, 80) + "): template '" +
+          util::one_line(name, 80) + "' is not a class of " + labels_file);
     }
     out.ids.push_back(id);
     out.labels.push_back(it->second);

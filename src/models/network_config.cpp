@@ -136,8 +136,7 @@ Config parse_block(const nlohmann::ordered_json& j, size_t i) {
     throw std::invalid_argument(
         where +
         ": expected an object like {\"1x3x3\": 32, \"3x1x1\": 32}, got " +
-        (j.is_structured() ? std::string("an ") + j.type_name()
-                           : util::one_line(j.dump(), 40)));
+        util::describe_json(j));
   // Values are numbers, or one array of numbers (output_index): anything
   // nested deeper is refused before the block is written out for
   // Config::parse, so that dump() never recurses through a hostile depth.

@@ -166,14 +166,6 @@ parse_index_list(const std::string& list, const std::string& whole) {
   return out;
 }
 
-// A JSON value in a message: its type for arrays and objects (a dump of a
-// deeply nested one recurses as deep), else its short text.
-std::string describe(const nlohmann::ordered_json& v) {
-  if (v.is_structured())
-    return std::string("an ") + v.type_name();
-  return util::one_line(v.dump(), 40);
-}
-
 // A JSON integer as int64_t; one above INT64_MAX is reported, not wrapped.
 bool json_int64(const nlohmann::ordered_json& v, int64_t& out) {
   if (v.is_number_unsigned()) {
@@ -222,14 +214,14 @@ Config Config::parse(const std::string& text) {
           throw std::invalid_argument(
               "bad configuration JSON: output_index must be an array of "
               "integers, got " +
-              describe(v));
+              util::describe_json(v));
         continue;
       }
       int64_t channels = 0;
       if (!json_int64(it.value(), channels))
         throw std::invalid_argument(
             "bad configuration JSON: channels of " + quote_input(it.key()) +
-            " must be an integer, got " + describe(it.value()));
+            " must be an integer, got " + util::describe_json(it.value()));
       groups.push_back({SubKernel::parse(it.key()), channels});
     }
   } else {

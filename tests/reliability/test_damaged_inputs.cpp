@@ -472,6 +472,40 @@ TEST(DamagedInputs, MsdDatasetJsonOfTheWrongShape) {
   }
 }
 
+TEST(DamagedInputs, Ssv2LabelFilesNestedOrHugeGiveShortErrors) {
+  // A class index given as a deeply nested value was dump()ed into the
+  // message (the stack overflowed); names and ids are quoted cut short.
+  TempDir tmp("ssv2_nested");
+  const std::string labels = tmp / "labels.json";
+  const std::string list = tmp / "list.json";
+  cakes::data::Ssv2Options o;
+  o.labels_file = labels;
+  o.list_file = list;
+  const std::string good_labels = R"({"Holding something": "0"})";
+  const std::string good_list =
+      R"([{"id": "1", "template": "Holding [something]"}])";
+  const std::string huge(100000, 'x');
+  struct Case {
+    std::string labels, list, file, what;
+  };
+  const std::vector<Case> cases = {
+      {"{\"a\": " + nested(200000) + "}", good_list, labels, "an array"},
+      {"{\"" + huge + "\": [1]}", good_list, labels, "has index"},
+      {good_labels, "[{\"id\": \"" + huge + "\"}]", list, "no \"template\""},
+      {good_labels,
+       "[{\"id\": 1, \"template\": \"" + huge + "\"}]",
+       list,
+       "is not a class"},
+      {good_labels, "[{\"id\": " + nested(200000) + "}]", list, "no \"id\""},
+  };
+  for (const auto& c : cases) {
+    write_bytes(labels, c.labels);
+    write_bytes(list, c.list);
+    expect_error(
+        error_of([&] { cakes::data::read_ssv2_list(o); }), c.file, c.what);
+  }
+}
+
 TEST(DamagedInputs, ConfigurationsNestedOrHugeGiveShortErrors) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       // Deep nesting: dump() of these recursed until the stack overflowed.

@@ -13,4 +13,15 @@ namespace cakes::util {
 // cut to at most `max` characters, ending in "..." when cut.
 std::string one_line(const std::string& text, std::size_t max = 160);
 
+// A JSON value (nlohmann's json or ordered_json) quoted in a message: the
+// type of an array or object, the short text of anything else. Never the
+// dump of a structure: it recurses as deep as the document (a deeply nested
+// file overflowed the stack) and can be megabytes long.
+template <class Json>
+std::string describe_json(const Json& v, std::size_t max = 40) {
+  if (v.is_structured())
+    return std::string("an ") + v.type_name();
+  return one_line(v.dump(), max);
+}
+
 } // namespace cakes::util
