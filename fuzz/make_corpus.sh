@@ -113,6 +113,7 @@ JSON
 # --- TRN list files (folder frames label; path label) and category files.
 printf 'videos/train_00001 16 0\nvideos/train_00002 16 3\nfolder with spaces 12 1\n' >"$C/trn_list/frames.txt"
 printf 'videos/val_00001.mp4 2\n/abs/path.webm 6\n' >"$C/trn_list/videos.txt"
+printf 'videos/a.mp4 moving_right\nclip 9 moving left\n' >"$C/trn_list/named.txt"
 printf 'moving left\nmoving right\nmoving up\nmoving down\n' >"$C/trn_list/category.txt"
 
 # --- Something-Something V2: labels JSON, a NUL byte, a list JSON (the
