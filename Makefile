@@ -8,8 +8,17 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-# Debian packages the build, the tests and the demo need. Checked with dpkg and
-# installed only when missing, so repeated runs cost nothing.
+# Debian packages the build, the tests and the demo need, each used by name
+# (compilers and build tools; the libraries CMakeLists.txt finds; python3-torch
+# and the Python packages tests/python imports; ffmpeg, which tests call to
+# write videos; the sample data of python3-nibabel, python3-dipy,
+# python3-imageio and insighttoolkit5-examples; venv, pip, setuptools and
+# wheel for the pip-install test). Checked with dpkg and installed only when
+# missing, so repeated runs cost nothing, and without their recommendations,
+# which nothing here uses: on a minimal Debian 12 (debootstrap --variant=minbase)
+# they added 242 packages (VTK, Qt 5, LLVM 14, Open MPI, Mesa drivers; 752
+# packages and 4.7 GB instead of 510 and 3.1 GB) and `make deps` took 24 min
+# instead of 15 (2026-12-01, 2 cores shared with other builds; README, "Setup").
 DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev \
   libnifti2-dev libavformat-dev libavcodec-dev libswscale-dev libturbojpeg0-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch \
@@ -30,7 +39,7 @@ define install_missing
 	if [ -n "$$missing" ]; then \
 	  echo "installing missing Debian packages: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 endef
 
