@@ -194,6 +194,9 @@ void run_search_command(const SearchArgs& a, CLI::App* cmd) {
   o.trainer.progress_every = a.log_every;
   o.trainer.epochs = a.epochs;
   o.trainer.schedule.base_lr = a.lr;
+  // Recorded in the checkpoint: --resume with another --epochs is then
+  // refused unless --reschedule, as in train (the rate itself is constant).
+  o.trainer.schedule.total_epochs = a.epochs;
   o.trainer.optimizer.weight_decay = a.weight_decay;
   o.trainer.clip_grad_norm = a.clip;
   o.trainer.checkpoint_path = ckpt;
