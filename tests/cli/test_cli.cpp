@@ -608,6 +608,20 @@ TEST_F(SearchCli, ResumedSearchEqualsTheUninterruptedOne) {
   }
 }
 
+// The search's rate is constant: a finished search of 2 epochs continued with
+// --resume --epochs 4 --reschedule is the search of 4 epochs.
+TEST_F(SearchCli, RescheduledResumeLengthensTheSearch) {
+  const fs::path out = dir() / "search_lengthened";
+  std::string args = search_args("C", out);
+  const size_t at = args.find("--epochs 4");
+  ASSERT_NE(at, std::string::npos);
+  const auto r = cakes(std::string(args).replace(at, 10, "--epochs 2"));
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto r2 = cakes(args + " --resume --reschedule");
+  ASSERT_EQ(r2.rc, 0) << r2.out << r2.err;
+  expect_same_search(uninterrupted("C"), out);
+}
+
 // The header, progress lines (stdout is not a terminal: one every
 // --log-every steps) and each epoch's line with the importance summary.
 TEST_F(SearchCli, SearchShowsItsProgress) {
