@@ -4,8 +4,10 @@
 #include "cakes/data/jpeg.h"
 #include "cakes/data/nifti.h"
 #include "cakes/data/video_reader.h"
+#include "cakes/search/run.h"
 #include "cakes/train/checkpoint.h"
 
+#include "support/kill.h"
 #include "support/temp_dir.h"
 #include "support/text.h"
 
@@ -496,6 +498,186 @@ TEST_F(Cli, BadCommandLinesAreOneLineNamingTheInput) {
   EXPECT_FALSE(fs::exists(dir() / "never_written"));
 }
 
+class SearchCli : public Cli {
+protected:
+  // A tiny search for the resume tests: one thread and a fixed seed, so that
+  // a search resumed from any epoch's checkpoint must end where the
+  // uninterrupted one does.
+  static std::string search_args(const std::string& mode, const fs::path& out) {
+    return "search --net i3d_resnet18 --width 8 --candidates video_123d "
+           "--mode " +
+           mode +
+           " --epochs 4 --batch 2 --workers 0 --threads 1 --log-every 2 "
+           "--seed 7" +
+           data_flags() + "--out-dir " + out.string();
+  }
+
+  // The uninterrupted search of `mode`, run once per mode.
+  static fs::path uninterrupted(const std::string& mode) {
+    static std::map<std::string, fs::path> done;
+    if (!done.count(mode)) {
+      const fs::path out = dir() / ("search_whole_" + mode);
+      const auto r = cakes(search_args(mode, out));
+      EXPECT_EQ(r.rc, 0) << r.out << r.err;
+      done[mode] = out;
+    }
+    return done[mode];
+  }
+
+  // The same configuration, the same super-network weights and buffers
+  // (exactly), and the same losses logged epoch by epoch.
+  static void expect_same_search(const fs::path& want, const fs::path& got) {
+    EXPECT_EQ(slurp(got / "config.json"), slurp(want / "config.json"));
+    const auto a = cakes::search::load_search_checkpoint(
+        (want / "search.ckpt").string(), nullptr);
+    const auto b = cakes::search::load_search_checkpoint(
+        (got / "search.ckpt").string(), nullptr);
+    const auto compare = [](const auto& x, const auto& y) {
+      ASSERT_EQ(x.size(), y.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        EXPECT_EQ(x[i].key(), y[i].key());
+        EXPECT_TRUE(torch::equal(x[i].value(), y[i].value())) << x[i].key();
+      }
+    };
+    compare(
+        a.model.module->named_parameters(true),
+        b.model.module->named_parameters(true));
+    compare(
+        a.model.module->named_buffers(true),
+        b.model.module->named_buffers(true));
+    const auto la = lines(slurp(want / "search.log.jsonl")),
+               lb = lines(slurp(got / "search.log.jsonl"));
+    ASSERT_EQ(lb.size(), la.size()) << slurp(got / "search.log.jsonl");
+    for (size_t e = 0; e < la.size(); ++e) {
+      const auto ja = nlohmann::json::parse(la[e]),
+                 jb = nlohmann::json::parse(lb[e]);
+      EXPECT_EQ(jb.at("epoch"), e);
+      EXPECT_EQ(jb.at("loss"), ja.at("loss")) << "epoch " << e;
+      EXPECT_EQ(jb.at("kept_3x3x3"), ja.at("kept_3x3x3")) << "epoch " << e;
+    }
+  }
+};
+
+// `search --resume` continues an interrupted search to the result of the
+// uninterrupted one, in both modes: killed once its first epoch's checkpoint
+// is written, then resumed. Before that, what --resume refuses: another
+// search setting or schedule, and a search folder without --resume or
+// --force; the checkpoint is untouched by each refusal.
+TEST_F(SearchCli, ResumedSearchEqualsTheUninterruptedOne) {
+  for (const std::string mode : {"C", "P"}) {
+    const fs::path out = dir() / ("search_resumed_" + mode),
+                   ckpt = out / "search.ckpt";
+    const std::string args = search_args(mode, out);
+    const pid_t pid = cakes::test::start_command(
+        std::string(CAKES_BINARY_DIR) + "/cakes " + args);
+    ASSERT_TRUE(cakes::test::kill_when(pid, [&] {
+      return cakes::test::mtime(ckpt) != fs::file_time_type::min();
+    })) << "the search ended before it could be interrupted";
+    const int64_t stopped = cakes::train::read_checkpoint_meta(ckpt).epoch;
+    ASSERT_GE(stopped, 1);
+    ASSERT_LT(stopped, 4);
+    const std::string saved = slurp(ckpt);
+
+    Result r = cakes(args);
+    expect_one_line_error(r, "give --resume to continue it or --force");
+    // `args` with one flag's value changed.
+    const auto changed = [&](const std::string& from, const std::string& to) {
+      const size_t at = args.find(from);
+      EXPECT_NE(at, std::string::npos) << from;
+      return std::string(args).replace(at, from.size(), to);
+    };
+    r = cakes(changed("--batch 2", "--batch 4") + " --resume");
+    expect_one_line_error(r, "--batch 2, not 4");
+    if (mode == "C") {
+      r = cakes(args + " --resume --sparsity 0.001");
+      expect_one_line_error(r, "--sparsity 0.0001, not 0.001");
+    }
+    r = cakes(changed("--epochs 4", "--epochs 5") + " --resume");
+    expect_one_line_error(r, "--epochs 4 then, 5 now");
+    EXPECT_EQ(slurp(ckpt), saved);
+
+    r = cakes(args + " --resume");
+    ASSERT_EQ(r.rc, 0) << r.out << r.err;
+    EXPECT_NE(
+        r.out.find(
+            "resuming " + ckpt.string() + " after epoch " +
+            std::to_string(stopped)),
+        std::string::npos)
+        << r.out;
+    expect_same_search(uninterrupted(mode), out);
+  }
+}
+
+// The search's rate is constant: a finished search of 2 epochs continued with
+// --resume --epochs 4 --reschedule is the search of 4 epochs.
+TEST_F(SearchCli, RescheduledResumeLengthensTheSearch) {
+  const fs::path out = dir() / "search_lengthened";
+  std::string args = search_args("C", out);
+  const size_t at = args.find("--epochs 4");
+  ASSERT_NE(at, std::string::npos);
+  const auto r = cakes(std::string(args).replace(at, 10, "--epochs 2"));
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto r2 = cakes(args + " --resume --reschedule");
+  ASSERT_EQ(r2.rc, 0) << r2.out << r2.err;
+  expect_same_search(uninterrupted("C"), out);
+}
+
+// The header, progress lines (stdout is not a terminal: one every
+// --log-every steps) and each epoch's line with the importance summary.
+TEST_F(SearchCli, SearchShowsItsProgress) {
+  const auto r = cakes(
+      "search --net i3d_resnet18 --width 4 --candidates video_123d --mode C "
+      "--epochs 1 --batch 2 --workers 0 --threads 1 --log-every 2 --seed 7" +
+      data_flags() + "--out-dir " + (dir() / "search_shown").string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto l = lines(r.out);
+  ASSERT_GE(l.size(), 4u) << r.out;
+  EXPECT_EQ(l[0].rfind("searching i3d_resnet18 width 4, mode C", 0), 0u)
+      << l[0];
+  EXPECT_NE(l[0].find("candidates 3x3x3,1x3x3,3x1x1"), std::string::npos);
+  EXPECT_NE(
+      r.out.find("1 epochs x 4 steps of batch 2, 1 threads"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("epoch 1/1 2/4 loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epoch 1/1 4/4 loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epoch 1/1: loss "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("; derived now keeps 3x3x3 "), std::string::npos)
+      << r.out;
+  // The shares logged are those of the derivation: they sum to one.
+  const auto log = lines(slurp(dir() / "search_shown" / "search.log.jsonl"));
+  ASSERT_EQ(log.size(), 1u);
+  const auto j = nlohmann::json::parse(log[0]);
+  EXPECT_NEAR(
+      j.at("kept_3x3x3").get<double>() + j.at("kept_1x3x3").get<double>() +
+          j.at("kept_3x1x1").get<double>(),
+      1.0,
+      1e-9);
+  EXPECT_TRUE(j.contains("derived_top1"));
+}
+
+// kill -9 of `cakes search` in and around its checkpoint writes, as
+// Cli.KilledTrainingResumesWithEveryEpochLogged does for train: after every
+// kill the checkpoint on disk loads, and the search resumed to its end is
+// the uninterrupted one.
+TEST_F(SearchCli, KilledSearchResumesToTheSameResult) {
+  const fs::path out = dir() / "search_killed", ckpt = out / "search.ckpt";
+  const std::string args = search_args("C", out);
+  const auto moments = cakes::test::kill_around_checkpoints(
+      std::string(CAKES_BINARY_DIR) + "/cakes " + args,
+      ckpt,
+      [&](const std::string& when) {
+        if (fs::exists(ckpt)) {
+          EXPECT_NO_THROW(cakes::search::read_search_meta(ckpt.string()))
+              << when;
+        }
+      });
+  const auto r = cakes(args + (fs::exists(ckpt) ? " --resume" : " --force"));
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  expect_same_search(uninterrupted("C"), out);
+  if (moments.size() < 3)
+    std::cout << "killed at " << moments.size() << " of 3 moments\n";
+}
+
 // kill -9 of `cakes train` in and around its checkpoint writes: while the
 // temporary file is being written, just after it was renamed (before the log
 // line is appended), and mid-epoch. Whatever the moment, the last checkpoint
@@ -509,64 +691,15 @@ TEST_F(Cli, KilledTrainingResumesWithEveryEpochLogged) {
                            " --batch 2 --lr 0.01 --workers 0 --threads 1 "
                            "--out-dir " +
                            run.string();
-  // Starts the training and returns its pid (stdout/stderr discarded).
-  const auto start = [&](const std::string& extra) {
-    // Built before fork(): the child only calls exec.
-    const std::string cmd = "exec " + std::string(CAKES_BINARY_DIR) +
-                            "/cakes " + args + extra + " > /dev/null 2>&1";
-    const pid_t pid = fork();
-    if (pid == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
-      _exit(127);
-    }
-    return pid;
-  };
-  const auto mtime = [](const fs::path& p) {
-    std::error_code ec;
-    const auto t = fs::last_write_time(p, ec);
-    return ec ? fs::file_time_type::min() : t;
-  };
-  // Waits until `ready` holds (polling every 0.2 ms) or the process ends;
-  // then kills it with SIGKILL. Returns whether it was still running.
-  const auto kill_when = [&](pid_t pid, const std::function<bool()>& ready) {
-    int status = 0;
-    while (!ready()) {
-      if (waitpid(pid, &status, WNOHANG) == pid)
-        return false;
-      usleep(200);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return true;
-  };
-  const fs::path tmp = run / "checkpoint.pt.tmp";
-  std::vector<std::string> moments;
-  // 1. Mid-write of the first checkpoint: the temporary file exists.
-  pid_t pid = start(" --force");
-  if (kill_when(pid, [&] { return fs::exists(tmp); }))
-    moments.push_back("writing");
-  // 2. Right after a checkpoint is renamed into place, before its log line.
-  for (const char* when : {"renamed", "mid-epoch"}) {
-    const auto before = mtime(ckpt);
-    const bool resuming = fs::exists(ckpt);
-    pid = start(resuming ? " --resume" : " --force");
-    const auto t0 = std::chrono::steady_clock::now();
-    const bool killed =
-        std::string(when) == "renamed"
-            ? kill_when(pid, [&] { return mtime(ckpt) != before; })
-            : kill_when(pid, [&] {
-                // Into the epoch after a new checkpoint.
-                return mtime(ckpt) != before &&
-                       std::chrono::steady_clock::now() - t0 >
-                           std::chrono::milliseconds(150);
-              });
-    if (killed)
-      moments.push_back(when);
-    if (fs::exists(ckpt)) {
-      // Whatever the moment, the checkpoint on disk is whole.
-      EXPECT_NO_THROW(cakes::train::read_checkpoint_meta(ckpt)) << when;
-    }
-  }
+  const auto moments = cakes::test::kill_around_checkpoints(
+      std::string(CAKES_BINARY_DIR) + "/cakes " + args,
+      ckpt,
+      [&](const std::string& when) {
+        if (fs::exists(ckpt)) {
+          // Whatever the moment, the checkpoint on disk is whole.
+          EXPECT_NO_THROW(cakes::train::read_checkpoint_meta(ckpt)) << when;
+        }
+      });
   // The run finishes from wherever it stopped.
   const auto r = cakes(args + (fs::exists(ckpt) ? " --resume" : " --force"));
   ASSERT_EQ(r.rc, 0) << r.out << r.err;

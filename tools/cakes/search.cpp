@@ -13,12 +13,15 @@
 #include "cakes/train/losses.h"
 #include "cakes/train/trainer.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -71,8 +74,8 @@ void report(
 struct SearchArgs {
   std::string net = "i3d_resnet50", candidates = "video_123d", mode = "C";
   double sparsity = 1e-4, lr = 0.04, weight_decay = 3e-4, clip = 20;
-  bool no_reweight = false, force = false;
-  int64_t epochs = 1, batch = 8, workers = 2, width = 0;
+  bool no_reweight = false, force = false, resume = false, reschedule = false;
+  int64_t epochs = 1, batch = 8, workers = 2, width = 0, log_every = 10;
   uint64_t seed = 0;
   std::string out_dir;
   int threads = 0;
@@ -82,7 +85,44 @@ struct SearchArgs {
   DistArgs dist;
 };
 
-void run_search_command(const SearchArgs& a) {
+// Flags that do not change what a search computes (where it writes, how
+// fast, how it reports, how processes meet), the schedule's (checked by the
+// trainer, --reschedule), and those run_search records itself.
+const std::set<std::string>& not_search_settings() {
+  static const std::set<std::string> flags = {
+      "--help",        "--out-dir",     "--threads",      "--workers",
+      "--force",       "--resume",      "--reschedule",   "--log-every",
+      "--lr",          "--epochs",      "--world-size",   "--rank",
+      "--master-addr", "--master-port", "--dist-timeout", "--dist-backend",
+      "--bucket-mb",   "--init-check",  "--mode",         "--seed",
+      "--sparsity",    "--no-reweight"};
+  return flags;
+}
+
+// The value of every other flag of `cmd`, given or default, as JSON text:
+// what a resumed search must be given again (search::SearchOptions::settings).
+std::map<std::string, std::string> search_settings(CLI::App* cmd) {
+  std::map<std::string, std::string> out;
+  for (CLI::Option* opt : cmd->get_options()) {
+    const std::string flag = opt->get_name();
+    if (flag.rfind("--", 0) != 0 || not_search_settings().count(flag))
+      continue;
+    if (opt->get_type_size() == 0) { // a flag without a value
+      out[flag] = nlohmann::json(opt->count() > 0).dump();
+      continue;
+    }
+    // The bound variable's current value: what was given, else its default.
+    opt->capture_default_str();
+    std::string value = opt->get_default_str();
+    if (value.empty() && opt->count() > 0)
+      for (const auto& r : opt->results())
+        value += (value.empty() ? "" : " ") + r;
+    out[flag] = nlohmann::json(value).dump();
+  }
+  return out;
+}
+
+void run_search_command(const SearchArgs& a, CLI::App* cmd) {
   set_threads(a.threads);
   // LibTorch's default generator starts from a random seed: without this the
   // super-network's initial weights, and so the search's result, would
@@ -92,8 +132,17 @@ void run_search_command(const SearchArgs& a) {
   const std::string ckpt = a.out_dir + "/search.ckpt",
                     config = a.out_dir + "/config.json",
                     log = a.out_dir + "/search.log.jsonl";
-  for (const auto& path : {ckpt, config})
-    refuse_overwrite(path, a.force);
+  // As train: an existing search is continued (--resume) or replaced
+  // (--force), never silently.
+  if (a.resume && !std::filesystem::exists(ckpt))
+    throw std::invalid_argument("--resume: no search checkpoint at " + ckpt);
+  const bool replace = !a.resume && std::filesystem::exists(ckpt);
+  if (replace && !a.force)
+    throw std::invalid_argument(
+        ckpt +
+        " exists: give --resume to continue it or --force to start over");
+  if (!a.resume)
+    refuse_overwrite(config, a.force);
   const auto candidates = search::parse_candidates(a.candidates);
   if (a.mode != "C" && a.mode != "P")
     throw std::invalid_argument(
@@ -127,7 +176,7 @@ void run_search_command(const SearchArgs& a) {
   // atomically when the new ones are written; the old log would otherwise
   // be appended to.
   std::filesystem::create_directories(a.out_dir);
-  if (job.is_main())
+  if (job.is_main() && !a.resume)
     std::filesystem::remove(log);
   search::SearchOptions o;
   o.mode = a.mode;
@@ -135,15 +184,26 @@ void run_search_command(const SearchArgs& a) {
   o.reweight = !a.no_reweight;
   o.seed = a.seed;
   o.input_sizes = input_sizes;
+  o.settings = search_settings(cmd);
+  o.resume_from = a.resume ? ckpt : "";
+  o.on_epoch = [&](const train::EpochSummary& s) {
+    std::cout << search::epoch_report(s, a.epochs, candidates) << "\n"
+              << std::flush;
+  };
+  o.trainer.allow_schedule_change = a.reschedule;
+  o.trainer.progress_every = a.log_every;
   o.trainer.epochs = a.epochs;
   o.trainer.schedule.base_lr = a.lr;
+  // Recorded in the checkpoint: --resume with another --epochs is then
+  // refused unless --reschedule, as in train (the rate itself is constant).
+  o.trainer.schedule.total_epochs = a.epochs;
   o.trainer.optimizer.weight_decay = a.weight_decay;
   o.trainer.clip_grad_norm = a.clip;
   o.trainer.checkpoint_path = ckpt;
   o.trainer.checkpoint_sections["input"] = input_section(a.data, train_set);
   o.trainer.log_path = log;
   o.trainer.progress = &std::cout;
-  o.trainer.progress_is_terminal = isatty(1);
+  o.trainer.progress_is_terminal = isatty(1) != 0;
   o.trainer.parallel = job.parallel();
 
   train::LoaderOptions lo;
@@ -165,13 +225,37 @@ void run_search_command(const SearchArgs& a) {
   const auto loss = train_set.volumetric
                         ? train::LossFn(train::dice_cross_entropy)
                         : train::LossFn(train::cross_entropy);
-  const auto summaries = search::run_search(net, loader, loss, o, validate);
+  if (job.is_main()) {
+    std::string kernels;
+    for (const auto& c : candidates)
+      kernels += (kernels.empty() ? "" : ",") + c.str();
+    std::ostringstream mode;
+    mode << a.mode;
+    if (a.mode == "P")
+      mode << " (random channel subsets)";
+    else
+      mode << " (sparsity " << a.sparsity
+           << (a.no_reweight ? ")" : ", re-weighted)");
+    std::cout << "searching " << a.net
+              << (a.width ? " width " + std::to_string(a.width) : "")
+              << ", mode " << mode.str() << ", candidates " << kernels
+              << "\n  on " << train_set.dataset->describe() << "\n  "
+              << a.epochs << " epochs x " << loader.batches_in_epoch(0)
+              << " steps of batch " << lo.batch_size << ", "
+              << at::get_num_threads() << " threads, " << a.workers
+              << " loader workers";
+    if (job.distributed())
+      std::cout << ", " << job.world_size() << " processes (global batch "
+                << a.batch << ")";
+    std::cout << "; writes " << a.out_dir << "\n";
+    if (a.resume)
+      std::cout << "resuming " << ckpt << " after epoch "
+                << train::read_checkpoint_meta(ckpt).epoch << "\n";
+    std::cout << std::flush;
+  }
+  search::run_search(net, loader, loss, o, validate);
   if (!job.is_main())
     return;
-  for (const auto& s : summaries)
-    if (s.metrics.count("derived_top1"))
-      std::cout << "epoch " << s.epoch + 1 << ": derived sub-network top-1 "
-                << s.metrics.at("derived_top1") << "\n";
 
   const auto d = search::derive_by_volume(net);
   const auto cm = search::mac_cost_model(net, input_sizes);
@@ -351,7 +435,21 @@ void add_search(CLI::App& app) {
   add_init_flags(cmd, a->init);
   add_dropout_option(cmd, a->dropout);
   add_dist_options(cmd, a->dist);
-  cmd->callback([a] { run_search_command(*a); });
+  cmd->add_flag(
+      "--resume",
+      a->resume,
+      "continue the search in --out-dir from its last complete epoch (the "
+      "same flags; docs/SEARCH.md)");
+  cmd->add_flag(
+      "--reschedule",
+      a->reschedule,
+      "with --resume: follow a changed --epochs or --lr from the checkpoint's "
+      "step instead of refusing it");
+  cmd->add_option(
+      "--log-every",
+      a->log_every,
+      "a progress line every N steps when stdout is not a terminal");
+  cmd->callback([a, cmd] { run_search_command(*a, cmd); });
 
   auto d = std::make_shared<DeriveArgs>();
   auto* dc = app.add_subcommand(
