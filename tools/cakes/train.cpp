@@ -495,6 +495,13 @@ template <class F> void for_input(const std::string& path, F&& work) {
   }
 }
 
+// "case 2/5 " before each of many inputs' lines; "" for one.
+std::string counter(const char* word, size_t i, size_t n, bool many) {
+  return many ? std::string(word) + " " + std::to_string(i + 1) + "/" +
+                    std::to_string(n) + " "
+              : "";
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos)
     return s;
@@ -589,10 +596,7 @@ void infer_volumes(
       const auto s = vol.data.sizes();
       std::printf(
           "%s%s -> %s (%lldx%lldx%lld, affine of the input, %.1f s)\n",
-          many ? ("case " + std::to_string(i + 1) + "/" +
-                  std::to_string(files.size()) + " ")
-                     .c_str()
-               : "",
+          counter("case", i, files.size(), many).c_str(),
           files[i].c_str(),
           outputs[i].c_str(),
           (long long)s[0],
@@ -661,10 +665,7 @@ void infer_videos(
       table += csv_field(files[i]);
       std::printf(
           "%s%s:\n",
-          many ? ("video " + std::to_string(i + 1) + "/" +
-                  std::to_string(files.size()) + " ")
-                     .c_str()
-               : "",
+          counter("video", i, files.size(), many).c_str(),
           files[i].c_str());
       for (int64_t r = 0; r < k; ++r) {
         const int64_t c = std::get<1>(top)[r].item<int64_t>();
