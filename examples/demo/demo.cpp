@@ -437,8 +437,23 @@ int main(int argc, char** argv) {
   app.add_option(
       "--seg-epochs", a.seg_epochs, "epochs per MRI network (8 patches each)");
   app.add_option("--search-epochs", a.search_epochs, "video search epochs");
+  std::string mri_task;
+  app.add_option(
+      "--mri-task",
+      mri_task,
+      "only write the demo's MRI as one task to this folder (left hemisphere "
+      "to train, 8 copies; right under 'validation') and exit");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (!mri_task.empty()) {
+      if (std::filesystem::exists(mri_task))
+        throw std::invalid_argument(mri_task + " exists: remove it first");
+      cakes::demo::write_mri_task(mri_task, /*copies=*/8);
+      std::cout << "MRI task in " << mri_task
+                << ": imagesTr/left.nii.gz (training, 8 copies), "
+                   "imagesTr/right.nii.gz (validation), 64x96x64 each\n";
+      return 0;
+    }
     cakes::demo::g_cakes =
         a.cakes.empty() ? cakes::demo::program_dir() + "/cakes" : a.cakes;
     cakes::demo::run_demo(a);

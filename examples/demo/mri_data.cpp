@@ -19,7 +19,11 @@ const char* const kItkData =
 // The input is the T1 inside the brain region (zero elsewhere), i.e.
 // skull-stripped as brain-tissue segmentation usually starts: the task is
 // tissue, not skull stripping.
-void write_mri_split(const std::string& dir, bool left, int64_t copies) {
+namespace {
+
+// One hemisphere's image and labels as imagesTr/<name> and labelsTr/<name>.
+void write_hemisphere(
+    const std::string& dir, bool left, const std::string& name) {
   const auto t1 =
       data::read_nifti(std::string(kItkData) + "KmeansTest_T1UCharRaw.nii.gz");
   const auto brain = data::read_nifti(
@@ -50,11 +54,22 @@ void write_mri_split(const std::string& dir, bool left, int64_t copies) {
   // The T1 is 8-bit, so the int16 label writer stores it exactly.
   const auto stripped =
       t1.data.round().to(torch::kLong) * inside.to(torch::kLong);
-  data::write_nifti_labels(dir + "/imagesTr/t1.nii.gz", crop(stripped), like);
-  data::write_nifti_labels(dir + "/labelsTr/t1.nii.gz", crop(labels), like);
+  data::write_nifti_labels(dir + "/imagesTr/" + name, crop(stripped), like);
+  data::write_nifti_labels(dir + "/labelsTr/" + name, crop(labels), like);
+}
+
+nlohmann::ordered_json case_of(const std::string& name) {
+  return {{"image", "./imagesTr/" + name}, {"label", "./labelsTr/" + name}};
+}
+
+void write_dataset_json(
+    const std::string& dir,
+    const std::string& title,
+    const std::string& train_case,
+    int64_t copies,
+    const std::string& validation_case) {
   nlohmann::ordered_json j;
-  j["name"] =
-      std::string("ITK T1 ") + (left ? "left" : "right") + " hemisphere";
+  j["name"] = title;
   j["modality"] = {{"0", "MRI"}};
   j["labels"] = {
       {"0", "background"},
@@ -63,10 +78,34 @@ void write_mri_split(const std::string& dir, bool left, int64_t copies) {
       {"3", "tissue_k6"}};
   // One volume; listing it several times makes an epoch several random patches.
   for (int64_t i = 0; i < copies; ++i)
-    j["training"].push_back(
-        {{"image", "./imagesTr/t1.nii.gz"}, {"label", "./labelsTr/t1.nii.gz"}});
+    j["training"].push_back(case_of(train_case));
   j["numTraining"] = copies;
+  if (!validation_case.empty())
+    j["validation"].push_back(case_of(validation_case));
   std::ofstream(dir + "/dataset.json") << j.dump(1) << "\n";
+}
+
+} // namespace
+
+void write_mri_split(const std::string& dir, bool left, int64_t copies) {
+  write_hemisphere(dir, left, "t1.nii.gz");
+  write_dataset_json(
+      dir,
+      std::string("ITK T1 ") + (left ? "left" : "right") + " hemisphere",
+      "t1.nii.gz",
+      copies,
+      "");
+}
+
+void write_mri_task(const std::string& dir, int64_t copies) {
+  write_hemisphere(dir, /*left=*/true, "left.nii.gz");
+  write_hemisphere(dir, /*left=*/false, "right.nii.gz");
+  write_dataset_json(
+      dir,
+      "ITK T1, left hemisphere to train, right to validate",
+      "left.nii.gz",
+      copies,
+      "right.nii.gz");
 }
 
 } // namespace cakes::demo

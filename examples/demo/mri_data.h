@@ -18,5 +18,9 @@ extern const char* const kItkData;
 // `copies` times (so that an epoch is that many random patches). Throws
 // std::runtime_error when the ITK volumes are missing or differ in shape.
 void write_mri_split(const std::string& dir, bool left, int64_t copies);
+// Both hemispheres in one folder: the left one (imagesTr/left.nii.gz) listed
+// `copies` times under "training", the right one (right.nii.gz) under
+// "validation", for training with validation (`cakes-demo --mri-task DIR`).
+void write_mri_task(const std::string& dir, int64_t copies);
 
 } // namespace cakes::demo

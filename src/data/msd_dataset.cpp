@@ -415,7 +415,12 @@ Volume MsdDataset::read_image(int64_t index) const {
   return read_nifti(cases_.at(index).image);
 }
 
-at::Tensor MsdDataset::normalized_input(const Volume& image) const {
+at::Tensor network_input(
+    const Volume& image,
+    const std::vector<std::string>& modalities,
+    const IntensityOptions& intensity,
+    const std::vector<double>& spacing,
+    const std::string& modality_source) {
   at::Tensor x = image.data;
   if (x.dim() == 3) {
     x = x.unsqueeze(0);
@@ -426,22 +431,33 @@ at::Tensor MsdDataset::normalized_input(const Volume& image) const {
         image.path + ": expected a 3-D or 4-D image, got " +
         std::to_string(x.dim()) + "-D");
   }
-  if (x.size(0) != static_cast<int64_t>(modalities_.size())) {
+  if (x.size(0) != static_cast<int64_t>(modalities.size())) {
     throw std::runtime_error(
         image.path + ": " + std::to_string(x.size(0)) + " channels but " +
-        std::to_string(modalities_.size()) + " modalities (from " +
-        (source_ == options_.root ? std::string("the options") : source_) +
-        ")");
+        std::to_string(modalities.size()) + " modalities (from " +
+        modality_source + ")");
   }
-  x = normalize_intensities(x, modalities_, options_.intensity);
-  if (!options_.spacing.empty()) {
+  x = normalize_intensities(x, modalities, intensity);
+  if (!spacing.empty()) {
+    if (spacing.size() != 3) {
+      throw std::invalid_argument("spacing needs three sizes");
+    }
     const Grid g = resampled_grid(
         {x.size(1), x.size(2), x.size(3)},
         image.affine,
-        {options_.spacing[0], options_.spacing[1], options_.spacing[2]});
+        {spacing[0], spacing[1], spacing[2]});
     x = resample_trilinear(x, g.shape).contiguous();
   }
   return x;
+}
+
+at::Tensor MsdDataset::normalized_input(const Volume& image) const {
+  return network_input(
+      image,
+      modalities_,
+      options_.intensity,
+      options_.spacing,
+      source_ == options_.root ? std::string("the options") : source_);
 }
 
 Sample MsdDataset::load_case(int64_t index) const {

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <stdexcept>
 
 namespace cakes::eval {
@@ -13,7 +14,8 @@ VideoScores evaluate_video(
     const models::Model& model,
     const data::Dataset& ds,
     int64_t clips,
-    int64_t batch) {
+    int64_t batch,
+    const std::function<void(int64_t, int64_t)>& on_batch) {
   if (clips < 1 || batch < 1)
     throw std::invalid_argument(
         "evaluation: clips and batch must be positive, got " +
@@ -38,6 +40,8 @@ VideoScores evaluate_video(
       per_clip.push_back(model.forward(torch::stack(inputs)));
     }
     acc.add(torch::stack(per_clip, 1), torch::stack(targets));
+    if (on_batch)
+      on_batch(start + n, ds.size());
   }
   VideoScores s;
   s.videos = acc.count();
@@ -50,7 +54,8 @@ VolumeScores evaluate_volumes(
     const models::Model& model,
     const data::Dataset& ds,
     const std::array<int64_t, 3>& window,
-    double overlap) {
+    double overlap,
+    const std::function<void(const CaseResult&)>& on_case) {
   torch::NoGradGuard no_grad;
   model.module->eval();
   SlidingWindowOptions sw;
@@ -60,6 +65,7 @@ VolumeScores evaluate_volumes(
   DiceCounts dice(classes);
   std::mt19937_64 rng(0);
   for (int64_t i = 0; i < ds.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
     const auto sample = ds.get(i, rng);
     if (!sample.target.defined())
       throw std::invalid_argument(
@@ -70,14 +76,37 @@ VolumeScores evaluate_volumes(
         [&](const at::Tensor& x) { return model.forward(x); },
         sw);
     dice.add(pred, sample.target);
+    if (on_case) {
+      DiceCounts one(classes);
+      one.add(pred, sample.target);
+      CaseResult r;
+      r.index = i;
+      r.total = ds.size();
+      r.dice = one.per_class();
+      r.mean_foreground = one.mean(/*skip_classes=*/1);
+      r.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+      on_case(r);
+    }
   }
+  return volume_scores(dice, ds.class_names(), ds.size());
+}
+
+VolumeScores volume_scores(
+    const DiceCounts& counts,
+    std::vector<std::string> class_names,
+    int64_t cases) {
   VolumeScores s;
-  s.class_names = ds.class_names();
-  for (int64_t c = int64_t(s.class_names.size()); c < classes; ++c)
+  s.class_names = std::move(class_names);
+  for (auto c = int64_t(s.class_names.size());
+       c < int64_t(counts.intersection.size());
+       ++c)
     s.class_names.push_back(std::to_string(c));
-  s.dice = dice.per_class();
-  s.mean_foreground = dice.mean(/*skip_classes=*/1);
-  s.cases = ds.size();
+  s.dice = counts.per_class();
+  s.mean_foreground = counts.mean(/*skip_classes=*/1);
+  s.cases = cases;
+  s.counts = counts;
   return s;
 }
 

@@ -365,13 +365,14 @@ void line_chart(
   for (const auto& s : series) {
     if (s.points.empty())
       continue;
-    o << "<path fill='none' stroke='" << s.colour << "' stroke-width='2'"
+    o << "<path fill='none' stroke='" << s.colour << "' stroke-width='"
+      << (s.thin ? "1' stroke-opacity='0.45'" : "2'")
       << (s.dash.empty() ? "" : " stroke-dasharray='" + s.dash + "'") << " d='";
     for (size_t i = 0; i < s.points.size(); ++i)
       o << (i ? " L" : "M") << px(s.points[i].first) << ","
         << py(s.points[i].second);
     o << "'><title>" << escape(s.name) << "</title></path>\n";
-    if (s.points.size() <= 40)
+    if (s.points.size() <= 40 && !s.thin)
       for (const auto& [x, y] : s.points)
         o << "<circle cx='" << px(x) << "' cy='" << py(y) << "' r='2.5' fill='"
           << s.colour << "'/>";
@@ -414,12 +415,24 @@ std::string training_curves(
   std::vector<LegendEntry> entries;
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string colour = kPalette[i % 10];
+    if (!runs[i].step_loss.empty())
+      loss.push_back(
+          {runs[i].name + " (steps)", colour, "", runs[i].step_loss, true});
     loss.push_back({runs[i].name, colour, "", runs[i].loss});
     for (const auto& [name, points] : runs[i].metrics)
       metrics.push_back(
           {runs[i].name + " " + name, colour, dash_of(name), points});
     entries.push_back({runs[i].name, colour, true, ""});
   }
+  const bool steps = std::any_of(runs.begin(), runs.end(), [](const auto& r) {
+    return !r.step_loss.empty();
+  });
+  if (steps)
+    entries.push_back(
+        {"loss: thin every logged step line, thick per epoch",
+         "#555",
+         true,
+         ""});
   // The dashes name the metrics only when there is more than one.
   if (metric_names.size() > 1)
     for (const auto& name : metric_names)

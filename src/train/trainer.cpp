@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <ostream>
 #include <sstream>
@@ -33,6 +35,14 @@ at::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get_state();
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream log(path, std::ios::app);
+  log << line << '\n' << std::flush;
+  if (!log) {
+    throw std::runtime_error("cannot append to log '" + path + "'");
+  }
 }
 
 void set_cpu_rng_state(const at::Tensor& state) {
@@ -55,6 +65,9 @@ struct Trainer::State {
   // between the checkpoint's rename and the log's append loses no line, since
   // resume() rewrites the log from the checkpoint.
   std::vector<std::string> log_lines;
+  // The best validation so far (TrainerOptions::best_metric).
+  double best_value = std::numeric_limits<double>::quiet_NaN();
+  int64_t best_epoch = 0;
 
   // Rank 0 (or the only process) logs and writes checkpoints.
   bool is_main() const {
@@ -96,6 +109,12 @@ Trainer::Trainer(models::Model model, LossFn loss, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
+double Trainer::best_value() const {
+  return s_->best_value;
+}
+int64_t Trainer::best_epoch() const {
+  return s_->best_epoch;
+}
 int64_t Trainer::epoch() const {
   return s_->epoch;
 }
@@ -125,6 +144,38 @@ nlohmann::json schedule_json(const Schedule& s) {
       {"--epochs", s.total_epochs}};
 }
 
+// `epoch_lines` with the step lines of the log file at `path` (if any) whose
+// step is at most `last_step`, ordered by step, a step line before the epoch
+// line of the same step. Unreadable lines (a kill mid-append) are dropped.
+std::string merged_log(
+    const std::vector<std::string>& epoch_lines,
+    const std::string& path,
+    int64_t last_step) {
+  std::vector<std::pair<int64_t, std::string>> steps;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("kind", "") == "step" && j.contains("step") &&
+        j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() <= last_step) {
+      steps.emplace_back(j["step"].get<int64_t>(), line);
+    }
+  }
+  std::string text;
+  size_t next = 0;
+  for (const auto& l : epoch_lines) {
+    const int64_t end = nlohmann::json::parse(l).value("step", int64_t(0));
+    for (; next < steps.size() && steps[next].first <= end; ++next) {
+      text += steps[next].second + "\n";
+    }
+    text += l + "\n";
+  }
+  for (; next < steps.size(); ++next) {
+    text += steps[next].second + "\n";
+  }
+  return text;
+}
+
 } // namespace
 
 void Trainer::save_checkpoint(const std::string& path) const {
@@ -139,6 +190,16 @@ void Trainer::save_checkpoint(const std::string& path) const {
     lines += (lines.size() > 1 ? "," : "") + l;
   }
   meta.sections["log"] = lines + "]";
+  if (!std::isnan(s_->best_value)) {
+    meta.sections["best"] = nlohmann::json{
+        {"metric", s_->options.best_metric},
+        {"value", s_->best_value},
+        {"epoch", s_->best_epoch},
+        {"file",
+         std::filesystem::path(s_->options.best_checkpoint_path)
+             .filename()
+             .string()}}.dump();
+  }
   meta.rng_state = cpu_rng_state();
   write_checkpoint(path, *s_->model.module, meta, s_->optimizer.get());
 }
@@ -181,6 +242,15 @@ void Trainer::resume(const std::string& path) {
   if (meta.rng_state.defined()) {
     set_cpu_rng_state(meta.rng_state);
   }
+  const auto best = meta.sections.find("best");
+  if (best != meta.sections.end()) {
+    const auto b = nlohmann::json::parse(best->second);
+    if (b.value("metric", std::string()) == s_->options.best_metric &&
+        b.contains("value") && b["value"].is_number()) {
+      s_->best_value = b["value"].get<double>();
+      s_->best_epoch = b.value("epoch", int64_t(0));
+    }
+  }
   s_->log_lines.clear();
   const auto log = meta.sections.find("log");
   if (log != meta.sections.end()) {
@@ -191,12 +261,12 @@ void Trainer::resume(const std::string& path) {
   if (!s_->options.log_path.empty() && s_->is_main() &&
       log != meta.sections.end()) {
     // The log as of the checkpoint: lines a kill lost come back, lines of an
-    // epoch after the checkpoint (which resuming redoes) go.
-    std::string text;
-    for (const auto& l : s_->log_lines) {
-      text += l + "\n";
-    }
-    write_file_atomically(s_->options.log_path, text);
+    // epoch after the checkpoint (which resuming redoes) go. Step lines are
+    // not in the checkpoint: those of the file up to its step stay, in
+    // order before the epoch line that ends them.
+    write_file_atomically(
+        s_->options.log_path,
+        merged_log(s_->log_lines, s_->options.log_path, meta.step));
   }
   if (s_->options.parallel) {
     s_->options.parallel->after_resume(*s_->model.module, s_->step);
@@ -222,6 +292,10 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
   auto last_print = t0;
   double loss_sum = 0, norm_sum = 0;
   int64_t step_in_epoch = 0;
+  // Since the last step line.
+  double line_loss = 0;
+  int64_t line_steps = 0, line_samples = 0;
+  auto line_start = t0;
   while (auto batch = loader.next()) {
     at::Tensor input = batch->input.to(o.device);
     at::Tensor target = batch->target.to(o.device);
@@ -261,6 +335,26 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
     loss_sum += loss_value;
     sum.samples += input.size(0);
     sum.lr = lr;
+    line_loss += loss_value;
+    line_steps++;
+    line_samples += input.size(0);
+    if (o.log_steps_every > 0 && step_in_epoch % o.log_steps_every == 0 &&
+        !o.log_path.empty() && is_main) {
+      StepRecord r;
+      r.epoch = s.epoch;
+      r.step = s.step;
+      r.step_in_epoch = step_in_epoch;
+      r.steps_in_epoch = steps;
+      r.loss = line_loss / static_cast<double>(line_steps);
+      r.lr = lr;
+      r.samples_per_second = static_cast<double>(line_samples) /
+                             std::max(1e-9, seconds_since(line_start));
+      r.seconds = seconds_since(t0);
+      append_line(o.log_path, step_log_line(r));
+      line_loss = 0;
+      line_steps = line_samples = 0;
+      line_start = Clock::now();
+    }
 
     if (o.progress && is_main) {
       const bool last = step_in_epoch == steps;
@@ -332,22 +426,38 @@ EpochSummary Trainer::train_epoch(Loader& loader) {
   sum.step = s.step;
   sum.skipped = static_cast<int64_t>(sum.warnings.size());
 
-  if (o.validate) {
+  const bool validate_now =
+      o.validate && o.validate_every > 0 &&
+      (s.epoch % o.validate_every == 0 || s.epoch == o.epochs);
+  if (validate_now) {
     s.model.module->eval();
     sum.metrics = o.validate(sum.epoch);
     s.model.module->train();
   }
   const std::string line = log_line(sum);
   s.log_lines.push_back(line);
+  const auto metric = sum.metrics.find(o.best_metric);
+  const bool better =
+      !o.best_checkpoint_path.empty() && metric != sum.metrics.end() &&
+      !std::isnan(metric->second) &&
+      (std::isnan(s.best_value) || metric->second > s.best_value);
+  if (better) {
+    s.best_value = metric->second;
+    s.best_epoch = s.epoch;
+    // Before the checkpoint that records it: a kill in between leaves a
+    // checkpoint naming the previous best, and resuming redoes this epoch.
+    if (is_main) {
+      save_checkpoint(o.best_checkpoint_path);
+    }
+  }
   if (!o.checkpoint_path.empty() && is_main) {
     save_checkpoint(o.checkpoint_path);
   }
   if (!o.log_path.empty() && is_main) {
-    std::ofstream log(o.log_path, std::ios::app);
-    log << line << '\n';
-    if (!log) {
-      throw std::runtime_error("cannot append to log '" + o.log_path + "'");
-    }
+    append_line(o.log_path, line);
+  }
+  if (o.on_epoch && is_main) {
+    o.on_epoch(sum, better);
   }
   return sum;
 }

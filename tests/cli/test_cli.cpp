@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -704,7 +705,10 @@ TEST_F(Cli, KilledTrainingResumesWithEveryEpochLogged) {
   const auto r = cakes(args + (fs::exists(ckpt) ? " --resume" : " --force"));
   ASSERT_EQ(r.rc, 0) << r.out << r.err;
   EXPECT_EQ(cakes::train::read_checkpoint_meta(ckpt).epoch, epochs);
-  const auto log = lines(slurp(run / "log.jsonl"));
+  std::vector<std::string> log;
+  for (const auto& l : lines(slurp(run / "log.jsonl")))
+    if (nlohmann::json::parse(l).value("kind", "epoch") == "epoch")
+      log.push_back(l);
   ASSERT_EQ(log.size(), size_t(epochs)) << slurp(run / "log.jsonl");
   for (int e = 0; e < epochs; ++e)
     EXPECT_EQ(nlohmann::json::parse(log[e]).at("epoch"), e) << log[e];
@@ -712,6 +716,209 @@ TEST_F(Cli, KilledTrainingResumesWithEveryEpochLogged) {
   // nothing; the test still passes, but says so.
   if (moments.size() < 3)
     std::cout << "killed at " << moments.size() << " of 3 moments\n";
+}
+
+// Volumes with a held-out case (dataset.json's "validation"): three cases
+// whose bright voxels are class 1, each with its own affine; trained once.
+struct VolumeRun {
+  fs::path msd, run;
+  std::vector<std::array<double, 16>> affines;
+  Result train;
+};
+
+const VolumeRun& volume_run(
+    const std::function<Result(const std::string&)>& cakes,
+    const fs::path& dir) {
+  static const VolumeRun v = [&] {
+    VolumeRun r;
+    r.msd = dir / "msd_val";
+    r.run = dir / "vol_val";
+    fs::create_directories(r.msd / "imagesTr");
+    fs::create_directories(r.msd / "labelsTr");
+    torch::manual_seed(0);
+    for (const char* name : {"a", "b", "c"}) {
+      const auto labels = (torch::rand({32, 32, 16}) > 0.7).to(torch::kLong);
+      cakes::data::Volume like;
+      const double shift = double(r.affines.size());
+      like.affine = {
+          -2, 0, 0, 10 + shift, 0, 0, 3, -254, 0, 2, 0, 5, 0, 0, 0, 1};
+      like.spacing = {2, 2, 3};
+      like.sform_code = 1;
+      r.affines.push_back(like.affine);
+      const std::string file = std::string(name) + ".nii.gz";
+      cakes::data::write_nifti_labels(
+          (r.msd / "imagesTr" / file).string(), labels * 100 + 20, like);
+      cakes::data::write_nifti_labels(
+          (r.msd / "labelsTr" / file).string(), labels, like);
+    }
+    std::ofstream(r.msd / "dataset.json")
+        << R"({"name": "tiny", "modality": {"0": "MRI"},
+               "labels": {"0": "background", "1": "bright"},
+               "training": [
+                 {"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"},
+                 {"image": "./imagesTr/b.nii.gz", "label": "./labelsTr/b.nii.gz"}],
+               "validation": [
+                 {"image": "./imagesTr/c.nii.gz", "label": "./labelsTr/c.nii.gz"}]})";
+    r.train = cakes(
+        "train --net res_encoder_decoder --width 4 --op conv3d --msd " +
+        r.msd.string() +
+        " --patch 32 32 16 --epochs 3 --batch 1 --lr 0.01 --optimizer adamw "
+        "--val-every 1 --log-every 1 --workers 0 --threads 2 --out-dir " +
+        r.run.string());
+    return r;
+  }();
+  return v;
+}
+
+// Live validation of volumes: a Dice line as each epoch ends, step and epoch
+// lines in the log, best.pt holding the best logged Dice, which eval of
+// best.pt reproduces; and the log plots.
+TEST_F(Cli, VolumeValidationPrintsDicePerEpochAndKeepsTheBest) {
+  const auto& v = volume_run(cakes, dir());
+  ASSERT_EQ(v.train.rc, 0) << v.train.out << v.train.err;
+  const auto out = lines(v.train.out);
+  std::vector<size_t> epoch_at, progress_at;
+  for (size_t i = 0; i < out.size(); ++i) {
+    for (int e = 1; e <= 3; ++e) {
+      const std::string head = "epoch " + std::to_string(e) + "/3";
+      if (out[i].rfind(head + ": ", 0) == 0) {
+        epoch_at.push_back(i);
+        EXPECT_NE(out[i].find("val_dice "), std::string::npos) << out[i];
+        EXPECT_NE(out[i].find("bright "), std::string::npos) << out[i];
+      } else if (out[i].rfind(head + " ", 0) == 0) {
+        progress_at.push_back(i);
+      }
+    }
+  }
+  ASSERT_EQ(epoch_at.size(), 3u) << v.train.out;
+  // Printed as the epoch ends: before the next epoch's progress lines.
+  ASSERT_FALSE(progress_at.empty()) << v.train.out;
+  EXPECT_LT(epoch_at[0], progress_at.back()) << v.train.out;
+
+  std::vector<double> dice;
+  int steps = 0;
+  for (const auto& l : lines(slurp(v.run / "log.jsonl"))) {
+    const auto j = nlohmann::json::parse(l);
+    if (j.at("kind") == "step") {
+      ++steps;
+      EXPECT_TRUE(j.contains("lr") && j.contains("samples_per_s")) << l;
+    } else {
+      dice.push_back(j.at("val_dice").get<double>());
+    }
+  }
+  EXPECT_EQ(steps, 6); // 2 training cases, batch 1, a line every step
+  ASSERT_EQ(dice.size(), 3u);
+  const double best = *std::max_element(dice.begin(), dice.end());
+  const auto meta =
+      cakes::train::read_checkpoint_meta((v.run / "best.pt").string());
+  const auto recorded = nlohmann::json::parse(meta.sections.at("best"));
+  EXPECT_EQ(recorded.at("metric"), "val_dice");
+  EXPECT_DOUBLE_EQ(recorded.at("value").get<double>(), best);
+  EXPECT_EQ(meta.epoch, recorded.at("epoch").get<int64_t>());
+  EXPECT_EQ(dice[size_t(meta.epoch - 1)], best); // the first epoch reaching it
+  // checkpoint.pt knows the best too (for --resume).
+  EXPECT_EQ(
+      cakes::train::read_checkpoint_meta((v.run / "checkpoint.pt").string())
+          .sections.at("best"),
+      meta.sections.at("best"));
+  // eval of best.pt on the validation case gives the recorded Dice, and
+  // says which case it is doing.
+  auto r = cakes(
+      "eval --msd " + v.msd.string() + " --checkpoint " +
+      (v.run / "best.pt").string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("case 1/1 c.nii.gz: Dice "), std::string::npos) << r.out;
+  r = cakes(
+      "eval --msd " + v.msd.string() + " --json --checkpoint " +
+      (v.run / "best.pt").string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NEAR(
+      nlohmann::json::parse(r.out).at("mean_dice_foreground").get<double>(),
+      best,
+      1e-9);
+
+  // cakes plot draws the step lines (thin) and the epoch lines.
+  const auto svg = dir() / "vol_curves.svg";
+  r = cakes("plot " + (v.run / "log.jsonl").string() + " -o " + svg.string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const std::string picture = slurp(svg);
+  EXPECT_NE(picture.find("<svg"), std::string::npos);
+  EXPECT_NE(picture.find("vol_val (steps)"), std::string::npos);
+  EXPECT_NE(picture.find("val_dice"), std::string::npos);
+}
+
+TEST_F(Cli, InferOnAFolderOfVolumesKeepsEachAffine) {
+  const auto& v = volume_run(cakes, dir());
+  ASSERT_EQ(v.train.rc, 0) << v.train.out << v.train.err;
+  const fs::path in = dir() / "infer_volumes", out = dir() / "labels_out";
+  fs::create_directories(in);
+  for (const char* name : {"a.nii.gz", "b.nii.gz"})
+    fs::copy(v.msd / "imagesTr" / name, in / name);
+  const std::string cmd = "infer --checkpoint " + (v.run / "best.pt").string() +
+                          " --input " + in.string() + " --output " +
+                          out.string();
+  auto r = cakes(cmd);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("case 2/2 "), std::string::npos) << r.out;
+  for (size_t i = 0; i < 2; ++i) {
+    const auto pred =
+        cakes::data::read_nifti((out / (i ? "b.nii.gz" : "a.nii.gz")).string());
+    EXPECT_EQ(pred.data.sizes(), (c10::IntArrayRef{32, 32, 16}));
+    for (int k = 0; k < 16; ++k)
+      EXPECT_DOUBLE_EQ(pred.affine[k], v.affines[i][k]) << i << " " << k;
+  }
+  // The labels written are kept unless --force.
+  expect_one_line_error(cakes(cmd), "--force");
+  EXPECT_EQ(cakes(cmd + " --force").rc, 0);
+}
+
+TEST_F(Cli, InferOnAFolderOfVideosWritesOneCsv) {
+  const fs::path run = trained();
+  const fs::path s = synth(), in = dir() / "infer_videos";
+  fs::create_directories(in);
+  const auto videos = lines(slurp(s / "val_videos.txt"));
+  ASSERT_GE(videos.size(), 2u);
+  std::vector<std::string> names;
+  for (size_t i = 0; i < 2; ++i) {
+    std::istringstream f(videos[i]);
+    std::string path;
+    f >> path;
+    names.push_back(fs::path(path).filename().string());
+    fs::copy(s / path, in / names.back());
+  }
+  std::ofstream(in / "notes.md") << "not a video: ignored\n";
+  const auto csv = dir() / "results.csv";
+  const std::string cmd = "infer --checkpoint " +
+                          (run / "checkpoint.pt").string() + " --input " +
+                          in.string() + " --top 3 --output " + csv.string();
+  auto r = cakes(cmd);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto rows = lines(slurp(csv));
+  ASSERT_EQ(rows.size(), 3u) << slurp(csv);
+  EXPECT_EQ(
+      rows[0],
+      "path,class_1,probability_1,class_2,probability_2,class_3,"
+      "probability_3");
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(rows[i + 1].rfind((in / names[i]).string() + ",", 0), 0u)
+        << rows[i + 1];
+    EXPECT_EQ(std::count(rows[i + 1].begin(), rows[i + 1].end(), ','), 6)
+        << rows[i + 1];
+  }
+  // A list file gives the same rows; a bad video among them is one line
+  // naming it, and the existing table is kept.
+  std::ofstream(in / "list.txt") << names[0] << "\n\n# a comment\n"
+                                 << names[1] << "\n";
+  const auto csv2 = dir() / "results2.csv";
+  r = cakes(
+      "infer --checkpoint " + (run / "checkpoint.pt").string() + " --input " +
+      (in / "list.txt").string() + " --top 3 --output " + csv2.string());
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_EQ(lines(slurp(csv2)), rows);
+  std::ofstream(in / "zz_broken.mp4") << "not a video";
+  const std::string table = slurp(csv);
+  expect_one_line_error(cakes(cmd + " --force"), "zz_broken.mp4");
+  EXPECT_EQ(slurp(csv), table);
 }
 
 } // namespace

@@ -221,10 +221,14 @@ protected:
   }
 };
 
+// The epoch lines of a run's log (not the step lines of --log-every).
 std::vector<nlohmann::json> log_of(const std::string& out_dir) {
   std::vector<nlohmann::json> r;
-  for (const auto& l : lines(slurp(out_dir + "/log.jsonl")))
-    r.push_back(nlohmann::json::parse(l));
+  for (const auto& l : lines(slurp(out_dir + "/log.jsonl"))) {
+    auto j = nlohmann::json::parse(l);
+    if (j.value("kind", "epoch") == "epoch")
+      r.push_back(std::move(j));
+  }
   return r;
 }
 
@@ -237,13 +241,14 @@ TEST_F(DistCli, TrainUnderTheLauncherIsOneProcessOnTheGlobalBatch) {
       "--sync-bn --out-dir " + path("two"));
   ASSERT_EQ(r.rc, 0) << r.out << r.err;
 
-  // One checkpoint and one log, written by rank 0 alone; rank 0 alone
-  // reports. --batch 4 is global: 2 per rank, 8 videos -> 4 per rank -> 2
-  // steps per epoch on each rank, as in one process with batch 4.
+  // One checkpoint, the best one and one log, written by rank 0 alone;
+  // rank 0 alone reports. --batch 4 is global: 2 per rank, 8 videos -> 4 per
+  // rank -> 2 steps per epoch on each rank, as in one process with batch 4.
   std::set<std::string> files;
   for (const auto& e : fs::directory_iterator(path("two")))
     files.insert(e.path().filename().string());
-  EXPECT_EQ(files, (std::set<std::string>{"checkpoint.pt", "log.jsonl"}));
+  EXPECT_EQ(
+      files, (std::set<std::string>{"best.pt", "checkpoint.pt", "log.jsonl"}));
   EXPECT_EQ(lines_with(r.out, "training ").size(), 1u) << r.out;
   EXPECT_NE(
       r.out.find("2 epochs of 2 steps per rank (2 processes x batch 2 = "

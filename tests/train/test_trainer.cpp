@@ -10,6 +10,7 @@
 #include "support/tiny_task.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -188,6 +189,80 @@ TEST(Trainer, ResumeRebuildsTheLogAKillCutShort) {
   const auto after = read_lines();
   ASSERT_EQ(after.size(), 3u);
   EXPECT_NE(after[2].find("\"epoch\":2"), std::string::npos) << after[2];
+}
+
+// Step lines (log_steps_every) and best.pt across a kill: resume keeps the
+// step lines up to the checkpoint and drops those of the epoch the kill cut
+// short; the best so far comes back from the checkpoint, so a worse epoch
+// after resume does not replace best.pt and a better one does.
+TEST(Trainer, ResumeKeepsTheBestAndTheStepLinesUpToTheCheckpoint) {
+  TempDir dir("trainer_best");
+  auto ds = std::make_shared<SignDataset>(32); // 4 steps per epoch
+  const std::string ckpt = dir / "c.pt", best = dir / "best.pt",
+                    log = dir / "log.jsonl";
+  // The metric of each epoch (validate's argument is 0-based): best after
+  // 2 epochs, worse after 3, best after 4.
+  const std::map<int64_t, double> metric = {
+      {0, 0.5}, {1, 0.9}, {2, 0.7}, {3, 0.95}};
+  const auto options = [&] {
+    auto o = trainer_options(4, OptimizerKind::sgd);
+    o.checkpoint_path = ckpt;
+    o.log_path = log;
+    o.log_steps_every = 2;
+    o.best_checkpoint_path = best;
+    o.best_metric = "val_m";
+    o.validate = [&](int64_t epoch) {
+      return std::map<std::string, double>{{"val_m", metric.at(epoch)}};
+    };
+    return o;
+  };
+  {
+    torch::manual_seed(1);
+    TinyNet net;
+    Loader loader(ds, loader_options());
+    Trainer trainer(tiny_model(net, kNetwork), cross_entropy, options());
+    trainer.train_epoch(loader);
+    trainer.train_epoch(loader);
+    EXPECT_EQ(trainer.best_epoch(), 2);
+  }
+  EXPECT_EQ(read_checkpoint_meta(best).epoch, 2);
+  // The kill: epoch 3 had logged a step line (step 10) before it.
+  std::ofstream(log, std::ios::app)
+      << R"({"kind":"step","epoch":2,"step":10,"step_in_epoch":2,)"
+      << R"("steps_in_epoch":4,"loss":9.0,"lr":0.1})"
+      << "\n";
+  TinyNet net;
+  Loader loader(ds, loader_options());
+  Trainer trainer(tiny_model(net, kNetwork), cross_entropy, options());
+  trainer.resume(ckpt);
+  EXPECT_DOUBLE_EQ(trainer.best_value(), 0.9);
+  EXPECT_EQ(trainer.best_epoch(), 2);
+  const auto resumed = read_training_log(log);
+  ASSERT_EQ(resumed.epochs.size(), 2u);
+  ASSERT_EQ(resumed.steps.size(), 4u); // steps 2, 4, 6, 8
+  EXPECT_EQ(resumed.steps.back().step, 8);
+  trainer.train_epoch(loader); // epoch 3: worse
+  EXPECT_EQ(read_checkpoint_meta(best).epoch, 2);
+  trainer.train_epoch(loader); // epoch 4: better
+  const auto meta = read_checkpoint_meta(best);
+  EXPECT_EQ(meta.epoch, 4);
+  const auto recorded = nlohmann::json::parse(meta.sections.at("best"));
+  EXPECT_EQ(recorded.at("epoch"), 4);
+  EXPECT_DOUBLE_EQ(recorded.at("value").get<double>(), 0.95);
+  EXPECT_EQ(recorded.at("file"), "best.pt");
+  // Every line in order: two step lines, then the epoch line, per epoch; no
+  // line of the killed attempt (its loss 9.0).
+  std::ifstream f(log);
+  std::vector<std::string> kinds;
+  for (std::string l; std::getline(f, l);) {
+    const auto j = nlohmann::json::parse(l);
+    EXPECT_NE(j.at("loss").get<double>(), 9.0) << l;
+    kinds.push_back(j.at("kind"));
+  }
+  std::vector<std::string> expected;
+  for (int e = 0; e < 4; ++e)
+    expected.insert(expected.end(), {"step", "step", "epoch"});
+  EXPECT_EQ(kinds, expected);
 }
 
 TEST(Trainer, ResumeWithoutTheRngStateWouldDiffer) {

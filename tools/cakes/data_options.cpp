@@ -183,6 +183,26 @@ data::ClassSource class_source(const DataOptions& o, bool training) {
   return c;
 }
 
+} // namespace
+
+data::IntensityOptions intensity_options(const DataOptions& o) {
+  data::IntensityOptions i;
+  if (!o.ct_window.empty()) {
+    i.ct_lo = o.ct_window[0];
+    i.ct_hi = o.ct_window[1];
+    if (!(i.ct_hi > i.ct_lo))
+      throw std::invalid_argument("--ct-window needs LO < HI");
+  }
+  if (!o.zscore.empty()) {
+    i.zscore_set = true;
+    i.zscore = o.zscore == "all" ? data::ZScoreRegion::All
+                                 : data::ZScoreRegion::Nonzero;
+  }
+  return i;
+}
+
+namespace {
+
 DatasetHandle make_volumes(const DataOptions& o, bool training) {
   data::MsdOptions m;
   m.root = o.msd;
@@ -194,17 +214,7 @@ DatasetHandle make_volumes(const DataOptions& o, bool training) {
   if (o.val_fraction >= 0)
     m.val_fraction = o.val_fraction;
   m.spacing = o.spacing;
-  if (!o.ct_window.empty()) {
-    m.intensity.ct_lo = o.ct_window[0];
-    m.intensity.ct_hi = o.ct_window[1];
-    if (!(m.intensity.ct_hi > m.intensity.ct_lo))
-      throw std::invalid_argument("--ct-window needs LO < HI");
-  }
-  if (!o.zscore.empty()) {
-    m.intensity.zscore_set = true;
-    m.intensity.zscore = o.zscore == "all" ? data::ZScoreRegion::All
-                                           : data::ZScoreRegion::Nonzero;
-  }
+  m.intensity = intensity_options(o);
   if (!o.modality.empty())
     m.modalities = split_commas(o.modality);
   if (!o.categories.empty())

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cakes/data/dataset.h"
+#include "cakes/data/transforms.h"
 #include "cakes/data/video_datasets.h"
 
 #include <CLI/CLI.hpp>
@@ -54,6 +55,10 @@ struct DatasetHandle {
   int64_t in_channels = 3; // volumes: one per modality
   std::vector<std::string> class_names; // empty when only the number is known
 };
+
+// The volume intensity options of --ct-window and --zscore; throws
+// std::invalid_argument on an empty window.
+data::IntensityOptions intensity_options(const DataOptions& options);
 
 // Whether a video validation source (a val list, folder or JSON) is given.
 bool has_video_validation(const DataOptions& options);

@@ -198,4 +198,31 @@ eval::VideoScores DistJob::evaluate_video(
   return all;
 }
 
+eval::VolumeScores DistJob::evaluate_volumes(
+    const models::Model& model,
+    std::shared_ptr<const data::Dataset> dataset,
+    const std::array<int64_t, 3>& window,
+    double overlap) const {
+  if (!context_)
+    return eval::evaluate_volumes(model, *dataset, window, overlap);
+  const Shard shard(dataset, rank(), world_size());
+  eval::DiceCounts mine(model.spec.num_classes);
+  if (shard.size() > 0)
+    mine = eval::evaluate_volumes(model, shard, window, overlap).counts;
+  std::vector<double> flat;
+  for (const auto* v : {&mine.intersection, &mine.predicted, &mine.labelled})
+    for (const int64_t x : *v)
+      flat.push_back(static_cast<double>(x));
+  at::Tensor counts = at::tensor(flat, at::kDouble);
+  context_->all_reduce_sum(counts);
+  const auto c = counts.accessor<double, 1>();
+  const size_t k = mine.intersection.size();
+  for (size_t i = 0; i < k; ++i) {
+    mine.intersection[i] = std::llround(c[int64_t(i)]);
+    mine.predicted[i] = std::llround(c[int64_t(k + i)]);
+    mine.labelled[i] = std::llround(c[int64_t(2 * k + i)]);
+  }
+  return eval::volume_scores(mine, dataset->class_names(), dataset->size());
+}
+
 } // namespace cakes::cli

@@ -85,6 +85,13 @@ public:
       std::shared_ptr<const data::Dataset> dataset,
       int64_t clips,
       int64_t batch) const;
+  // Dice over the whole dataset the same way: rank r evaluates cases r,
+  // r + W, ..., and the Dice counts are summed over ranks.
+  eval::VolumeScores evaluate_volumes(
+      const models::Model& model,
+      std::shared_ptr<const data::Dataset> dataset,
+      const std::array<int64_t, 3>& window,
+      double overlap) const;
 
 private:
   DistArgs args_;

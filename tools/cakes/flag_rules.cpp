@@ -123,6 +123,7 @@ std::vector<Rule> rules() {
       {"overlap", "", false, 0, 1, false, true},
       {"target-latency", "", false, 0, inf, true},
       {"log-every", "", true, 1, 1e9},
+      {"val-every", "train", true, 0, 100000},
       // Evaluation and reports.
       {"clips", "", true, 1, 1000},
       {"top", "", true, 1, 100000},

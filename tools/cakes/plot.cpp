@@ -39,17 +39,24 @@ report::RunCurves read_run(const std::string& path, const std::string& name) {
   if (fs::is_directory(path))
     throw std::invalid_argument(
         path + ": is a folder; give its log.jsonl or search.log.jsonl");
-  std::vector<train::EpochSummary> epochs;
+  train::TrainingLog log;
   try {
-    epochs = train::read_log(path);
+    // A step or epoch logged twice (a resumed run redoing the epoch a kill
+    // cut short) is drawn once, as its later line says.
+    log = train::read_training_log(path);
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());
   }
-  if (epochs.empty())
+  if (log.epochs.empty() && log.steps.empty())
     throw std::invalid_argument(path + ": empty log, nothing to plot");
   report::RunCurves run;
   run.name = name;
-  for (const auto& e : epochs) {
+  for (const auto& s : log.steps)
+    if (s.steps_in_epoch > 0)
+      run.step_loss.emplace_back(
+          double(s.epoch) + double(s.step_in_epoch) / double(s.steps_in_epoch),
+          s.loss);
+  for (const auto& e : log.epochs) {
     // The log is written as JSON, which has no NaN: a value read is finite.
     const double x = double(e.epoch + 1); // epochs completed
     run.loss.emplace_back(x, e.mean_loss);

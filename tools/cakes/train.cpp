@@ -7,7 +7,9 @@
 #include "input_spec.h"
 #include "net_options.h"
 
+#include "cakes/data/msd_dataset.h"
 #include "cakes/data/nifti.h"
+#include "cakes/data/resample.h"
 #include "cakes/data/transforms.h"
 #include "cakes/data/video_reader.h"
 #include "cakes/eval/evaluate.h"
@@ -21,6 +23,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -28,6 +32,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 
 namespace fs = std::filesystem;
 
@@ -81,10 +86,99 @@ struct TrainArgs {
   bool resume = false, force = false, reschedule = false;
   int threads = 0;
   int64_t log_every = 10;
+  int64_t val_every = -1; // -1: 1 when there is validation data, else 0
   InitOptions init;
   double dropout = -1;
   DistArgs dist;
 };
+
+// Validation during training: what runs, how often, and the metric best.pt
+// is kept by.
+struct Validation {
+  std::function<std::map<std::string, double>(int64_t)> validate;
+  int64_t every = 0;
+  std::string metric;
+};
+
+Validation validation(
+    const TrainArgs& a,
+    const DatasetHandle& data,
+    const DistJob& job,
+    const models::Model& model) {
+  Validation v;
+  if (data.volumetric) {
+    auto val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
+    const auto* msd = dynamic_cast<const data::MsdDataset*>(val->dataset.get());
+    const bool held_out = msd && msd->split().rule != "none";
+    v.every = a.val_every >= 0 ? a.val_every : held_out ? 1 : 0;
+    if (v.every > 0 && !held_out)
+      std::printf(
+          "note: %s holds no validation cases out (too few cases for "
+          "--val-fraction, no 'validation' list): validating on the training "
+          "cases\n",
+          a.data.msd.c_str());
+    v.metric = "val_dice";
+    const auto window = window_of(a.data.patch);
+    v.validate = [val, model, &job, window](int64_t) {
+      const auto s =
+          job.evaluate_volumes(model, val->dataset, window, /*overlap=*/0.5);
+      std::map<std::string, double> m{{"val_dice", s.mean_foreground}};
+      for (size_t c = 1; c < s.dice.size(); ++c)
+        if (!std::isnan(s.dice[c]))
+          m["val_dice_" + s.class_names[c]] = s.dice[c];
+      return m;
+    };
+    return v;
+  }
+  const bool held_out = has_video_validation(a.data);
+  if (a.val_every > 0 && !held_out)
+    throw std::invalid_argument(
+        "--val-every " + std::to_string(a.val_every) +
+        ": no validation videos; give --frames-val-list, --videos-val-list, "
+        "--videos-val-dir or --ssv2-val-list");
+  v.every = a.val_every >= 0 ? a.val_every : held_out ? 1 : 0;
+  v.metric = "val_top1";
+  if (held_out) {
+    auto val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
+    v.validate = [val, model, &job](int64_t) {
+      const auto s =
+          job.evaluate_video(model, val->dataset, 1, job.local_batch());
+      return std::map<std::string, double>{
+          {"val_top1", s.top1}, {"val_top5", s.top5}};
+    };
+  }
+  return v;
+}
+
+// "epoch 2/5: loss 0.6931, 2.1 s (0.700 s/step), val_dice 0.7123 (bright
+// 0.7123), best so far -> out/best.pt" as the epoch ends (`best` empty: not
+// a new best).
+void print_epoch(
+    const train::EpochSummary& s, int64_t epochs, const std::string& best) {
+  std::string line = "epoch " + std::to_string(s.epoch + 1) + "/" +
+                     std::to_string(epochs) + ": ";
+  char b[160];
+  std::snprintf(
+      b,
+      sizeof b,
+      "loss %.4f, %.1f s (%.3f s/step)",
+      s.mean_loss,
+      s.seconds,
+      s.steps ? s.seconds / double(s.steps) : 0.0);
+  line += b;
+  std::string per_class;
+  for (const auto& [k, v] : s.metrics) {
+    const bool of_class = k.rfind("val_dice_", 0) == 0;
+    std::snprintf(
+        b, sizeof b, "%s %.4f", (of_class ? k.substr(9) : k).c_str(), v);
+    (of_class ? per_class : line) += std::string(", ") + b;
+  }
+  if (!per_class.empty())
+    line += " (" + per_class.substr(2) + ")";
+  if (!best.empty())
+    line += ", best so far -> " + best;
+  std::cout << line << std::endl;
+}
 
 void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   set_threads(a.threads);
@@ -102,6 +196,7 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   fs::create_directories(a.out_dir);
   const std::string ckpt = (fs::path(a.out_dir) / "checkpoint.pt").string();
   const std::string log = (fs::path(a.out_dir) / "log.jsonl").string();
+  const std::string best = (fs::path(a.out_dir) / "best.pt").string();
   if (a.resume && !fs::exists(ckpt))
     throw std::invalid_argument("--resume: no checkpoint at " + ckpt);
   const bool replace = !a.resume && fs::exists(ckpt);
@@ -130,6 +225,7 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
     std::mt19937_64 probe(a.seed);
     data.dataset->get(0, probe);
     fs::remove(log);
+    fs::remove(best);
   }
 
   train::TrainerOptions o;
@@ -149,17 +245,16 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
   o.progress = &std::cout;
   o.progress_is_terminal = isatty(fileno(stdout)) != 0;
   o.progress_every = a.log_every;
+  o.log_steps_every = a.log_every;
   o.parallel = job.parallel();
-  std::shared_ptr<DatasetHandle> val;
-  if (has_video_validation(a.data) && !data.volumetric) {
-    val = std::make_shared<DatasetHandle>(make_dataset(a.data, false));
-    o.validate = [val, model, &job](int64_t) {
-      const auto s =
-          job.evaluate_video(model, val->dataset, 1, job.local_batch());
-      return std::map<std::string, double>{
-          {"val_top1", s.top1}, {"val_top5", s.top5}};
-    };
-  }
+  const Validation v = validation(a, data, job, model);
+  o.validate = v.validate;
+  o.validate_every = v.every;
+  o.best_checkpoint_path = best;
+  o.best_metric = v.metric;
+  o.on_epoch = [&](const train::EpochSummary& s, bool new_best) {
+    print_epoch(s, a.epochs, new_best ? best : "");
+  };
   const train::LossFn loss = data.volumetric
                                  ? train::LossFn(train::dice_cross_entropy)
                                  : train::LossFn(train::cross_entropy);
@@ -187,21 +282,17 @@ void run_train(const TrainArgs& a, bool op_given, bool net_given) {
                 << job.local_batch() << " = global batch " << a.batch << ")";
     std::cout << "\n" << std::flush;
   }
-  const auto summaries = trainer.fit(loader);
+  trainer.fit(loader);
   if (!job.is_main())
     return;
-  for (const auto& s : summaries) {
-    std::printf(
-        "epoch %lld: loss %.4f, %.1f s (%.3f s/step)",
-        (long long)s.epoch + 1,
-        s.mean_loss,
-        s.seconds,
-        s.steps ? s.seconds / double(s.steps) : 0.0);
-    for (const auto& [k, v] : s.metrics)
-      std::printf(", %s %.4f", k.c_str(), v);
-    std::printf("\n");
-  }
   std::printf("checkpoint %s, log %s\n", ckpt.c_str(), log.c_str());
+  if (!std::isnan(trainer.best_value()))
+    std::printf(
+        "best %s (epoch %lld, %s %.4f)\n",
+        best.c_str(),
+        (long long)trainer.best_epoch(),
+        v.metric.c_str(),
+        trainer.best_value());
 }
 
 // ---- eval ------------------------------------------------------------------
@@ -235,7 +326,27 @@ void run_eval(const EvalArgs& args, const CLI::App* cmd) {
   j["checkpoint"] = a.checkpoint;
   if (data.volumetric) {
     const auto w = window_of(a.window.empty() ? a.data.patch : a.window);
-    const auto s = eval::evaluate_volumes(model, *data.dataset, w, a.overlap);
+    const auto* msd = dynamic_cast<const data::MsdDataset*>(data.dataset.get());
+    // A line per case as it is done (stdout holds only JSON with --json).
+    const auto progress = [&](const eval::CaseResult& r) {
+      if (a.json)
+        return;
+      std::string name = "case " + std::to_string(r.index);
+      if (msd)
+        name = fs::path(msd->cases().at(size_t(r.index)).image)
+                   .filename()
+                   .string();
+      std::printf(
+          "case %lld/%lld %s: Dice %s (%.1f s)\n",
+          (long long)r.index + 1,
+          (long long)r.total,
+          name.c_str(),
+          fmt_dice(r.mean_foreground).c_str(),
+          r.seconds);
+      std::fflush(stdout);
+    };
+    const auto s =
+        eval::evaluate_volumes(model, *data.dataset, w, a.overlap, progress);
     j.update(volume_json(s));
     if (!a.json) {
       std::printf(
@@ -255,7 +366,36 @@ void run_eval(const EvalArgs& args, const CLI::App* cmd) {
           fmt_dice(s.mean_foreground).c_str());
     }
   } else {
-    const auto s = eval::evaluate_video(model, *data.dataset, a.clips, a.batch);
+    // Progress: a redrawn count on a terminal, else a line per tenth.
+    const bool tty = isatty(fileno(stdout)) != 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t tenths = 0;
+    const auto progress = [&](int64_t done, int64_t total) {
+      if (a.json || done == total)
+        return;
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+      if (tty) {
+        std::printf(
+            "\rvideos %lld/%lld (%.0f s)\x1b[K",
+            (long long)done,
+            (long long)total,
+            secs);
+      } else if (done * 10 / total > tenths) {
+        tenths = done * 10 / total;
+        std::printf(
+            "videos %lld/%lld (%.1f s)\n",
+            (long long)done,
+            (long long)total,
+            secs);
+      }
+      std::fflush(stdout);
+    };
+    const auto s =
+        eval::evaluate_video(model, *data.dataset, a.clips, a.batch, progress);
+    if (tty && !a.json && s.videos > a.batch)
+      std::printf("\r\x1b[K");
     j["videos"] = s.videos;
     j["clips"] = a.clips;
     j["top1"] = s.top1;
@@ -282,7 +422,7 @@ struct InferArgs {
   int64_t num_classes = 0, top = 5, frames = 8, size = 224, scale = 0;
   std::vector<int64_t> window{64, 64, 64};
   double overlap = 0.5;
-  bool force = false;
+  bool force = false, modality_given = false;
   int threads = 0;
 };
 
@@ -294,10 +434,267 @@ bool is_nifti(const std::string& p) {
   return ends(".nii") || ends(".nii.gz") || ends(".hdr") || ends(".img");
 }
 
+bool is_list_file(const std::string& p) {
+  const std::string ext = fs::path(p).extension().string();
+  return ext == ".txt" || ext == ".lst" || ext == ".list";
+}
+
+// The files --input names: itself; a folder's videos or NIfTI volumes (other
+// files are ignored), sorted by name; or a list file (.txt, .lst, .list): one
+// path per line, relative to the list's folder, blank lines and #-comments
+// skipped. Videos and volumes are not mixed.
+std::vector<std::string> input_files(const std::string& input) {
+  std::vector<std::string> files;
+  if (fs::is_directory(input)) {
+    for (const auto& e : fs::directory_iterator(input))
+      if (e.is_regular_file() &&
+          (is_nifti(e.path().string()) ||
+           data::is_video_file_name(e.path().filename().string())))
+        files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    if (files.empty())
+      throw std::invalid_argument(
+          "--input " + input + ": no videos or NIfTI volumes in the folder");
+  } else if (is_list_file(input)) {
+    std::ifstream f(input);
+    if (!f)
+      throw std::invalid_argument("--input " + input + ": cannot read");
+    const fs::path base = fs::path(input).parent_path();
+    for (std::string line; std::getline(f, line);) {
+      const auto b = line.find_first_not_of(" \t\r");
+      if (b == std::string::npos || line[b] == '#')
+        continue;
+      const std::string p =
+          line.substr(b, line.find_last_not_of(" \t\r") + 1 - b);
+      files.push_back(
+          fs::path(p).is_absolute() ? p
+                                    : (base / p).lexically_normal().string());
+    }
+    if (files.empty())
+      throw std::invalid_argument("--input " + input + ": lists no files");
+  } else {
+    files.push_back(input);
+  }
+  const auto volumes = std::count_if(files.begin(), files.end(), is_nifti);
+  if (volumes != 0 && volumes != int64_t(files.size()))
+    throw std::invalid_argument(
+        "--input " + input + " mixes videos and NIfTI volumes: give one kind");
+  return files;
+}
+
+// Runs `work` on input i of n; an error names the input when it does not
+// already.
+template <class F> void for_input(const std::string& path, F&& work) {
+  try {
+    work();
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    if (what.find(path) != std::string::npos)
+      throw;
+    throw std::runtime_error(path + ": " + what);
+  }
+}
+
+// "case 2/5 " before each of many inputs' lines; "" for one.
+std::string counter(const char* word, size_t i, size_t n, bool many) {
+  return many ? std::string(word) + " " + std::to_string(i + 1) + "/" +
+                    std::to_string(n) + " "
+              : "";
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos)
+    return s;
+  std::string q = "\"";
+  for (const char c : s)
+    q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// Volumes: one label NIfTI per input, on the input's grid with its affine,
+// through the intensity and spacing the network was trained with.
+void infer_volumes(
+    const InferArgs& a,
+    const std::vector<std::string>& files,
+    bool many,
+    const nlohmann::json& section,
+    const std::vector<std::string>& names,
+    int64_t classes,
+    const std::function<models::Model(int64_t)>& load) {
+  if (a.output.empty())
+    throw std::invalid_argument(
+        many ? "volumes need --output DIR for their label NIfTIs"
+             : "a volume needs --output FILE.nii.gz for its labels");
+  // Every output checked before the first is written.
+  std::vector<std::string> outputs;
+  if (many) {
+    if (fs::exists(a.output) && !fs::is_directory(a.output))
+      throw std::invalid_argument(
+          "--output " + a.output +
+          " is a file: many volumes need a folder for their labels");
+    std::set<std::string> seen;
+    for (const auto& f : files) {
+      const std::string name = fs::path(f).filename().string();
+      if (!seen.insert(name).second)
+        throw std::invalid_argument(
+            "two inputs are named " + name + ": their labels would share " +
+            (fs::path(a.output) / name).string());
+      outputs.push_back((fs::path(a.output) / name).string());
+    }
+  } else {
+    outputs.push_back(a.output);
+  }
+  for (const auto& o : outputs) {
+    refuse_input_as_output(o, files);
+    refuse_overwrite(o, a.force);
+  }
+  if (many)
+    fs::create_directories(a.output);
+  // What training saw (input_spec.h): modalities, CT window, z-score and
+  // spacing; --modality instead sets every channel.
+  DataOptions recorded;
+  std::vector<std::string> modalities;
+  if (section.is_object()) {
+    const auto get = [&](const char* key, auto& value) {
+      if (section.contains(key) && !section[key].is_null())
+        section[key].get_to(value);
+    };
+    get("ct_window", recorded.ct_window);
+    get("zscore", recorded.zscore);
+    get("spacing", recorded.spacing);
+    get("modalities", modalities);
+  }
+  const data::IntensityOptions intensity = intensity_options(recorded);
+  std::optional<models::Model> model;
+  eval::SlidingWindowOptions sw;
+  sw.window = window_of(a.window);
+  sw.overlap = a.overlap;
+  for (size_t i = 0; i < files.size(); ++i) {
+    for_input(files[i], [&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto vol = data::read_nifti(files[i]);
+      const int64_t channels = vol.data.dim() == 4 ? vol.data.size(3) : 1;
+      std::vector<std::string> mods = modalities;
+      if (mods.empty() || a.modality_given)
+        mods.assign(size_t(channels), a.modality);
+      const at::Tensor x = data::network_input(
+          vol,
+          mods,
+          intensity,
+          recorded.spacing,
+          a.modality_given || modalities.empty() ? "--modality" : a.checkpoint);
+      if (!model) {
+        model = load(x.size(0));
+        model->module->eval();
+      }
+      const auto labels = eval::sliding_window_labels(
+          x, [&](const at::Tensor& w) { return model->forward(w); }, sw);
+      data::write_labels_on_grid_of(outputs[i], labels, vol);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+      const auto s = vol.data.sizes();
+      std::printf(
+          "%s%s -> %s (%lldx%lldx%lld, affine of the input, %.1f s)\n",
+          counter("case", i, files.size(), many).c_str(),
+          files[i].c_str(),
+          outputs[i].c_str(),
+          (long long)s[0],
+          (long long)s[1],
+          (long long)s[2],
+          seconds);
+      if (!many) {
+        const auto counts =
+            torch::bincount(labels.flatten(), {}, classes).contiguous();
+        for (int64_t c = 0; c < classes; ++c)
+          std::printf(
+              "  %-20s %lld voxels (at the network's spacing)\n",
+              names.empty() ? std::to_string(c).c_str() : names[c].c_str(),
+              (long long)counts[c].item<int64_t>());
+      }
+      std::fflush(stdout);
+    });
+  }
+}
+
+// Videos: the top classes of each; one input may write JSON, several write
+// one CSV (path, then class and probability of each rank).
+void infer_videos(
+    const InferArgs& a,
+    const std::vector<std::string>& files,
+    bool many,
+    const std::vector<std::string>& names,
+    int64_t classes,
+    const std::function<models::Model(int64_t)>& load) {
+  const bool csv = fs::path(a.output).extension() == ".csv";
+  if (many && !a.output.empty() && !csv)
+    throw std::invalid_argument(
+        "--output " + a.output +
+        ": several videos are written as one CSV; name it *.csv");
+  if (!a.output.empty()) {
+    refuse_input_as_output(a.output, files);
+    refuse_overwrite(a.output, a.force);
+  }
+  auto model = load(3);
+  model.module->eval();
+  data::ClipOptions clip;
+  clip.num_segments = a.frames;
+  clip.training = false;
+  clip.crop_size = a.size;
+  clip.scale_size = a.scale > 0 ? a.scale : a.size * 8 / 7;
+  const int64_t k = std::min(a.top, classes);
+  std::string table = "path";
+  for (int64_t r = 1; r <= k; ++r)
+    table +=
+        ",class_" + std::to_string(r) + ",probability_" + std::to_string(r);
+  table += "\n";
+  nlohmann::ordered_json j;
+  for (size_t i = 0; i < files.size(); ++i) {
+    for_input(files[i], [&] {
+      data::VideoReader reader(files[i], clip.scale_size);
+      const auto idx =
+          data::tsn_segment_indices(reader.frame_count(), a.frames, 1, nullptr);
+      std::mt19937_64 rng(0);
+      const auto sample =
+          data::make_clip_sample(reader.read_frames(idx), 0, clip, rng);
+      const auto prob =
+          torch::softmax(model.forward(sample.input.unsqueeze(0)), 1)[0];
+      const auto top = prob.topk(k);
+      j = nlohmann::ordered_json();
+      j["input"] = files[i];
+      table += csv_field(files[i]);
+      std::printf(
+          "%s%s:\n",
+          counter("video", i, files.size(), many).c_str(),
+          files[i].c_str());
+      for (int64_t r = 0; r < k; ++r) {
+        const int64_t c = std::get<1>(top)[r].item<int64_t>();
+        const double p = std::get<0>(top)[r].item<double>();
+        const std::string name = names.empty() ? std::to_string(c) : names[c];
+        std::printf("  %6.2f%%  %s\n", 100 * p, name.c_str());
+        j["top"].push_back({{"class", c}, {"name", name}, {"probability", p}});
+        char b[32];
+        std::snprintf(b, sizeof b, "%.6f", p);
+        table += "," + csv_field(name) + "," + b;
+      }
+      table += "\n";
+      std::fflush(stdout);
+    });
+  }
+  if (a.output.empty())
+    return;
+  // Written whole once every input is done: a run stopped by a bad input
+  // leaves no partial table.
+  train::write_file_atomically(a.output, csv ? table : j.dump(1) + "\n");
+  if (many)
+    std::printf("%zu rows -> %s\n", files.size(), a.output.c_str());
+}
+
 void run_infer(const InferArgs& args, CLI::App* cmd) {
   InferArgs a = args;
   const bool op_given = cmd->count("--op") > 0;
   const bool net_given = net_flags_given(cmd) > 0;
+  a.modality_given = cmd->count("--modality") > 0;
   set_threads(a.threads);
   // What the network was trained on, unless given (input_spec.h).
   const auto section = read_input_section(a.checkpoint);
@@ -305,10 +702,6 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
   take_recorded(section, "size", cmd, "--size", a.size, true);
   take_recorded(section, "scale", cmd, "--scale", a.scale, true);
   take_recorded(section, "patch", cmd, "--window", a.window, false);
-  std::vector<std::string> modalities;
-  take_recorded(section, "modalities", cmd, "--modality", modalities, false);
-  if (cmd->count("--modality") == 0 && !modalities.empty())
-    a.modality = modalities[0] == "CT" ? "CT" : "MRI";
   std::vector<std::string> names;
   if (!a.categories.empty())
     names = data::read_category_file(a.categories);
@@ -325,85 +718,20 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
     throw std::invalid_argument(
         a.categories + " lists " + std::to_string(names.size()) +
         " classes, --num-classes says " + std::to_string(classes));
-  torch::NoGradGuard no_grad;
-  if (is_nifti(a.input)) {
-    if (a.output.empty())
-      throw std::invalid_argument(
-          "a volume needs --output FILE.nii.gz for its labels");
-    refuse_overwrite(a.output, a.force);
-    const auto vol = data::read_nifti(a.input);
-    at::Tensor x = vol.data;
-    if (x.dim() == 3)
-      x = x.unsqueeze(0);
-    else if (x.dim() == 4)
-      x = x.permute({3, 0, 1, 2});
-    else
-      throw std::invalid_argument(a.input + ": expected a 3-D or 4-D image");
-    x = a.modality == "CT" ? data::window_normalize(x, -1000, 1000)
-                           : data::zscore_normalize(x, /*nonzero_only=*/true);
-    auto model = checkpoint_model(
+  const auto files = input_files(a.input);
+  const bool many = files.size() > 1 || files[0] != a.input;
+  const auto load = [&](int64_t in_channels) {
+    return checkpoint_model(
         a.checkpoint,
-        resolve_network(a.net, op_given, classes, x.size(0)),
+        resolve_network(a.net, op_given, classes, in_channels),
         net_given,
         classes);
-    model.module->eval();
-    eval::SlidingWindowOptions sw;
-    sw.window = window_of(a.window);
-    sw.overlap = a.overlap;
-    const auto labels = eval::sliding_window_labels(
-        x.contiguous(),
-        [&](const at::Tensor& w) { return model.forward(w); },
-        sw);
-    data::write_nifti_labels(a.output, labels, vol);
-    const auto counts = torch::bincount(labels.flatten(), {}, classes);
-    std::printf(
-        "%s -> %s (%lldx%lldx%lld, affine of the input)\n",
-        a.input.c_str(),
-        a.output.c_str(),
-        (long long)labels.size(0),
-        (long long)labels.size(1),
-        (long long)labels.size(2));
-    for (int64_t c = 0; c < classes; ++c)
-      std::printf(
-          "  %-20s %lld voxels\n",
-          names.empty() ? std::to_string(c).c_str() : names[c].c_str(),
-          (long long)counts[c].item<int64_t>());
-    return;
-  }
-  if (!a.output.empty())
-    refuse_overwrite(a.output, a.force);
-  auto model = checkpoint_model(
-      a.checkpoint,
-      resolve_network(a.net, op_given, classes, 3),
-      net_given,
-      classes);
-  model.module->eval();
-  data::ClipOptions clip;
-  clip.num_segments = a.frames;
-  clip.training = false;
-  clip.crop_size = a.size;
-  clip.scale_size = a.scale > 0 ? a.scale : a.size * 8 / 7;
-  data::VideoReader reader(a.input, clip.scale_size);
-  const auto idx =
-      data::tsn_segment_indices(reader.frame_count(), a.frames, 1, nullptr);
-  std::mt19937_64 rng(0);
-  const auto sample =
-      data::make_clip_sample(reader.read_frames(idx), 0, clip, rng);
-  const auto prob =
-      torch::softmax(model.forward(sample.input.unsqueeze(0)), 1)[0];
-  const auto top = prob.topk(std::min(a.top, classes));
-  nlohmann::ordered_json j;
-  j["input"] = a.input;
-  std::printf("%s:\n", a.input.c_str());
-  for (int64_t i = 0; i < std::get<0>(top).size(0); ++i) {
-    const int64_t c = std::get<1>(top)[i].item<int64_t>();
-    const double p = std::get<0>(top)[i].item<double>();
-    const std::string name = names.empty() ? std::to_string(c) : names[c];
-    std::printf("  %6.2f%%  %s\n", 100 * p, name.c_str());
-    j["top"].push_back({{"class", c}, {"name", name}, {"probability", p}});
-  }
-  if (!a.output.empty())
-    write_text(a.output, j.dump(1) + "\n");
+  };
+  torch::NoGradGuard no_grad;
+  if (is_nifti(files[0]))
+    infer_volumes(a, files, many, section, names, classes, load);
+  else
+    infer_videos(a, files, many, names, classes, load);
 }
 
 } // namespace
@@ -452,6 +780,13 @@ void add_train(CLI::App& app) {
       "--log-every",
       a->log_every,
       "progress line every N steps (not a terminal)");
+  c->add_option(
+      "--val-every",
+      a->val_every,
+      "validate every N epochs and after the last (0 = never; default 1 "
+      "when there is validation data: a video val list/folder, or volumes "
+      "held out by --val-fraction or dataset.json's 'validation'); best.pt "
+      "keeps the epoch with the best val_top1 / val_dice");
   add_init_flags(c, a->init);
   add_dropout_option(c, a->dropout);
   add_dist_options(c, a->dist);
@@ -487,13 +822,24 @@ void add_eval(CLI::App& app) {
 void add_infer(CLI::App& app) {
   auto a = std::make_shared<InferArgs>();
   auto* c = app.add_subcommand(
-      "infer", "video file -> top classes; NIfTI volume -> label NIfTI");
+      "infer",
+      "videos -> top classes (JSON, or CSV for many); NIfTI volumes -> label "
+      "NIfTIs on their own grids");
   add_net_options(c, a->net);
   c->add_option(
        "--checkpoint", a->checkpoint, "checkpoint written by cakes train")
       ->required();
-  c->add_option("--input", a->input, "video file or NIfTI volume")->required();
-  c->add_option("--output", a->output, "label NIfTI (volume) or JSON (video)");
+  c->add_option(
+       "--input",
+       a->input,
+       "a video file or NIfTI volume; or a folder of them, or a list file "
+       "(.txt, .lst, .list: one path per line, relative to the list)")
+      ->required();
+  c->add_option(
+      "--output",
+      a->output,
+      "one input: label NIfTI (volume) or JSON (video); several: a folder "
+      "for the label NIfTIs (same file names) or one CSV (videos)");
   c->add_option("--categories", a->categories, "class names, one per line");
   c->add_option(
       "--num-classes", a->num_classes, "classes (instead of --categories)");
@@ -512,7 +858,7 @@ void add_infer(CLI::App& app) {
       ->check(CLI::IsMember({"MRI", "CT"}));
   c->add_option("--window", a->window, "sliding window D H W")->expected(3);
   c->add_option("--overlap", a->overlap, "sliding-window overlap");
-  c->add_flag("--force", a->force, "overwrite --output");
+  c->add_flag("--force", a->force, "overwrite --output (every file of it)");
   c->add_option("--threads", a->threads, "threads (0 = all cores)");
   c->callback([a, c] { run_infer(*a, c); });
 }

@@ -72,6 +72,19 @@ struct VolumeSplit {
   std::vector<std::string> validation; // image paths, in case order
 };
 
+// A whole image as the network's (C, D, H, W) float32 input: channels from
+// a 4-D image's 4th axis, one per modality, normalised per `intensity`, then
+// resampled to voxel size `spacing` (i, j, k) when non-empty (what training
+// on MsdOptions with these fields saw). Throws std::runtime_error naming the
+// file when it is not 3-D or 4-D or its channels are not one per modality
+// (`modality_source` says where the modalities came from).
+at::Tensor network_input(
+    const Volume& image,
+    const std::vector<std::string>& modalities,
+    const IntensityOptions& intensity,
+    const std::vector<double>& spacing,
+    const std::string& modality_source);
+
 class MsdDataset : public Dataset {
 public:
   // Parses <root>/dataset.json or lists the pair folders. Throws

@@ -44,6 +44,7 @@ private:
 // in only one of P and G scores 0. (Scoring absent classes 1 would reward a
 // model for classes the volume does not contain.)
 struct DiceCounts {
+  DiceCounts() = default; // no classes: fill the vectors before use
   explicit DiceCounts(int64_t num_classes);
   // pred and target: same shape, int64 labels in [0, num_classes). Counts
   // accumulate, so adding several volumes gives the Dice over all of them.

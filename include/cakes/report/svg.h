@@ -127,10 +127,12 @@ double stacked_bars_below(
     double width);
 
 // A polyline through (x, y) points, in the colour with an SVG dash pattern;
-// a dot marks each point when there are few.
+// a dot marks each point when there are few, unless `thin`: then the line
+// is narrow and faint, without dots (a noisy curve behind a main one).
 struct Series {
   std::string name, colour, dash;
   std::vector<std::pair<double, double>> points;
+  bool thin = false;
 };
 struct LineAxes {
   std::string title, x_label, y_label;
@@ -147,13 +149,16 @@ void line_chart(
 
 // ---- training curves (`cakes plot`) -------------------------------------
 
-// One run's curves: training loss and validation metrics by epoch.
+// One run's curves: training loss and validation metrics by epoch, and the
+// loss of the log's step lines (x in epochs: epoch + step / steps), drawn
+// thin behind the per-epoch loss.
 struct RunCurves {
   std::string name;
-  std::vector<std::pair<double, double>> loss;
+  std::vector<std::pair<double, double>> loss, step_loss;
   std::map<std::string, std::vector<std::pair<double, double>>> metrics;
 };
-// One picture: the loss of every run (one path per run) and, when any run has
+// One picture: the loss of every run (one path per run, and a thin one of its
+// step_loss when it has one) and, when any run has
 // metrics, a second chart with every metric of every run (one path per run
 // and metric, dashed per metric); a run's colour is the same in both, and the
 // legend below names each run (and each metric's dash).

@@ -100,6 +100,25 @@ struct TrainerOptions {
   // Called after each epoch (model in eval mode); the values join the summary
   // and the log.
   std::function<std::map<std::string, double>(int64_t epoch)> validate;
+  // validate runs after every `validate_every`-th epoch and after the last
+  // one (0: never), so the final checkpoint always has a validation.
+  int64_t validate_every = 1;
+  // When non-empty: the checkpoint of the epoch with the largest
+  // `best_metric` (a key of validate's map, e.g. "val_top1") so far, written
+  // atomically before that epoch's checkpoint_path, with the same sections.
+  // Both record it in their "best" section
+  //   {"metric": "val_dice", "value": 0.71, "epoch": 3, "file": "best.pt"}
+  // (epoch: completed epochs, as printed), which resume() reads back, so a
+  // resumed run only replaces it with a better one. A NaN value never wins.
+  std::string best_checkpoint_path;
+  std::string best_metric;
+  // Every `log_steps_every` steps of an epoch (0: never) a step line
+  // (train/log.h) is appended to log_path as it happens.
+  int64_t log_steps_every = 0;
+  // Called on the main rank when an epoch is done: validated, checkpointed
+  // and logged (e.g. to print its line as it ends); new_best: it was written
+  // to best_checkpoint_path.
+  std::function<void(const EpochSummary&, bool new_best)> on_epoch;
   // Data-parallel training (cakes/dist/data_parallel.h); null: one process.
   // With it, EpochSummary::samples and mean_loss are over all ranks, while
   // progress lines show the main rank's own figures. validate runs on every
@@ -127,6 +146,11 @@ public:
   std::vector<EpochSummary> fit(Loader& loader);
 
   void save_checkpoint(const std::string& path) const;
+
+  // The best validation so far (TrainerOptions::best_metric): its value
+  // (NaN when none yet) and the completed epochs it was reached at.
+  double best_value() const;
+  int64_t best_epoch() const;
 
   int64_t epoch() const; // completed epochs
   int64_t step() const;  // optimizer steps taken
