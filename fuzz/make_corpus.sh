@@ -9,7 +9,7 @@ B=$1
 C=$B/corpus
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint torch_file; do
   mkdir -p "$C/$t"
 done
 TMP=$(mktemp -d)
@@ -75,6 +75,43 @@ with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("archive/version", b"3\n")
 PY
 
+# --- torch.save files (fuzz_torch_file): both formats, the containers the
+# paper's code writes, dtypes, views, cuda-tagged storages, and the paper's
+# networks at base width 1 (plain, CAKES, both search super-networks).
+/usr/bin/python3 - "$C/torch_file" "$ROOT/tests/models" <<'PY'
+import collections, sys, torch
+out, fixture = sys.argv[1], sys.argv[2]
+sys.path.insert(0, fixture)
+from paper_fixture import BLOCKS, PaperNet
+def save(obj, name, legacy):
+    torch.save(obj, f"{out}/{name}_{'legacy' if legacy else 'zip'}.pt",
+               _use_new_zipfile_serialization=not legacy)
+base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+small = collections.OrderedDict([
+    ("a", base), ("view", base.t()), ("slice", base[1:, ::2]), ("f64", base.double()),
+    ("i64", torch.arange(5)), ("f16", torch.ones(2, dtype=torch.float16)),
+    ("b", torch.tensor([True, False])), ("scalar", torch.tensor(2.5)), ("empty", torch.zeros(0, 3))])
+for legacy in (False, True):
+    save(dict(small), "dict", legacy)
+    save({"epoch": 3, "arch": "I3D", "best_prec1": 1.5,
+          "state_dict": collections.OrderedDict(("module." + k, v) for k, v in small.items())},
+         "checkpoint", legacy)
+torch.serialization.register_package(1, lambda s: "cuda:0", lambda s, loc: None)
+save({"a": base}, "cuda", False)
+save({"a": base}, "cuda", True)
+torch.serialization._package_registry[:] = [p for p in torch.serialization._package_registry if p[0] != 1]
+def configs(kernels, full):
+    return [[(k, (1 << s) if full else ((1 << s) if i == 0 else 0)) for i, k in enumerate(kernels)]
+            for s, n in enumerate(BLOCKS) for _ in range(n)]
+nets = {"conv3d": PaperNet("conv3d", None, width=1, classes=2),
+        "p3d": PaperNet("p3d", None, width=1, classes=2),
+        "cakes": PaperNet("convst", configs(["3x3x3", "1x3x3"], False), width=1, classes=2),
+        "super_c": PaperNet("super_convst", configs(["3x3x3", "1x3x3"], True), width=1, classes=2),
+        "super_p": PaperNet("superp_convst", configs(["3x3x3", "1x3x3"], True), width=1, classes=2)}
+for name, net in nets.items():
+    save(net.state_dict(), "paper_" + name, name in ("p3d", "super_p"))
+PY
+
 # --- JSON configurations: the layer forms of docs/CONFIGS.md, every block
 # of the presets, and network files.
 printf '%s' '3x3x3:22,1x3x3:21,3x1x1:21' >"$C/config/compact"
@@ -114,6 +151,6 @@ printf 'videos/train_00001 16 0\nvideos/train_00002 16 3\nfolder with spaces 12 
 printf 'videos/val_00001.mp4 2\n/abs/path.webm 6\n' >"$C/trn_list/videos.txt"
 printf 'moving left\nmoving right\nmoving up\nmoving down\n' >"$C/trn_list/category.txt"
 
-for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint; do
+for t in nifti jpeg video msd_json config network_config trn_list zip checkpoint torch_file; do
   echo "corpus $t: $(ls "$C/$t" | wc -l) files"
 done

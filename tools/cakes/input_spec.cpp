@@ -1,6 +1,8 @@
 #include "input_spec.h"
 
 #include "cakes/data/msd_dataset.h"
+#include "cakes/data/resample.h"
+#include "cakes/data/transforms.h"
 #include "cakes/train/checkpoint.h"
 
 #include <stdexcept>
@@ -54,6 +56,21 @@ template <class T> std::string show(const T& v) {
   return nlohmann::json(v).dump();
 }
 
+// The section's `key` into `value`; false (value untouched) without one.
+template <class T>
+bool recorded(const nlohmann::json& s, const char* key, T& value) {
+  if (!s.is_object() || !s.contains(key))
+    return false;
+  try {
+    value = s.at(key).get<T>();
+  } catch (const std::exception&) {
+    throw std::invalid_argument(
+        std::string("the checkpoint's input section has a malformed '") + key +
+        "'");
+  }
+  return true;
+}
+
 } // namespace
 
 template <class T>
@@ -64,24 +81,17 @@ void take_recorded(
     const char* flag,
     T& value,
     bool must_match) {
-  if (!s.is_object() || !s.contains(key))
+  T saved;
+  if (!recorded(s, key, saved))
     return;
-  T recorded;
-  try {
-    recorded = s.at(key).get<T>();
-  } catch (const std::exception&) {
-    throw std::invalid_argument(
-        std::string("the checkpoint's input section has a malformed '") + key +
-        "'");
-  }
   if (cmd->count(flag) == 0) {
-    value = recorded;
+    value = saved;
     return;
   }
-  if (must_match && value != recorded)
+  if (must_match && value != saved)
     throw std::invalid_argument(
         std::string(flag) + " " + show(value) + " differs from the " +
-        show(recorded) + " the checkpoint's network was trained with (leave " +
+        show(saved) + " the checkpoint's network was trained with (leave " +
         flag + " out)");
 }
 
@@ -134,6 +144,63 @@ void apply_input_section(
   take_recorded(s, "ct_window", cmd, "--ct-window", o.ct_window, true);
   take_recorded(s, "zscore", cmd, "--zscore", o.zscore, true);
   take_recorded(s, "spacing", cmd, "--spacing", o.spacing, true);
+}
+
+at::Tensor volume_input(
+    const data::Volume& image,
+    const nlohmann::json& section,
+    const CLI::App* cmd,
+    const std::string& modality) {
+  at::Tensor x = image.data;
+  if (x.dim() == 3)
+    x = x.unsqueeze(0);
+  else if (x.dim() == 4)
+    x = x.permute({3, 0, 1, 2}); // modalities on the 4th NIfTI axis
+  else
+    throw std::invalid_argument(image.path + ": expected a 3-D or 4-D image");
+  std::vector<std::string> modalities;
+  recorded(section, "modalities", modalities);
+  if (modalities.empty()) {
+    modalities.assign(size_t(x.size(0)), modality);
+  } else if (cmd->count("--modality") > 0) {
+    // infer's --modality is CT or MRI (any other modality is z-scored).
+    for (const auto& m : modalities)
+      if ((m == "CT") != (modality == "CT"))
+        throw std::invalid_argument(
+            "--modality " + show(modality) + " differs from the " +
+            show(modalities) +
+            " the checkpoint's network was trained with (leave --modality "
+            "out)");
+  }
+  if (int64_t(modalities.size()) != x.size(0))
+    throw std::invalid_argument(
+        image.path + " has " + std::to_string(x.size(0)) +
+        " channel(s); the checkpoint's network was trained on " +
+        show(modalities));
+  data::IntensityOptions intensity;
+  std::vector<double> window, spacing;
+  std::string zscore;
+  recorded(section, "ct_window", window);
+  recorded(section, "zscore", zscore);
+  recorded(section, "spacing", spacing);
+  if (window.size() == 2) {
+    intensity.ct_lo = window[0];
+    intensity.ct_hi = window[1];
+  }
+  if (!zscore.empty()) {
+    intensity.zscore_set = true;
+    intensity.zscore =
+        zscore == "all" ? data::ZScoreRegion::All : data::ZScoreRegion::Nonzero;
+  }
+  x = data::normalize_intensities(x, modalities, intensity);
+  if (spacing.size() == 3) {
+    const auto g = data::resampled_grid(
+        {x.size(1), x.size(2), x.size(3)},
+        image.affine,
+        {spacing[0], spacing[1], spacing[2]});
+    x = data::resample_trilinear(x, g.shape);
+  }
+  return x.contiguous();
 }
 
 models::Model checkpoint_model(

@@ -8,6 +8,7 @@
 #include "net_options.h"
 
 #include "cakes/data/nifti.h"
+#include "cakes/data/resample.h"
 #include "cakes/data/transforms.h"
 #include "cakes/data/video_reader.h"
 #include "cakes/eval/evaluate.h"
@@ -305,10 +306,6 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
   take_recorded(section, "size", cmd, "--size", a.size, true);
   take_recorded(section, "scale", cmd, "--scale", a.scale, true);
   take_recorded(section, "patch", cmd, "--window", a.window, false);
-  std::vector<std::string> modalities;
-  take_recorded(section, "modalities", cmd, "--modality", modalities, false);
-  if (cmd->count("--modality") == 0 && !modalities.empty())
-    a.modality = modalities[0] == "CT" ? "CT" : "MRI";
   std::vector<std::string> names;
   if (!a.categories.empty())
     names = data::read_category_file(a.categories);
@@ -332,15 +329,7 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
           "a volume needs --output FILE.nii.gz for its labels");
     refuse_overwrite(a.output, a.force);
     const auto vol = data::read_nifti(a.input);
-    at::Tensor x = vol.data;
-    if (x.dim() == 3)
-      x = x.unsqueeze(0);
-    else if (x.dim() == 4)
-      x = x.permute({3, 0, 1, 2});
-    else
-      throw std::invalid_argument(a.input + ": expected a 3-D or 4-D image");
-    x = a.modality == "CT" ? data::window_normalize(x, -1000, 1000)
-                           : data::zscore_normalize(x, /*nonzero_only=*/true);
+    const auto x = volume_input(vol, section, cmd, a.modality);
     auto model = checkpoint_model(
         a.checkpoint,
         resolve_network(a.net, op_given, classes, x.size(0)),
@@ -354,7 +343,7 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
         x.contiguous(),
         [&](const at::Tensor& w) { return model.forward(w); },
         sw);
-    data::write_nifti_labels(a.output, labels, vol);
+    data::write_labels_on_grid_of(a.output, labels, vol);
     const auto counts = torch::bincount(labels.flatten(), {}, classes);
     std::printf(
         "%s -> %s (%lldx%lldx%lld, affine of the input)\n",
