@@ -20,6 +20,7 @@ from paper_fixture import BLOCKS, ConvT, PaperNet  # noqa: E402
 
 WIDTH = 8
 CANDIDATES = ["3x3x3", "1x3x3", "3x1x1"]
+VOLUME = [27, 9, 3]
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +96,10 @@ def selected_subnetwork(search_ckpt, classes, blocks=None):
                 groups = [(g * planes, (g + 1) * planes, blocks[i].get(k, 0)) for g, k in enumerate(CANDIDATES)]
             keep = []
             for lo, hi, count in groups:
-                order = lo + imp[lo:hi].argsort(descending=True)
-                if 0 < count < hi - lo:
-                    assert imp[order[count - 1]] - imp[order[count]] > 1e-6, "a tie at the cut"
-                keep += order[:count].tolist()
+                # Ties (channels a P step never drew keep gamma = 1) go to the
+                # cheaper candidate, then the lower index.
+                order = sorted(range(lo, hi), key=lambda c: (-float(imp[c]), VOLUME[c // planes], c))
+                keep += order[:count]
             keep = torch.tensor(sorted(keep), dtype=torch.long)
             dropped = torch.ones(3 * planes, dtype=torch.bool)
             dropped[keep] = False

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 NET = ["--net", "res_encoder_decoder", "--width", 4, "--op", "conv3d"]
-PATCH = [16, 16, 8]
+PATCH = [32, 32, 16]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def trained(cli, tmp_path_factory):
     rng = np.random.default_rng(0)
     affine = np.diag([2.0, 2.0, 3.0, 1.0])
     for i in range(4):
-        labels = (rng.random((20, 18, 10)) > 0.7).astype(np.uint8)
+        labels = (rng.random((34, 32, 18)) > 0.7).astype(np.uint8)
         image = (labels * 100 + 20 + rng.normal(0, 5, labels.shape)).astype(np.float32)
         nib.save(nib.Nifti1Image(image, affine), data / "imagesTr" / f"case_{i}.nii.gz")
         nib.save(nib.Nifti1Image(labels, affine), data / "labelsTr" / f"case_{i}.nii.gz")

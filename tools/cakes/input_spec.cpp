@@ -5,6 +5,7 @@
 #include "cakes/data/transforms.h"
 #include "cakes/train/checkpoint.h"
 
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
@@ -144,6 +145,13 @@ void apply_input_section(
   take_recorded(s, "ct_window", cmd, "--ct-window", o.ct_window, true);
   take_recorded(s, "zscore", cmd, "--zscore", o.zscore, true);
   take_recorded(s, "spacing", cmd, "--spacing", o.spacing, true);
+  // A folder of volume pairs names no classes (a Decathlon task's
+  // dataset.json does, and then they may not be given): the checkpoint's.
+  std::vector<std::string> names;
+  if (!o.msd.empty() && o.categories.empty() && o.num_classes <= 0 &&
+      !std::filesystem::exists(std::filesystem::path(o.msd) / "dataset.json") &&
+      recorded(s, "class_names", names))
+    o.num_classes = int64_t(names.size());
 }
 
 at::Tensor volume_input(
