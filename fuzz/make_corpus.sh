@@ -77,12 +77,11 @@ PY
 
 # --- torch.save files (fuzz_torch_file): both formats, the containers the
 # paper's code writes, dtypes, views, cuda-tagged storages, and the paper's
-# networks at base width 1 (plain, CAKES, both search super-networks).
-/usr/bin/python3 - "$C/torch_file" "$ROOT/tests/models" <<'PY'
+# layout (plain, CAKES, both search super-networks).
+/usr/bin/python3 - "$C/torch_file" <<'PY'
 import collections, sys, torch
-out, fixture = sys.argv[1], sys.argv[2]
-sys.path.insert(0, fixture)
-from paper_fixture import BLOCKS, PaperNet
+out = sys.argv[1]
+BLOCKS = [3, 4, 6, 3]
 def save(obj, name, legacy):
     torch.save(obj, f"{out}/{name}_{'legacy' if legacy else 'zip'}.pt",
                _use_new_zipfile_serialization=not legacy)
@@ -100,16 +99,39 @@ torch.serialization.register_package(1, lambda s: "cuda:0", lambda s, loc: None)
 save({"a": base}, "cuda", False)
 save({"a": base}, "cuda", True)
 torch.serialization._package_registry[:] = [p for p in torch.serialization._package_registry if p[0] != 1]
-def configs(kernels, full):
-    return [[(k, (1 << s) if full else ((1 << s) if i == 0 else 0)) for i, k in enumerate(kernels)]
-            for s, n in enumerate(BLOCKS) for _ in range(n)]
-nets = {"conv3d": PaperNet("conv3d", None, width=1, classes=2),
-        "p3d": PaperNet("p3d", None, width=1, classes=2),
-        "cakes": PaperNet("convst", configs(["3x3x3", "1x3x3"], False), width=1, classes=2),
-        "super_c": PaperNet("super_convst", configs(["3x3x3", "1x3x3"], True), width=1, classes=2),
-        "super_p": PaperNet("superp_convst", configs(["3x3x3", "1x3x3"], True), width=1, classes=2)}
-for name, net in nets.items():
-    save(net.state_dict(), "paper_" + name, name in ("p3d", "super_p"))
+# The paper's layout with only the keys paper_network_spec reads (ResNet-50
+# block counts), every tensor a view of one storage: small files, fast runs.
+store = torch.zeros(4096)
+def t(*shape):
+    n = 1
+    for e in shape:
+        n *= e
+    return store[:n].view(*shape)
+def paper(groups, reads):
+    sd = collections.OrderedDict([("base_model.conv1.weight", t(1, 3, 1, 7, 7)),
+                                  ("new_fc.weight", t(2, 32))])
+    for s, n in enumerate(BLOCKS):
+        p = 1 << s
+        for b in range(n):
+            k = f"base_model.layer{s + 1}.{b}."
+            sd[k + "conv1.weight"] = t(p, 4 if s + b == 0 else 4 * p, 1, 1, 1)
+            # A derived block splits its p channels; a super-network's
+            # groups are p wide each, its conv3 reading them all or p.
+            widths = [p] * len(groups) if reads else [p - p // 2, p // 2]
+            i = 0
+            for (kd, kh, kw), c in zip(groups, widths):
+                if c:
+                    sd[k + f"convT.convs.{i}.0.weight"] = t(c, p, kd, kh, kw)
+                    i += 1
+            sd[k + ("convT.norm.weight" if reads == "kept" else "convT.out.0.weight")] = t(sum(widths))
+            sd[k + "conv3.weight"] = t(4 * p, sum(widths) if reads == "all" else p, 1, 1, 1)
+    return sd
+save(paper([(3, 3, 3), (1, 3, 3)], None), "paper_cakes", False)
+save(paper([(3, 3, 3), (1, 3, 3), (3, 1, 1)], "all"), "paper_super_c", False)
+save(paper([(3, 3, 3), (1, 3, 3)], "kept"), "paper_super_p", True)
+sd = paper([(3, 3, 3)], "one")
+sd = collections.OrderedDict((k.replace("convT.convs.0.0", "convT.op.0"), v) for k, v in sd.items())
+save(sd, "paper_conv3d", True)
 PY
 
 # --- JSON configurations: the layer forms of docs/CONFIGS.md, every block

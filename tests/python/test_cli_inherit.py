@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
 from paper_fixture import BLOCKS, ConvT, PaperNet  # noqa: E402
+from test_cli_weights import read_checkpoint, write_reference  # noqa: E402  (helpers, no tests)
 
 WIDTH = 8
 CANDIDATES = ["3x3x3", "1x3x3", "3x1x1"]
@@ -36,13 +37,6 @@ def synth(tmp_path_factory):
 def data_flags(synth):
     return ["--frames-list", synth / "train.txt", "--categories", synth / "category.txt",
             "--frames", 4, "--size", 32]
-
-
-def read_checkpoint(path):
-    m = torch.jit.load(str(path))
-    out = {k[len("model."):]: v for k, v in m.named_parameters() if k.startswith("model.")}
-    out.update({k[len("model."):]: v for k, v in m.named_buffers() if k.startswith("model.")})
-    return out
 
 
 # Our layer names -> the paper code's (what cakes import reads, inverted).
@@ -107,14 +101,6 @@ def selected_subnetwork(search_ckpt, classes, blocks=None):
             bn.bias[dropped] = 0
             kept.append(keep)
     return net, kept
-
-
-def write_reference(net, path):
-    torch.manual_seed(2)
-    x = torch.randn(2, 3, 4, 32, 32)
-    with torch.no_grad():
-        y = net(x)
-    torch.save({"x": x, "y": y}, path)
 
 
 def relative_difference(stdout):

@@ -455,7 +455,7 @@ def test_search_init_from_super_networks_and_a_3d_network(cli, tmp_path, synth):
     r = cli("search", "--init", tmp_path / "s1" / "search.ckpt", "--net", "i3d_resnet50", "--width", WIDTH,
             "--candidates", "3x3x3,1x3x3", "--mode", "C", *frozen, *data_flags(synth), "--out-dir", tmp_path / "s3",
             check=False)
-    assert r.returncode == 1 and "holds another super-network than the search (candidates" in r.stderr, r.stderr
+    assert r.returncode == 1 and "holds another network than the search (candidates" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
 
     # A trained 3D network: every candidate its kernel shrunk onto it.

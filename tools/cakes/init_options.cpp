@@ -95,6 +95,16 @@ bool is_classifier(const std::string& key) {
   return key.rfind("fc.", 0) == 0 || key.rfind("classifier_", 0) == 0;
 }
 
+void print_reinitialised(
+    const std::string& file, int64_t classes, int64_t file_classes) {
+  std::printf(
+      "%s: classifier re-initialised for %lld classes (the file has "
+      "%lld)\n",
+      file.c_str(),
+      (long long)classes,
+      (long long)file_classes);
+}
+
 // `from` as a network with `classes` classes: every tensor copied, the
 // classifier re-initialised when the class count differs.
 models::Model
@@ -104,13 +114,15 @@ with_classes(models::Model from, int64_t classes, const std::string& file) {
   auto spec = from.spec;
   spec.num_classes = classes;
   auto to = rebuilt(from, spec, {}, "'" + file + "'", true);
-  std::printf(
-      "%s: classifier re-initialised for %lld classes (the file has "
-      "%lld)\n",
-      file.c_str(),
-      (long long)classes,
-      (long long)from.spec.num_classes);
+  print_reinitialised(file, classes, from.spec.num_classes);
   return to;
+}
+
+// "the paper's cost-priority search super-network" (or performance-).
+std::string paper_supernet_what(const std::map<std::string, at::Tensor>& sd) {
+  return std::string("the paper's ") +
+         (models::paper_supernet_reads_kept(sd) ? "performance" : "cost") +
+         "-priority search super-network";
 }
 
 bool is_cakes_checkpoint(const std::string& path, train::CheckpointMeta& meta) {
@@ -420,11 +432,8 @@ models::Model initial_model(
       const auto spec = models::paper_network_spec(sd, o.file);
       if (spec.op.op == "super") {
         m = derived_from_paper_supernet(spec, sd, o.file);
-        what =
-            std::string("the paper's ") +
-            (models::paper_supernet_reads_kept(sd) ? "performance" : "cost") +
-            "-priority search super-network, " + file.form +
-            ": the derived network, weights inherited";
+        what = paper_supernet_what(sd) + ", " + file.form +
+               ": the derived network, weights inherited";
       } else {
         m = models::import_paper_model(file, o.file);
         what = "the paper's layout, " + file.form;
@@ -485,37 +494,21 @@ void init_supernet(const InitOptions& o, models::Model& supernet) {
   models::Model from;
   std::string what;
   train::CheckpointMeta meta;
+  bool conv3d = false;
   if (is_cakes_checkpoint(o.file, meta)) {
     if (meta.network.op.op == "conv3d") {
-      auto same = supernet.spec;
-      same.op = meta.network.op;
-      same.num_classes = meta.network.num_classes;
-      const auto diff = models::difference(meta.network, same);
-      if (!diff.empty())
-        throw std::invalid_argument(
-            "'" + o.file + "' holds another network than the search (" + diff +
-            ")");
-      load_conv3d_into_supernet(
-          train::load_model(o.file), supernet, "'" + o.file + "'");
-      std::printf(
-          "%s (cakes checkpoint, op conv3d): each candidate the 3x3x3 kernel "
-          "shrunk onto it, loaded into the super-network\n",
-          o.file.c_str());
-      if (meta.network.num_classes != supernet.spec.num_classes)
-        std::printf(
-            "%s: classifier re-initialised for %lld classes (the file has "
-            "%lld)\n",
-            o.file.c_str(),
-            (long long)supernet.spec.num_classes,
-            (long long)meta.network.num_classes);
-      return;
-    }
-    if (!meta.sections.count("search"))
+      from = train::load_model(o.file);
+      conv3d = true;
+      what = "cakes checkpoint, op conv3d: each candidate the 3x3x3 kernel "
+             "shrunk onto it";
+    } else if (meta.sections.count("search")) {
+      from = search::load_search_checkpoint(o.file, nullptr).model;
+      what = "cakes search checkpoint";
+    } else {
       throw std::invalid_argument(
           "'" + o.file + "', a cakes checkpoint of " + meta.network.describe() +
           ", is " + accepted);
-    from = search::load_search_checkpoint(o.file, nullptr).model;
-    what = "cakes search checkpoint";
+    }
   } else {
     const auto file = models::read_torch_file(o.file);
     if (torch_file_kind(file, o.file, accepted) == TorchFileKind::torchvision) {
@@ -534,26 +527,26 @@ void init_supernet(const InitOptions& o, models::Model& supernet) {
           accepted);
     from = search::build_supernet(spec, spec.op.candidates).model;
     load_paper_supernet(from, sd, o.file);
-    what = std::string("the paper's ") +
-           (models::paper_supernet_reads_kept(sd) ? "performance" : "cost") +
-           "-priority search super-network";
+    what = paper_supernet_what(sd);
   }
-  auto same_classes = supernet.spec;
-  same_classes.num_classes = from.spec.num_classes;
-  const auto diff = models::difference(from.spec, same_classes);
+  auto want = supernet.spec;
+  want.num_classes = from.spec.num_classes;
+  if (conv3d)
+    want.op = from.spec.op;
+  const auto diff = models::difference(from.spec, want);
   if (!diff.empty())
     throw std::invalid_argument(
-        "'" + o.file + "' holds another super-network than the search (" +
-        diff + ")");
-  copy_tensors(from, supernet, "'" + o.file + "'", true);
+        "'" + o.file + "' holds another network than the search (" + diff +
+        ")");
+  if (conv3d)
+    load_conv3d_into_supernet(from, supernet, "'" + o.file + "'");
+  else
+    copy_tensors(from, supernet, "'" + o.file + "'", true);
   std::printf(
       "%s (%s): loaded into the super-network\n", o.file.c_str(), what.c_str());
   if (from.spec.num_classes != supernet.spec.num_classes)
-    std::printf(
-        "%s: classifier re-initialised for %lld classes (the file has %lld)\n",
-        o.file.c_str(),
-        (long long)supernet.spec.num_classes,
-        (long long)from.spec.num_classes);
+    print_reinitialised(
+        o.file, supernet.spec.num_classes, from.spec.num_classes);
 }
 
 namespace {
