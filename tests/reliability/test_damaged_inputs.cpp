@@ -11,6 +11,7 @@
 #include "cakes/data/video_reader.h"
 #include "cakes/models/model.h"
 #include "cakes/models/network_config.h"
+#include "cakes/models/weights.h"
 #include "cakes/nn/config.h"
 #include "cakes/nn/op_layer.h"
 #include "cakes/ops/shrunk_conv3d.h"
@@ -629,6 +630,49 @@ TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
       any_error_of([&] { cakes::train::read_checkpoint_meta(extra); }),
       extra,
       "unexpected entry");
+}
+
+// A torch.save zip whose folder or version record LibTorch's reader refuses:
+// its constructor then threw and leaked miniz's state (fuzz_torch_file,
+// LeakSanitizer). read_torch_file refuses such files before LibTorch sees
+// them; a valid one still reads.
+TEST(DamagedInputs, TorchSaveZipWithBadVersionRecordIsRefusedFirst) {
+  TempDir tmp("torch_zip_version");
+  const std::string good = tmp / "good.pt";
+  run_command(
+      kPython + " -c 'import sys, torch; torch.save({\"a\": torch.ones(2)}, " +
+      "sys.argv[1])' '" + good + "'");
+  EXPECT_EQ(cakes::models::read_torch_file(good).tensors.size(), 1u);
+  // Rewritten with python's zipfile (valid CRCs): `edit` gives each entry's
+  // new (name, data).
+  auto rewrite = [&](const std::string& out, const std::string& edit) {
+    run_command(
+        kPython +
+        " -c 'import sys, zipfile\n"
+        "src = zipfile.ZipFile(sys.argv[1])\n"
+        "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
+        "for name in src.namelist():\n"
+        "    data = src.read(name)\n"
+        "    dst.writestr(*" +
+        edit + ")\n" + "dst.close()' '" + good + "' '" + out + "'");
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"(name, b\"Z3\" if name.endswith(\"/version\") else data)",
+       "its version record 'Z3' is not a format version from 1 to 10"},
+      {"(name, b\"99\\n\" if name.endswith(\"/version\") else data)",
+       "is not a format version from 1 to 10"},
+      {"(name.split(\"/\", 1)[1], data)", "its first entry is not in a folder"},
+      {"(name.replace(\"version\", \"verzion\"), data)",
+       "it has no version record"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string bad = tmp / ("bad" + std::to_string(i) + ".pt");
+    rewrite(bad, cases[i].first);
+    expect_error(
+        any_error_of([&] { cakes::models::read_torch_file(bad); }),
+        bad,
+        cases[i].second);
+  }
 }
 
 // The pickle inside a checkpoint: LibTorch's unpickler reserved what a
