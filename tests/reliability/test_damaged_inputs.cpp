@@ -85,6 +85,26 @@ void expect_error(
   EXPECT_LT(msg.size(), 400u) << msg;
 }
 
+// Rewrites the zip `src` to `out` with python's zipfile (stored, valid
+// CRCs): `entry` is a python expression of `name` and `data` (bytes) giving
+// each entry's new (name, data); `extra` runs before `dst` is closed (e.g.
+// to add an entry).
+void rewrite_zip(
+    const std::string& src,
+    const std::string& out,
+    const std::string& entry,
+    const std::string& extra = "") {
+  run_command(
+      kPython +
+      " -c 'import sys, zipfile\n"
+      "src = zipfile.ZipFile(sys.argv[1])\n"
+      "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
+      "for name in src.namelist():\n"
+      "    data = src.read(name)\n"
+      "    dst.writestr(*" +
+      entry + ")\n" + extra + "dst.close()' '" + src + "' '" + out + "'");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
       .count();
@@ -575,21 +595,10 @@ TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
   meta.network.network = "tiny";
   const std::string good = tmp / "good.pt";
   cakes::train::write_checkpoint(good, *model, meta);
-  // Rewrites the archive with python's zipfile (valid CRCs): `edit` is a
-  // python expression of `name` and `data` (bytes) giving the new data, and
-  // `extra` adds an entry.
   auto rewrite = [&](const std::string& out,
                      const std::string& edit,
                      const std::string& extra) {
-    run_command(
-        kPython +
-        " -c 'import sys, zipfile\n"
-        "src = zipfile.ZipFile(sys.argv[1])\n"
-        "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
-        "for name in src.namelist():\n"
-        "    data = src.read(name)\n"
-        "    dst.writestr(name, " +
-        edit + ")\n" + extra + "dst.close()' '" + good + "' '" + out + "'");
+    rewrite_zip(good, out, "(name, " + edit + ")", extra);
   };
   // Unchanged but rewritten: still a checkpoint (the check is about content,
   // not about how the zip was written).
@@ -643,19 +652,6 @@ TEST(DamagedInputs, TorchSaveZipWithBadVersionRecordIsRefusedFirst) {
       kPython + " -c 'import sys, torch; torch.save({\"a\": torch.ones(2)}, " +
       "sys.argv[1])' '" + good + "'");
   EXPECT_EQ(cakes::models::read_torch_file(good).tensors.size(), 1u);
-  // Rewritten with python's zipfile (valid CRCs): `edit` gives each entry's
-  // new (name, data).
-  auto rewrite = [&](const std::string& out, const std::string& edit) {
-    run_command(
-        kPython +
-        " -c 'import sys, zipfile\n"
-        "src = zipfile.ZipFile(sys.argv[1])\n"
-        "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
-        "for name in src.namelist():\n"
-        "    data = src.read(name)\n"
-        "    dst.writestr(*" +
-        edit + ")\n" + "dst.close()' '" + good + "' '" + out + "'");
-  };
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"(name, b\"Z3\" if name.endswith(\"/version\") else data)",
        "its version record 'Z3' is not a format version from 1 to 10"},
@@ -667,7 +663,7 @@ TEST(DamagedInputs, TorchSaveZipWithBadVersionRecordIsRefusedFirst) {
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string bad = tmp / ("bad" + std::to_string(i) + ".pt");
-    rewrite(bad, cases[i].first);
+    rewrite_zip(good, bad, cases[i].first);
     expect_error(
         any_error_of([&] { cakes::models::read_torch_file(bad); }),
         bad,
