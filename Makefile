@@ -87,7 +87,7 @@ test-sanitize: deps
 # each target for FUZZ_SECONDS. A crash stops with the reproducer's path.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= nifti jpeg video msd_json config network_config trn_list ssv2 zip checkpoint
+FUZZ_TARGETS ?= nifti jpeg video msd_json config network_config trn_list ssv2 zip checkpoint torch_file
 fuzz: deps fuzz-deps
 	CXX=clang++-14 cmake -S fuzz -B $(FUZZ_BUILD) -G Ninja
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)

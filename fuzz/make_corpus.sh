@@ -9,7 +9,7 @@ B=$1
 C=$B/corpus
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-TARGETS="nifti jpeg video msd_json config network_config trn_list ssv2 zip checkpoint"
+TARGETS="nifti jpeg video msd_json config network_config trn_list ssv2 zip checkpoint torch_file"
 for t in $TARGETS; do
   mkdir -p "$C/$t"
 done
@@ -74,6 +74,65 @@ import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("archive/data.pkl", b"x" * 300)
     z.writestr("archive/version", b"3\n")
+PY
+
+# --- torch.save files (fuzz_torch_file): both formats, the containers the
+# paper's code writes, dtypes, views, cuda-tagged storages, and the paper's
+# layout (plain, CAKES, both search super-networks).
+/usr/bin/python3 - "$C/torch_file" <<'PY'
+import collections, sys, torch
+out = sys.argv[1]
+BLOCKS = [3, 4, 6, 3]
+def save(obj, name, legacy):
+    torch.save(obj, f"{out}/{name}_{'legacy' if legacy else 'zip'}.pt",
+               _use_new_zipfile_serialization=not legacy)
+base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+small = collections.OrderedDict([
+    ("a", base), ("view", base.t()), ("slice", base[1:, ::2]), ("f64", base.double()),
+    ("i64", torch.arange(5)), ("f16", torch.ones(2, dtype=torch.float16)),
+    ("b", torch.tensor([True, False])), ("scalar", torch.tensor(2.5)), ("empty", torch.zeros(0, 3))])
+for legacy in (False, True):
+    save(dict(small), "dict", legacy)
+    save({"epoch": 3, "arch": "I3D", "best_prec1": 1.5,
+          "state_dict": collections.OrderedDict(("module." + k, v) for k, v in small.items())},
+         "checkpoint", legacy)
+torch.serialization.register_package(1, lambda s: "cuda:0", lambda s, loc: None)
+save({"a": base}, "cuda", False)
+save({"a": base}, "cuda", True)
+torch.serialization._package_registry[:] = [p for p in torch.serialization._package_registry if p[0] != 1]
+# The paper's layout with only the keys paper_network_spec reads (ResNet-50
+# block counts), every tensor a view of one storage: small files, fast runs.
+store = torch.zeros(4096)
+def t(*shape):
+    n = 1
+    for e in shape:
+        n *= e
+    return store[:n].view(*shape)
+def paper(groups, reads):
+    sd = collections.OrderedDict([("base_model.conv1.weight", t(1, 3, 1, 7, 7)),
+                                  ("new_fc.weight", t(2, 32))])
+    for s, n in enumerate(BLOCKS):
+        p = 1 << s
+        for b in range(n):
+            k = f"base_model.layer{s + 1}.{b}."
+            sd[k + "conv1.weight"] = t(p, 4 if s + b == 0 else 4 * p, 1, 1, 1)
+            # A derived block splits its p channels; a super-network's
+            # groups are p wide each, its conv3 reading them all or p.
+            widths = [p] * len(groups) if reads else [p - p // 2, p // 2]
+            i = 0
+            for (kd, kh, kw), c in zip(groups, widths):
+                if c:
+                    sd[k + f"convT.convs.{i}.0.weight"] = t(c, p, kd, kh, kw)
+                    i += 1
+            sd[k + ("convT.norm.weight" if reads == "kept" else "convT.out.0.weight")] = t(sum(widths))
+            sd[k + "conv3.weight"] = t(4 * p, sum(widths) if reads == "all" else p, 1, 1, 1)
+    return sd
+save(paper([(3, 3, 3), (1, 3, 3)], None), "paper_cakes", False)
+save(paper([(3, 3, 3), (1, 3, 3), (3, 1, 1)], "all"), "paper_super_c", False)
+save(paper([(3, 3, 3), (1, 3, 3)], "kept"), "paper_super_p", True)
+sd = paper([(3, 3, 3)], "one")
+sd = collections.OrderedDict((k.replace("convT.convs.0.0", "convT.op.0"), v) for k, v in sd.items())
+save(sd, "paper_conv3d", True)
 PY
 
 # --- JSON configurations: the layer forms of docs/CONFIGS.md, every block

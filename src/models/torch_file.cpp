@@ -19,6 +19,8 @@
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -677,10 +679,89 @@ private:
   const std::vector<char>& b_;
 };
 
+// What LibTorch's PyTorchStreamReader checks in its constructor, checked
+// first: when the constructor throws, it leaks miniz's reader state (no
+// mz_zip_reader_end; found by fuzz_torch_file). The archive has entries,
+// the first in a folder, and a stored <folder>/version (or
+// <folder>/.data/version) holding a format version from 1 to 10. Call after
+// util::verify_zip (every record lies within the bytes).
+void check_zip_header(const std::vector<char>& b, const std::string& path) {
+  auto bad = [&](const std::string& why) {
+    return std::invalid_argument(
+        "'" + path + "' is not a readable PyTorch file: " + why);
+  };
+  const auto* u = reinterpret_cast<const unsigned char*>(b.data());
+  auto u16 = [&](size_t i) { return size_t(u[i]) | (size_t(u[i + 1]) << 8); };
+  auto u32 = [&](size_t i) { return u16(i) | (u16(i + 2) << 16); };
+  // The end-of-directory record: the last signature within 64 KiB + 22.
+  if (b.size() < 22)
+    throw bad("no zip directory");
+  size_t eocd = b.size();
+  for (size_t i = b.size() - 22;; --i) {
+    if (u32(i) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+    if (i == 0 || b.size() - i > 65557)
+      break;
+  }
+  if (eocd == b.size())
+    throw bad("no zip directory");
+  const size_t entries = u16(eocd + 10);
+  size_t at = u32(eocd + 16);
+  if (entries == 0xFFFF || at == 0xFFFFFFFF)
+    return; // zip64 (a file over 4 GB): LibTorch's reader checks it
+  std::string folder, version;
+  bool have = false;
+  for (size_t e = 0; e < entries; ++e) {
+    if (at + 46 > b.size() || u32(at) != 0x02014b50)
+      throw bad("damaged zip directory");
+    const size_t name_len = u16(at + 28);
+    if (at + 46 + name_len > b.size())
+      throw bad("damaged zip directory");
+    const std::string name(b.data() + at + 46, name_len);
+    if (e == 0) {
+      const auto slash = name.find('/');
+      if (slash == std::string::npos)
+        throw bad("its first entry is not in a folder");
+      folder = name.substr(0, slash + 1);
+    }
+    if (!have &&
+        (name == folder + "version" || name == folder + ".data/version")) {
+      const size_t size = u32(at + 24), local = u32(at + 42);
+      if (u16(at + 10) != 0 || local + 30 > b.size())
+        throw bad("its version record is not stored");
+      const size_t data = local + 30 + u16(local + 26) + u16(local + 28);
+      if (data > b.size() || size > b.size() - data)
+        throw bad("damaged version record");
+      version.assign(b.data() + data, std::min<size_t>(size, 32));
+      have = true;
+    }
+    at += 46 + name_len + u16(at + 30) + u16(at + 32);
+  }
+  if (entries == 0)
+    throw bad("the zip archive is empty");
+  size_t i = 0;
+  while (i < version.size() && std::isspace((unsigned char)version[i]))
+    ++i;
+  uint64_t v = 0;
+  size_t digits = 0;
+  for (; i < version.size() && std::isdigit((unsigned char)version[i]) &&
+         digits < 8;
+       ++i, ++digits)
+    v = v * 10 + uint64_t(version[i] - '0');
+  if (!have || digits == 0 || v < 1 || v > 10)
+    throw bad(
+        have ? "its version record '" + util::one_line(version, 20) +
+                   "' is not a format version from 1 to 10"
+             : "it has no version record");
+}
+
 // Zip (PyTorch >= 1.6): <archive>/data.pkl, storages in <archive>/data/<key>.
 Ref read_zip(const std::vector<char>& bytes, const std::string& path) {
   // LibTorch's reader does not check CRCs: a damaged file would load.
   util::verify_zip(bytes.data(), bytes.size(), path);
+  check_zip_header(bytes, path);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   at::DataPtr pkl;
   size_t pkl_size = 0;

@@ -323,6 +323,7 @@ NetworkSpec paper_network_spec(
   std::vector<Config> configs;
   std::vector<SubKernel> candidates;
   int supers = 0;
+  bool kept_only = false;
   for (const auto& p : positions) {
     const std::string block = strip_suffix(p.name, ".conv2");
     const std::string base = "base_model." + block + ".convT.convs.";
@@ -353,13 +354,23 @@ NetworkSpec paper_network_spec(
           "'" + what + "': block " + block + " has groups of " +
           std::to_string(total) + " channels in all for " +
           std::to_string(p.out_channels) + " outputs");
-    // A super-network block.
-    if (sd.count("base_model." + block + ".convT.norm.weight") ||
-        shape_at(need("base_model." + block + ".conv3.weight"), 1) != total)
+    // A super-network block: conv3 reads all N * C_out channels (cost
+    // priority) or C_out of them, the kept ones by position (performance
+    // priority); every block the same.
+    const int64_t reads =
+        shape_at(need("base_model." + block + ".conv3.weight"), 1);
+    if (reads != total && reads != p.out_channels)
+      throw std::invalid_argument(
+          "'" + what + "': block " + block + "'s conv3 reads " +
+          std::to_string(reads) + " channels, neither its " +
+          std::to_string(total) + " (all groups) nor " +
+          std::to_string(p.out_channels) + " (one group's width)");
+    const bool reads_kept = reads != total;
+    if (supers > 0 && reads_kept != kept_only)
       throw std::invalid_argument(
           "'" + what + "': block " + block +
-          " is a performance-priority search super-network (convT.norm, "
-          "conv3 reading one group's width), which cakes does not import");
+          " mixes performance- and cost-priority super-network blocks");
+    kept_only = reads_kept;
     std::vector<SubKernel> kernels;
     for (const auto& g : groups)
       kernels.push_back(g.kernel);
@@ -380,6 +391,13 @@ NetworkSpec paper_network_spec(
   else
     spec.op = OpSpec{"cakes", configs, {}};
   return spec;
+}
+
+bool paper_supernet_reads_kept(const std::map<std::string, at::Tensor>& sd) {
+  const auto conv3 = sd.find("base_model.layer1.0.conv3.weight");
+  const auto conv1 = sd.find("base_model.layer1.0.conv1.weight");
+  return conv3 != sd.end() && conv1 != sd.end() &&
+         shape_at(conv3->second, 1) == shape_at(conv1->second, 0);
 }
 
 Model import_paper_model(const std::string& path, std::string* form) {

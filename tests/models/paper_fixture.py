@@ -48,12 +48,25 @@ class ConvT(nn.Module):
             self.convs = nn.ModuleList(
                 nn.Sequential(nn.Conv3d(cin, c, _kernel(k), s, tuple(e // 2 for e in _kernel(k)), bias=False))
                 for k, c in groups if c > 0)
-            self.out = nn.Sequential(nn.BatchNorm3d(cout), nn.ReLU())
+            if op.startswith("superp_"):
+                # The performance-priority super-network (the *_dropout
+                # codes): the norm over all groups is convT.norm; a step
+                # computes only the channels in `keep` (ascending), and conv3
+                # reads them by position.
+                self.norm = nn.BatchNorm3d(sum(c for _, c in groups))
+                self.keep = None
+            else:
+                self.out = nn.Sequential(nn.BatchNorm3d(cout), nn.ReLU())
 
     def forward(self, x):
         if hasattr(self, "op"):
             return self.op(x)
-        return self.out(torch.cat([c(x) for c in self.convs], 1))
+        y = torch.cat([c(x) for c in self.convs], 1)
+        if hasattr(self, "norm"):
+            k, n = self.keep, self.norm
+            return F.relu(F.batch_norm(y[:, k], n.running_mean[k], n.running_var[k], n.weight[k], n.bias[k],
+                                       False, 0.0, n.eps))
+        return self.out(y)
 
 
 class Bottleneck(nn.Module):
@@ -62,7 +75,8 @@ class Bottleneck(nn.Module):
         self.conv1 = nn.Conv3d(cin, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
         # A search super-network (op "super_<code>"): every group at full
-        # width, the norm over all of them, conv3 reading them all.
+        # width, the norm over all of them, conv3 reading them all; in the
+        # performance-priority one ("superp_<code>") conv3 reads C_out of them.
         inner = sum(c for _, c in groups) if op.startswith("super_") else planes
         self.convT = ConvT(planes, inner, stride, op, groups)
         self.conv3 = nn.Conv3d(inner, planes * 4, 1, bias=False)
@@ -101,7 +115,8 @@ class Base(nn.Module):
 
 class PaperNet(nn.Module):
     """op: conv3d, conv2d, p3d, a CAKES code with `configs` (per block a list
-    of (sub-kernel, channels)), or "super_<code>" (a search super-network)."""
+    of (sub-kernel, channels)), or "super_<code>" / "superp_<code>" (a
+    cost- / performance-priority search super-network)."""
 
     def __init__(self, op, configs=None, width=64, classes=5):
         super().__init__()

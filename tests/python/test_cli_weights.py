@@ -52,8 +52,8 @@ def super_configs(kernels):
 
 def make_net(op, seed=0):
     torch.manual_seed(seed)
-    if op.startswith("super_"):
-        configs = super_configs(CODES[op[len("super_"):]])
+    if op.startswith("super"):
+        configs = super_configs(CODES[op.split("_", 1)[1]])
     else:
         configs = uneven_configs(CODES[op], seed) if op in CODES else None
     net = randomise_norms(PaperNet(op, configs, width=WIDTH, classes=CLASSES).eval())
@@ -160,14 +160,62 @@ def test_import_derives_a_paper_search_super_network(cli, tmp_path):
                 bn.bias[dropped] = 0
     write_reference(net, tmp_path / "io.pt")
     r = cli("import", tmp_path / "super.pth.tar", "--out", tmp_path / "derived.pt", "--check", tmp_path / "io.pt")
-    assert "the paper's search super-network" in r.stdout and "op cakes" in r.stdout, r.stdout
+    assert "the paper's cost-priority search super-network" in r.stdout and "op cakes" in r.stdout, r.stdout
     diff = float(r.stdout.split("max relative difference")[1].split()[0])
     assert diff < 1e-4, r.stdout
-    # A performance-priority super-network (convT.norm) is refused in one line.
-    sd = collections.OrderedDict((k.replace("convT.out.0", "convT.norm"), v) for k, v in make_net("super_convst").state_dict().items())
-    torch.save(sd, tmp_path / "p.pt")
-    r = cli("import", tmp_path / "p.pt", "--out", tmp_path / "p_out.pt", check=False)
-    assert r.returncode == 1 and "performance-priority" in r.stderr, r.stderr
+    # A conv3 reading neither all groups nor one group's width is refused in
+    # one line.
+    sd = make_net("super_convst").state_dict()
+    sd["base_model.layer2.1.conv3.weight"] = sd["base_model.layer2.1.conv3.weight"][:, :5]
+    torch.save(sd, tmp_path / "bad.pt")
+    r = cli("import", tmp_path / "bad.pt", "--out", tmp_path / "bad_out.pt", check=False)
+    assert r.returncode == 1 and "layer2.1's conv3 reads 5 channels, neither its 32" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def derive_kept(net):
+    """The paper's pruneBN for each performance-priority block: the C_out
+    channels of largest |gamma| (random norms: no ties), in ascending order,
+    which its sub-network computes."""
+    kept = []
+    for m in net.modules():
+        if isinstance(m, ConvT) and hasattr(m, "norm"):
+            planes = m.norm.weight.numel() // len(m.convs)
+            m.keep = m.norm.weight.abs().argsort(descending=True)[:planes].sort().values
+            kept.append((planes, m.keep))
+    return kept
+
+
+def test_import_derives_a_paper_performance_priority_super_network(cli, tmp_path):
+    """The paper's performance-priority super-network (op code
+    conv1_2_3d_dropout with search=True: convT.norm over every group at full
+    width, conv3 reading C_out channels, the kept ones by position), as main.py
+    saves it: imported, derived as cakes derives (per layer the C_out channels
+    of largest |gamma|, as the paper's pruneBN), the kept channels inherited
+    and conv3 as it is. Its outputs are the paper's sub-network's for those
+    channels."""
+    net = make_net("superp_conv1_2_3d", seed=4)
+    sd = collections.OrderedDict(("module." + k, v) for k, v in net.state_dict().items())
+    save({"epoch": 139, "arch": "I3D", "state_dict": sd, "best_prec1": 30.0}, tmp_path / "p.pth.tar",
+         legacy=True, cuda=True)
+    kept = derive_kept(net)
+    write_reference(net, tmp_path / "io.pt")
+    r = cli("import", tmp_path / "p.pth.tar", "--out", tmp_path / "derived.pt", "--check", tmp_path / "io.pt")
+    assert "the paper's performance-priority search super-network" in r.stdout, r.stdout
+    assert "op cakes" in r.stdout, r.stdout
+    diff = float(r.stdout.split("max relative difference")[1].split()[0])
+    assert diff < 1e-4, r.stdout
+    # The configuration: per block and candidate the kept channels' count.
+    derived = read_checkpoint(tmp_path / "derived.pt")
+    names = ["layer%d.%d" % (s + 1, b) for s, n in enumerate(BLOCKS) for b in range(n)]
+    for name, (planes, keep) in zip(names, kept):
+        for i, k in enumerate(CODES["conv1_2_3d"]):
+            count = int(((keep >= i * planes) & (keep < (i + 1) * planes)).sum())
+            w = derived.get(name + ".conv2.weight_" + k)
+            assert (0 if w is None else w.shape[0]) == count, (name, k)
+    # Another class count: the classifier alone re-initialised.
+    r = cli("import", tmp_path / "p.pth.tar", "--out", tmp_path / "d2.pt", "--classes", 3)
+    assert "classifier re-initialised for 3 classes (the file has 5)" in r.stdout, r.stdout
 
 
 def test_import_refuses_overwrite_and_bad_files(cli, tmp_path):
@@ -376,6 +424,66 @@ def test_search_init_inflates_into_the_super_network(cli, tmp_path, torchvision_
     r = cli("train", "--init", tmp_path / "s" / "search.ckpt", *data_flags(synth), "--epochs", 1,
             "--batch", 8, "--out-dir", tmp_path / "ft")
     assert "search checkpoint: the derived network, weights inherited" in r.stdout, r.stdout
+
+
+def test_search_init_from_super_networks_and_a_3d_network(cli, tmp_path, synth):
+    """search --init takes the paper's super-network (here performance
+    priority: its conv3 repeated per candidate), a cakes search checkpoint,
+    and a cakes conv3d checkpoint (every candidate the 3x3x3 kernel shrunk
+    onto it); lr 0 and no weight decay keep what it loaded."""
+    frozen = ["--lr", 0, "--weight-decay", 0, "--sparsity", 0, "--epochs", 1, "--batch", 8]
+    net = make_net("superp_conv1_2_3d", seed=5)
+    paper = net.state_dict()
+    save({"epoch": 1, "arch": "I3D", "state_dict": paper}, tmp_path / "p.pth.tar", legacy=True)
+    cands = ",".join(CODES["conv1_2_3d"])
+    r = cli("search", "--init", tmp_path / "p.pth.tar", "--net", "i3d_resnet50", "--width", WIDTH,
+            "--candidates", cands, "--mode", "P", *frozen, *data_flags(synth), "--out-dir", tmp_path / "s1")
+    assert "the paper's performance-priority search super-network): loaded into the super-network" in r.stdout, r.stdout
+    assert "classifier re-initialised for 4 classes (the file has 5)" in r.stdout, r.stdout
+    sd = read_checkpoint(tmp_path / "s1" / "search.ckpt")
+    for i, k in enumerate(CODES["conv1_2_3d"]):
+        torch.testing.assert_close(sd["layer2.1.conv2.weight_" + k], paper["base_model.layer2.1.convT.convs.%d.0.weight" % i])
+    torch.testing.assert_close(sd["layer2.1.conv2.bn.weight"], paper["base_model.layer2.1.convT.norm.weight"])
+    torch.testing.assert_close(sd["layer2.1.conv3.weight_1x1x1"], paper["base_model.layer2.1.conv3.weight"].repeat(1, 3, 1, 1, 1))
+    # Its search checkpoint starts another search (C mode now).
+    r = cli("search", "--init", tmp_path / "s1" / "search.ckpt", "--net", "i3d_resnet50", "--width", WIDTH,
+            "--candidates", cands, "--mode", "C", *frozen, *data_flags(synth), "--out-dir", tmp_path / "s2")
+    assert "(cakes search checkpoint): loaded into the super-network" in r.stdout, r.stdout
+    torch.testing.assert_close(read_checkpoint(tmp_path / "s2" / "search.ckpt")["layer2.1.conv2.weight_1x3x3"],
+                               sd["layer2.1.conv2.weight_1x3x3"])
+    # Other candidates: one line naming the difference.
+    r = cli("search", "--init", tmp_path / "s1" / "search.ckpt", "--net", "i3d_resnet50", "--width", WIDTH,
+            "--candidates", "3x3x3,1x3x3", "--mode", "C", *frozen, *data_flags(synth), "--out-dir", tmp_path / "s3",
+            check=False)
+    assert r.returncode == 1 and "holds another network than the search (candidates" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+    # A trained 3D network: every candidate its kernel shrunk onto it.
+    cli("train", "--net", "i3d_resnet18", "--width", WIDTH, "--op", "conv3d", *data_flags(synth), "--epochs", 1,
+        "--batch", 8, "--out-dir", tmp_path / "r3d")
+    w3d = read_checkpoint(tmp_path / "r3d" / "checkpoint.pt")
+    r = cli("search", "--init", tmp_path / "r3d" / "checkpoint.pt", "--net", "i3d_resnet18", "--width", WIDTH,
+            "--candidates", "3x3x3,1x3x3,3x1x1", "--mode", "C", *frozen, *data_flags(synth),
+            "--out-dir", tmp_path / "s4")
+    assert "each candidate the 3x3x3 kernel shrunk onto it" in r.stdout, r.stdout
+    sd = read_checkpoint(tmp_path / "s4" / "search.ckpt")
+    w = w3d["layer1.0.conv1.weight_3x3x3"]
+    torch.testing.assert_close(sd["layer1.0.conv1.weight_3x3x3"], w)
+    torch.testing.assert_close(sd["layer1.0.conv1.weight_1x3x3"], w.sum(2, keepdim=True))
+    torch.testing.assert_close(sd["layer1.0.conv1.weight_3x1x1"], w.sum((3, 4), keepdim=True))
+    torch.testing.assert_close(sd["layer1.0.conv1.bn.bias"], w3d["layer1.0.conv1.bn.bias"].repeat(3))
+    # layer1.0.conv2, searched too, reads conv1's 3 x 8 channels.
+    w = w3d["layer1.0.conv2.weight_3x3x3"]
+    torch.testing.assert_close(sd["layer1.0.conv2.weight_1x3x3"], w.sum(2, keepdim=True).repeat(1, 3, 1, 1, 1))
+    torch.testing.assert_close(sd["fc.weight"], w3d["fc.weight"])
+    # A 2D network has no taps for a 3x3x3 candidate: refused in one line.
+    cli("train", "--net", "i3d_resnet18", "--width", WIDTH, "--op", "conv2d", *data_flags(synth), "--epochs", 1,
+        "--batch", 8, "--out-dir", tmp_path / "r2d")
+    r = cli("search", "--init", tmp_path / "r2d" / "checkpoint.pt", "--net", "i3d_resnet18", "--width", WIDTH,
+            "--candidates", "3x3x3,1x3x3", "--mode", "C", *data_flags(synth), "--out-dir", tmp_path / "s5",
+            check=False)
+    assert r.returncode == 1 and "is not what search --init takes" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
 
 
 # -- self-describing checkpoints ----------------------------------------------

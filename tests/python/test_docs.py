@@ -44,7 +44,7 @@ def test_weights_md_workflow_runs(tmp_path, cli):
     p = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "inflated into the super-network" in p.stdout
-    assert "search checkpoint: the derived network, weights inherited" in p.stdout
+    assert "search checkpoint: the derived network of the configuration, weights inherited" in p.stdout
     assert "top-1" in p.stdout and "i3d_resnet18, op cakes" in p.stdout
     assert (tmp_path / "runs" / "cakes" / "checkpoint.pt").exists()
 

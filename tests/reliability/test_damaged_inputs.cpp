@@ -11,6 +11,7 @@
 #include "cakes/data/video_reader.h"
 #include "cakes/models/model.h"
 #include "cakes/models/network_config.h"
+#include "cakes/models/weights.h"
 #include "cakes/nn/config.h"
 #include "cakes/nn/op_layer.h"
 #include "cakes/ops/shrunk_conv3d.h"
@@ -82,6 +83,26 @@ void expect_error(
   EXPECT_NE(msg.find(what), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   EXPECT_LT(msg.size(), 400u) << msg;
+}
+
+// Rewrites the zip `src` to `out` with python's zipfile (stored, valid
+// CRCs): `entry` is a python expression of `name` and `data` (bytes) giving
+// each entry's new (name, data); `extra` runs before `dst` is closed (e.g.
+// to add an entry).
+void rewrite_zip(
+    const std::string& src,
+    const std::string& out,
+    const std::string& entry,
+    const std::string& extra = "") {
+  run_command(
+      kPython +
+      " -c 'import sys, zipfile\n"
+      "src = zipfile.ZipFile(sys.argv[1])\n"
+      "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
+      "for name in src.namelist():\n"
+      "    data = src.read(name)\n"
+      "    dst.writestr(*" +
+      entry + ")\n" + extra + "dst.close()' '" + src + "' '" + out + "'");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -608,21 +629,10 @@ TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
   meta.network.network = "tiny";
   const std::string good = tmp / "good.pt";
   cakes::train::write_checkpoint(good, *model, meta);
-  // Rewrites the archive with python's zipfile (valid CRCs): `edit` is a
-  // python expression of `name` and `data` (bytes) giving the new data, and
-  // `extra` adds an entry.
   auto rewrite = [&](const std::string& out,
                      const std::string& edit,
                      const std::string& extra) {
-    run_command(
-        kPython +
-        " -c 'import sys, zipfile\n"
-        "src = zipfile.ZipFile(sys.argv[1])\n"
-        "dst = zipfile.ZipFile(sys.argv[2], \"w\", zipfile.ZIP_STORED)\n"
-        "for name in src.namelist():\n"
-        "    data = src.read(name)\n"
-        "    dst.writestr(name, " +
-        edit + ")\n" + extra + "dst.close()' '" + good + "' '" + out + "'");
+    rewrite_zip(good, out, "(name, " + edit + ")", extra);
   };
   // Unchanged but rewritten: still a checkpoint (the check is about content,
   // not about how the zip was written).
@@ -663,6 +673,36 @@ TEST(DamagedInputs, CheckpointWithAlteredClassSourceIsRefused) {
       any_error_of([&] { cakes::train::read_checkpoint_meta(extra); }),
       extra,
       "unexpected entry");
+}
+
+// A torch.save zip whose folder or version record LibTorch's reader refuses:
+// its constructor then threw and leaked miniz's state (fuzz_torch_file,
+// LeakSanitizer). read_torch_file refuses such files before LibTorch sees
+// them; a valid one still reads.
+TEST(DamagedInputs, TorchSaveZipWithBadVersionRecordIsRefusedFirst) {
+  TempDir tmp("torch_zip_version");
+  const std::string good = tmp / "good.pt";
+  run_command(
+      kPython + " -c 'import sys, torch; torch.save({\"a\": torch.ones(2)}, " +
+      "sys.argv[1])' '" + good + "'");
+  EXPECT_EQ(cakes::models::read_torch_file(good).tensors.size(), 1u);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"(name, b\"Z3\" if name.endswith(\"/version\") else data)",
+       "its version record 'Z3' is not a format version from 1 to 10"},
+      {"(name, b\"99\\n\" if name.endswith(\"/version\") else data)",
+       "is not a format version from 1 to 10"},
+      {"(name.split(\"/\", 1)[1], data)", "its first entry is not in a folder"},
+      {"(name.replace(\"version\", \"verzion\"), data)",
+       "it has no version record"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string bad = tmp / ("bad" + std::to_string(i) + ".pt");
+    rewrite_zip(good, bad, cases[i].first);
+    expect_error(
+        any_error_of([&] { cakes::models::read_torch_file(bad); }),
+        bad,
+        cases[i].second);
+  }
 }
 
 // The pickle inside a checkpoint: LibTorch's unpickler reserved what a

@@ -188,6 +188,9 @@ data::ClassSource class_source(const DataOptions& o, bool training) {
 data::IntensityOptions intensity_options(const DataOptions& o) {
   data::IntensityOptions i;
   if (!o.ct_window.empty()) {
+    // Two values from the flag; a checkpoint's record may hold anything.
+    if (o.ct_window.size() != 2)
+      throw std::invalid_argument("--ct-window needs two values, LO HI");
     i.ct_lo = o.ct_window[0];
     i.ct_hi = o.ct_window[1];
     if (!(i.ct_hi > i.ct_lo))

@@ -35,9 +35,11 @@ void check_reference(models::Model& model, const std::string& reference);
 
 // The network to train with --init (docs/WEIGHTS.md), recognised from the
 // file: a cakes search checkpoint (the derived network, inheriting the
-// super-network's kept channels), a cakes checkpoint (its network and
-// weights), a file of the paper's code (imported), or a torchvision 2D
-// ResNet state dict (inflated into `wanted`). `wanted` is what the flags and
+// super-network's kept channels: the search's derivation, or the one of
+// `wanted`'s configuration when --config was given), a cakes checkpoint (its
+// network and weights), a file of the paper's code (imported; a search
+// super-network of either priority derived and inherited), or a torchvision
+// 2D ResNet state dict (inflated into `wanted`). `wanted` is what the flags and
 // the data describe; `net_given` says whether --net/--op/--config/--preset/
 // --width were given: the network of a checkpoint or paper file must then
 // be that one. A classifier for another class count than wanted's is
@@ -48,9 +50,15 @@ models::Model initial_model(
     const models::NetworkSpec& wanted,
     bool net_given);
 
-// --init of `cakes search`: a torchvision 2D ResNet state dict inflated into
-// the super-network (every candidate the whole kernel, norms and readers
-// repeated per candidate, docs/CAKES.md §5). Does nothing without --init.
+// --init of `cakes search` (docs/WEIGHTS.md, "Starting a search"): a
+// torchvision 2D ResNet state dict inflated into the super-network (every
+// candidate the whole kernel, norms and readers repeated per candidate,
+// docs/CAKES.md §5); a cakes checkpoint of the same network with op conv3d
+// (every candidate the kernel shrunk onto it); or a search super-network of
+// the same network and candidates, the paper's or a cakes search.ckpt (its
+// tensors). A classifier of another class count is re-initialised, with one
+// printed line; anything else is a one-line std::invalid_argument naming
+// what is accepted. Does nothing without --init.
 void init_supernet(const InitOptions& options, models::Model& supernet);
 
 // The network `spec` describes, built with `options`, holding `from`'s

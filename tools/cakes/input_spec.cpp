@@ -1,8 +1,11 @@
 #include "input_spec.h"
 
 #include "cakes/data/msd_dataset.h"
+#include "cakes/data/resample.h"
+#include "cakes/data/transforms.h"
 #include "cakes/train/checkpoint.h"
 
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
@@ -54,6 +57,21 @@ template <class T> std::string show(const T& v) {
   return nlohmann::json(v).dump();
 }
 
+// The section's `key` into `value`; false (value untouched) without one.
+template <class T>
+bool recorded(const nlohmann::json& s, const char* key, T& value) {
+  if (!s.is_object() || !s.contains(key))
+    return false;
+  try {
+    value = s.at(key).get<T>();
+  } catch (const std::exception&) {
+    throw std::invalid_argument(
+        std::string("the checkpoint's input section has a malformed '") + key +
+        "'");
+  }
+  return true;
+}
+
 } // namespace
 
 template <class T>
@@ -64,24 +82,17 @@ void take_recorded(
     const char* flag,
     T& value,
     bool must_match) {
-  if (!s.is_object() || !s.contains(key))
+  T saved;
+  if (!recorded(s, key, saved))
     return;
-  T recorded;
-  try {
-    recorded = s.at(key).get<T>();
-  } catch (const std::exception&) {
-    throw std::invalid_argument(
-        std::string("the checkpoint's input section has a malformed '") + key +
-        "'");
-  }
   if (cmd->count(flag) == 0) {
-    value = recorded;
+    value = saved;
     return;
   }
-  if (must_match && value != recorded)
+  if (must_match && value != saved)
     throw std::invalid_argument(
         std::string(flag) + " " + show(value) + " differs from the " +
-        show(recorded) + " the checkpoint's network was trained with (leave " +
+        show(saved) + " the checkpoint's network was trained with (leave " +
         flag + " out)");
 }
 
@@ -134,6 +145,48 @@ void apply_input_section(
   take_recorded(s, "ct_window", cmd, "--ct-window", o.ct_window, true);
   take_recorded(s, "zscore", cmd, "--zscore", o.zscore, true);
   take_recorded(s, "spacing", cmd, "--spacing", o.spacing, true);
+  // A folder of volume pairs names no classes (a Decathlon task's
+  // dataset.json does, and then they may not be given): the checkpoint's.
+  std::vector<std::string> names;
+  if (!o.msd.empty() && o.categories.empty() && o.num_classes <= 0 &&
+      !std::filesystem::exists(std::filesystem::path(o.msd) / "dataset.json") &&
+      recorded(s, "class_names", names))
+    o.num_classes = int64_t(names.size());
+}
+
+at::Tensor volume_input(
+    const data::Volume& image,
+    const nlohmann::json& section,
+    const CLI::App* cmd,
+    const std::string& modality) {
+  std::vector<std::string> modalities;
+  recorded(section, "modalities", modalities);
+  const bool from_flag = modalities.empty();
+  if (from_flag) {
+    modalities.assign(
+        size_t(image.data.dim() == 4 ? image.data.size(3) : 1), modality);
+  } else if (cmd->count("--modality") > 0) {
+    // infer's --modality is CT or MRI (any other modality is z-scored).
+    for (const auto& m : modalities)
+      if ((m == "CT") != (modality == "CT"))
+        throw std::invalid_argument(
+            "--modality " + show(modality) + " differs from the " +
+            show(modalities) +
+            " the checkpoint's network was trained with (leave --modality "
+            "out)");
+  }
+  // The same normalisation and resampling as the training data set's
+  // (data::network_input), from the recorded flags.
+  DataOptions trained;
+  recorded(section, "ct_window", trained.ct_window);
+  recorded(section, "zscore", trained.zscore);
+  recorded(section, "spacing", trained.spacing);
+  return data::network_input(
+      image,
+      modalities,
+      intensity_options(trained),
+      trained.spacing,
+      from_flag ? "--modality" : "the checkpoint's network");
 }
 
 models::Model checkpoint_model(

@@ -13,6 +13,7 @@
 
 #include "data_options.h"
 
+#include "cakes/data/nifti.h"
 #include "cakes/models/model.h"
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,20 @@ void take_recorded(
 // differ, a different size, scale or intensity setting is an error.
 void apply_input_section(
     const nlohmann::json& section, const CLI::App* cmd, DataOptions& options);
+
+// The network input of a whole volume for `cakes infer`, (C, D, H, W):
+// normalised as the checkpoint's network was trained (the section's
+// modalities, CT window and z-score region) and resampled to its spacing
+// when it has one (write the labels with data::write_labels_on_grid_of).
+// Without a section every channel is `modality` (CT: the default window,
+// else a z-score over non-zero voxels). A --modality given on `cmd` that
+// contradicts the recorded modalities, or another channel count, is a
+// one-line std::invalid_argument.
+at::Tensor volume_input(
+    const data::Volume& image,
+    const nlohmann::json& section,
+    const CLI::App* cmd,
+    const std::string& modality);
 
 // The network to evaluate: the checkpoint's own (models::build + weights)
 // when no network flag was given, else the flags' network, which must be the

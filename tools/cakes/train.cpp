@@ -422,7 +422,7 @@ struct InferArgs {
   int64_t num_classes = 0, top = 5, frames = 8, size = 224, scale = 0;
   std::vector<int64_t> window{64, 64, 64};
   double overlap = 0.5;
-  bool force = false, modality_given = false;
+  bool force = false;
   int threads = 0;
 };
 
@@ -515,6 +515,7 @@ std::string csv_field(const std::string& s) {
 // through the intensity and spacing the network was trained with.
 void infer_volumes(
     const InferArgs& a,
+    const CLI::App* cmd,
     const std::vector<std::string>& files,
     bool many,
     const nlohmann::json& section,
@@ -550,21 +551,6 @@ void infer_volumes(
   }
   if (many)
     fs::create_directories(a.output);
-  // What training saw (input_spec.h): modalities, CT window, z-score and
-  // spacing; --modality instead sets every channel.
-  DataOptions recorded;
-  std::vector<std::string> modalities;
-  if (section.is_object()) {
-    const auto get = [&](const char* key, auto& value) {
-      if (section.contains(key) && !section[key].is_null())
-        section[key].get_to(value);
-    };
-    get("ct_window", recorded.ct_window);
-    get("zscore", recorded.zscore);
-    get("spacing", recorded.spacing);
-    get("modalities", modalities);
-  }
-  const data::IntensityOptions intensity = intensity_options(recorded);
   std::optional<models::Model> model;
   eval::SlidingWindowOptions sw;
   sw.window = window_of(a.window);
@@ -573,16 +559,8 @@ void infer_volumes(
     for_input(files[i], [&] {
       const auto t0 = std::chrono::steady_clock::now();
       const auto vol = data::read_nifti(files[i]);
-      const int64_t channels = vol.data.dim() == 4 ? vol.data.size(3) : 1;
-      std::vector<std::string> mods = modalities;
-      if (mods.empty() || a.modality_given)
-        mods.assign(size_t(channels), a.modality);
-      const at::Tensor x = data::network_input(
-          vol,
-          mods,
-          intensity,
-          recorded.spacing,
-          a.modality_given || modalities.empty() ? "--modality" : a.checkpoint);
+      // Normalised and resampled as training did (input_spec.h).
+      const at::Tensor x = volume_input(vol, section, cmd, a.modality);
       if (!model) {
         model = load(x.size(0));
         model->module->eval();
@@ -694,7 +672,6 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
   InferArgs a = args;
   const bool op_given = cmd->count("--op") > 0;
   const bool net_given = net_flags_given(cmd) > 0;
-  a.modality_given = cmd->count("--modality") > 0;
   set_threads(a.threads);
   // What the network was trained on, unless given (input_spec.h).
   const auto section = read_input_section(a.checkpoint);
@@ -729,7 +706,7 @@ void run_infer(const InferArgs& args, CLI::App* cmd) {
   };
   torch::NoGradGuard no_grad;
   if (is_nifti(files[0]))
-    infer_volumes(a, files, many, section, names, classes, load);
+    infer_volumes(a, cmd, files, many, section, names, classes, load);
   else
     infer_videos(a, files, many, names, classes, load);
 }

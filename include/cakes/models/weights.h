@@ -61,15 +61,22 @@ void import_paper_state_dict(I3DResNetImpl& net, const std::string& path);
 // blocks per stage, width from base_model.conv1, classes from the classifier,
 // operation from the layer1.0 convT keys, and for the CAKES codes one
 // configuration per block from the shapes of its convT.convs (sub-kernel,
-// channels; file order). A cost-priority search super-network of the paper
-// (every group at full width, convT.out.0 over all of them, conv3 reading
-// them all: the structure of search/supernet.h) gives op "super" with the
-// candidates in file order; build it with search::build_supernet, import
-// into its model with import_paper_state_dict. Throws std::invalid_argument
-// (one line) when the keys are not that layout, or for a
-// performance-priority super-network (convT.norm).
+// channels; file order). A search super-network of the paper (every group
+// at full width, one norm over all of them) gives op "super" with the
+// candidates in file order; build it with search::build_supernet. Its conv3
+// reads all N * C_out channels (cost priority: the structure of
+// search/supernet.h, import_paper_state_dict loads it as is) or, in the
+// performance-priority *_dropout codes, C_out of them
+// (paper_supernet_reads_kept). Throws std::invalid_argument (one line) when
+// the keys are not that layout.
 NetworkSpec paper_network_spec(
     const std::map<std::string, at::Tensor>& tensors, const std::string& what);
+
+// For a file paper_network_spec gives op "super": whether its conv3s read
+// C_out channels, the kept ones by position (the paper's performance-priority
+// super-networks), rather than all N * C_out.
+bool paper_supernet_reads_kept(
+    const std::map<std::string, at::Tensor>& tensors);
 
 // read_torch_file + paper_network_spec + build + import_paper_state_dict:
 // the paper's file as our network (not a super-network: an error). `form`, when
