@@ -13,18 +13,20 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 # and the Python packages tests/python imports; ffmpeg, which tests call to
 # write videos; the sample data of python3-nibabel, python3-dipy,
 # python3-imageio and insighttoolkit5-examples; venv, pip, setuptools and
-# wheel for the pip-install test). Checked with dpkg and installed only when
-# missing, so repeated runs cost nothing, and without their recommendations,
-# which nothing here uses: on a minimal Debian 12 (debootstrap --variant=minbase)
-# they added 242 packages (VTK, Qt 5, LLVM 14, Open MPI, Mesa drivers; 752
-# packages and 4.7 GB instead of 510 and 3.1 GB) and `make deps` took 24 min
-# instead of 15 (2026-12-01, 2 cores shared with other builds; README, "Setup").
+# wheel for the pip-install test; ocl-icd-opencl-dev because oneDNN's CMake
+# config requires OpenCL, which libdnnl-dev only recommends). Checked with
+# dpkg and installed only when missing, so repeated runs cost nothing, and
+# without their recommendations, which nothing else here uses: on a minimal
+# Debian 12 (debootstrap --variant=minbase) they added 242 packages (VTK,
+# Qt 5, LLVM 14, Open MPI, Mesa drivers; 752 packages and 4.7 GB instead of
+# 510 and 3.1 GB) and `make deps` took 24 min instead of 15 (2026-12-01,
+# 2 cores shared with other builds; README, "Two commands").
 DEB_PACKAGES := cmake ninja-build g++ make libtorch-dev libgloo-dev libdnnl-dev \
   libnifti2-dev libavformat-dev libavcodec-dev libswscale-dev libturbojpeg0-dev \
   nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev python3-torch \
   pkg-config libavutil-dev ffmpeg python3-nibabel python3-dipy python3-imageio \
   insighttoolkit5-examples python3-pytest python3-onnx python3-torchvision \
-  python3-venv python3-pip python3-setuptools python3-wheel
+  python3-venv python3-pip python3-setuptools python3-wheel ocl-icd-opencl-dev
 # Only `make fuzz` needs these (clang with libFuzzer and its sanitizer
 # runtimes); test and demo do not install them.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
