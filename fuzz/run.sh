@@ -2,7 +2,8 @@
 # Runs each fuzz target on its corpus for SECONDS (growing the corpus) and
 # prints one line per target; appends the same to BUILD/fuzz_runs.tsv.
 # Usage: run.sh BUILD SECONDS TARGET...   (FUZZ_RUNS=N also stops a target
-# after N executions, whichever comes first.)
+# after N executions, whichever comes first; FUZZ_ARGS adds libFuzzer flags,
+# e.g. FUZZ_ARGS=-detect_leaks=0.)
 # Exits non-zero when a target found a crash, a leak, a timeout (30 s per
 # input) or a sanitizer report; the reproducer is in BUILD/artifacts/TARGET/.
 set -uo pipefail
@@ -20,6 +21,8 @@ for t in "$@"; do
   opts=()
   case $t in config | network_config | msd_json) opts=(-dict="$HERE/json.dict") ;; esac
   if [ -n "${FUZZ_RUNS:-}" ]; then opts+=(-runs="$FUZZ_RUNS"); fi
+  # shellcheck disable=SC2206 # FUZZ_ARGS is a list of flags
+  opts+=(${FUZZ_ARGS:-})
   log="$B/logs/$t.log"
   start=$(date +%s)
   "$B/fuzz_$t" "$B/corpus/$t" "${opts[@]}" -max_total_time="$S" -timeout=30 \
@@ -31,6 +34,11 @@ for t in "$@"; do
   files=$(ls "$B/corpus/$t" | wc -l)
   if [ "$rc" -eq 0 ]; then
     result="ok"
+  elif [ "$rc" -eq 72 ]; then
+    # libFuzzer's exit code when SIGINT/SIGTERM stopped it: not a finding
+    # (a slow-unit-* artifact may still be written by then).
+    result="interrupted"
+    status=1
   else
     result="FAILED (exit $rc): $(ls -t "$B/artifacts/$t" | head -1); log $log"
     status=1

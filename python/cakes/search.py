@@ -377,8 +377,10 @@ def derive(model: nn.Module, target_macs=None, target_latency: Optional[float] =
     of the all-kxkxk network such as 0.5, absolute MACs such as 3e9, or "30G";
     needs input_size (N, C, D, H, W)) or target_latency (ms; needs a
     latency_table from cakes.search.profile), channels are chosen across layers
-    by importance per unit cost, never above the budget; a budget below the
-    all-cheapest-candidate cost raises ConfigError.
+    by importance per unit cost, never above the budget and as close to it as
+    the choice allows (a budget above what importance alone picks is spent on
+    costlier candidates); a budget below the all-cheapest-candidate cost
+    raises ConfigError.
 
     Returns a Derivation: (config, model) when unpacked, plus the kept channels
     per layer, the counts and the cost.
@@ -407,23 +409,37 @@ def derive(model: nn.Module, target_macs=None, target_latency: Optional[float] =
     # Without a cost model, ties go by kernel volume (C++ derive_by_volume).
     cost = cm.cost if cm is not None else [[float(k.volume) for k in m.candidates] for m in mods]
     kept, counts = _pick(mods, imp, cost, 0.0)
-    if budget is not None and cm.total(counts) > budget:
+    if budget is not None and cm.total(counts) != budget:
         lowest = cm.minimum([m.width for m in mods])
         if budget < lowest:
             raise ConfigError(f"budget {budget:g} {cm.unit} is infeasible: the cheapest derivation (every channel "
                               f"on the cheapest candidate) costs {lowest:g} {cm.unit}")
         max_cost = max(v for row in cm.cost for v in row)
         scaled = [[v / max_cost for v in row] for row in cm.cost]
+        # As the C++ derive (search/derive.h): over budget the smallest
+        # lambda > 0 that meets it; under it the most negative lambda that
+        # still does, so that the budget is spent.
+        over = cm.total(counts) > budget
+        sign = 1.0 if over else -1.0
         lo, hi = 1e-9, 1e12
-        kept, counts = _pick(mods, imp, scaled, hi)
+        k, c = _pick(mods, imp, scaled, sign * hi)
+        if over:
+            kept, counts = k, c
+        elif cm.total(c) <= budget:
+            kept, counts = k, c
+            lo = hi
         for _ in range(100):
+            if not lo < hi:
+                break
             mid = math.sqrt(lo * hi)
-            k, c = _pick(mods, imp, scaled, mid)
-            if cm.total(c) <= budget:
+            k, c = _pick(mods, imp, scaled, sign * mid)
+            fits = cm.total(c) <= budget
+            if fits == over:
                 hi = mid
-                kept, counts = k, c
             else:
                 lo = mid
+            if fits and (over or cm.total(c) >= cm.total(counts)):
+                kept, counts = k, c
     blocks = []
     for m, k, cnt in zip(mods, kept, counts):
         output_index = [i % m.width for i in k] if m.summed else []

@@ -83,7 +83,7 @@ Derivation derive(
   if (imp.size() != net.layers.size() || cm.cost.size() != net.layers.size())
     throw std::invalid_argument("derive: one entry per searched layer needed");
   Derivation best = pick(net, imp, cm, 0);
-  if (budget && best.cost > *budget) {
+  if (budget && best.cost != *budget) {
     std::vector<int64_t> widths;
     for (const auto& l : net.layers)
       widths.push_back(l.width);
@@ -105,17 +105,34 @@ Derivation derive(
     for (auto& c : scaled.cost)
       for (auto& v : c)
         v /= max_cost;
-    double lo = 1e-9, hi = 1e12;
-    best = pick(net, imp, scaled, hi);
-    for (int it = 0; it < 100; ++it) {
+    // The total cost falls as lambda grows. Over budget: the smallest
+    // lambda > 0 that meets it. Under budget (importance alone picks cheap
+    // kernels, e.g. 6 of the 7 volumetric candidates are 1/3 or 1/9 of
+    // 3x3x3): the most negative lambda that still meets it, so that the
+    // budget a user asks for is spent on the channels whose costlier
+    // candidates matter most instead of being left unused.
+    const bool over = best.cost > *budget;
+    const double sign = over ? 1.0 : -1.0;
+    double lo = 1e-9, hi = 1e12; // |lambda|: lo on the plain side of the budget
+    const auto far = pick(net, imp, scaled, sign * hi);
+    if (over) {
+      best = far; // every channel on its cheapest candidate: fits (>= lowest)
+    } else if (cm.total(far.counts) <= *budget) {
+      best = far; // even every channel on its costliest candidate fits
+      lo = hi;
+    }
+    for (int it = 0; it < 100 && lo < hi; ++it) {
       const double mid = std::sqrt(lo * hi);
-      auto d = pick(net, imp, scaled, mid);
-      if (cm.total(d.counts) <= *budget) {
+      auto d = pick(net, imp, scaled, sign * mid);
+      const bool fits = cm.total(d.counts) <= *budget;
+      // Over budget, fitting moves toward the plain pick (smaller |lambda|);
+      // under it, fitting allows a larger |lambda|.
+      if (fits == over)
         hi = mid;
-        best = d;
-      } else {
+      else
         lo = mid;
-      }
+      if (fits && (over || cm.total(d.counts) >= cm.total(best.counts)))
+        best = d;
     }
     best.cost = cm.total(best.counts);
   }

@@ -361,6 +361,43 @@ TEST(Derive, BudgetVolumetricAt04) {
       "res_encoder_decoder", "volumetric_all", {1, 1, 64, 64, 64}, 0.4, 2, 1);
 }
 
+// A budget above what importance alone picks is spent, not left unused: with
+// importances that do not favour any candidate, 6 of the 7 volumetric
+// candidates are cheap and the plain choice costs about a third of 3D.
+TEST(Derive, BudgetAboveThePlainChoiceIsSpent) {
+  auto net = small("res_encoder_decoder", "volumetric_all", 2, 1);
+  const std::vector<int64_t> input = {1, 1, 64, 64, 64};
+  const auto cm = mac_cost_model(net, input);
+  const auto imp = random_importance(net);
+  const auto plain = derive(net, imp, cm);
+  ASSERT_LT(plain.cost, 0.5 * cm.reference);
+  int64_t plain_3d = 0;
+  for (const auto& c : plain.counts)
+    plain_3d += c[0];
+  for (double fraction : {0.5, 0.7, 0.9}) {
+    SCOPED_TRACE(fraction);
+    const auto d = derive(net, imp, cm, fraction * cm.reference);
+    EXPECT_LE(d.cost, fraction * cm.reference);
+    EXPECT_GT(d.cost, 0.95 * fraction * cm.reference);
+    int64_t kept_3d = 0;
+    for (const auto& c : d.counts)
+      kept_3d += c[0];
+    EXPECT_GT(kept_3d, plain_3d); // the budget went to 3x3x3 channels
+    models::NetworkSpec a = net.model.spec;
+    a.op = OpSpec{"cakes", d.configs, net.candidates};
+    EXPECT_DOUBLE_EQ(double(models::build(a).cost(input).total_macs()), d.cost);
+  }
+  // Above the all-3x3x3 network: that network.
+  const auto all = derive(net, imp, cm, 1.5 * cm.reference);
+  EXPECT_DOUBLE_EQ(all.cost, cm.reference);
+  for (const auto& l : net.layers)
+    EXPECT_EQ(
+        all.configs[l.position].str().rfind(
+            "3x3x3:" + std::to_string(l.width) + ",", 0),
+        0u)
+        << all.configs[l.position].str();
+}
+
 // Exactly: the derived network with inherited weights computes the
 // super-network with the dropped channels' BatchNorm outputs zeroed. Covers
 // both kinds of searched layer: with a reader (the reader's columns are

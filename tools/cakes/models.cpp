@@ -23,6 +23,7 @@ namespace {
 struct NetArgs {
   NetOptions net;
   std::string checkpoint;
+  std::string input; // NxCxTxHxW, instead of --batch/--frames/--size
   int64_t frames = 8, size = 224, classes = 174, batch = 1, in_channels = 1;
 };
 
@@ -41,6 +42,16 @@ void add_net_args(CLI::App* c, NetArgs& a) {
       a.checkpoint,
       "the network (and frames, size) a checkpoint records (instead of "
       "--net/--op/...)");
+  // Volumes are rarely cubes (the demo's MRI half is 64x96x64): --size alone
+  // cannot state their cost.
+  auto* input = c->add_option(
+      "--input",
+      a.input,
+      "whole input NxCxTxHxW (video) or NxCxDxHxW (volumes), e.g. "
+      "1x1x64x96x64, instead of --batch/--frames/--size");
+  input->excludes(c->get_option("--batch"))
+      ->excludes(c->get_option("--frames"))
+      ->excludes(c->get_option("--size"));
 }
 
 // The flags' network, or the checkpoint's with its input (input_spec.h):
@@ -70,6 +81,15 @@ models::NetworkSpec network_of(NetArgs& a, const CLI::App* c) {
 }
 
 std::vector<int64_t> input_sizes(const NetArgs& a, const models::Model& m) {
+  if (!a.input.empty()) {
+    const auto in = parse_dims(a.input, "--input");
+    const auto channels = m.input_sizes(1, 1, 1, 1)[1];
+    if (in.size() != 5 || in[1] != channels)
+      throw std::invalid_argument(
+          "--input: need N x " + std::to_string(channels) +
+          " x T/D x H x W for this network, got '" + a.input + "'");
+    return in;
+  }
   return m.input_sizes(
       a.batch, m.spec.video() ? a.frames : a.size, a.size, a.size);
 }

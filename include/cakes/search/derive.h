@@ -24,8 +24,12 @@ struct Derivation {
 // cheaper candidate, then the lower index. Without `budget`, that is
 // docs/CAKES.md §4 (widths preserved). With `budget` (cost model units),
 // channels are chosen across all layers by importance per unit of cost (a
-// Lagrangian relaxation: the same choice made on importance - lambda * cost,
-// lambda the smallest that meets the budget), never above it. Throws
+// Lagrangian relaxation: the same choice made on importance - lambda * cost),
+// never above it and as close to it as the choice allows: lambda > 0, the
+// smallest that meets it, when the plain choice costs more; lambda < 0, the
+// most negative that still meets it, when the plain choice costs less (the
+// budget is spent on the channels whose costlier candidates matter most; a
+// budget above the all-costliest network gives that network). Throws
 // std::invalid_argument when the budget is below the all-cheapest-candidate
 // cost. A summed layer's derived configuration records, in its output_index,
 // that its kept channel n*C_out + j belongs at output j.
