@@ -55,7 +55,7 @@ TASKS = {
         "train": ["--epochs", "96", "--lr", "0.002", "--optimizer", "adamw",
                   "--weight-decay", "1e-4", "--batch", "2"],
         "candidates": "volumetric_all",
-        "search": ["--epochs", "48", "--lr", "0.05", "--batch", "2"],
+        "search": ["--epochs", "48", "--lr", "0.002", "--batch", "2"],
         "quick": {"--epochs": "2"},
     },
     "video": {
