@@ -233,9 +233,6 @@ class Protocol:
         os.makedirs(self.out, exist_ok=True)
         tasks = self.args.tasks.split(",")
         for task in tasks:
-            if task not in TASKS:
-                sys.exit(f"fidelity: error: --tasks: unknown task '{task}' "
-                         f"(known: {', '.join(TASKS)})")
             self.make_data(task)
         seeds = [int(s) for s in self.args.seeds.split(",")]
         results = []
@@ -499,6 +496,9 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="tiny schedules: checks that the protocol runs")
     a = ap.parse_args(argv)
+    for task in a.tasks.split(","):
+        if task not in TASKS:
+            ap.error(f"--tasks: unknown task '{task}' (known: {', '.join(TASKS)})")
     if a.jobs < 1:
         ap.error("--jobs must be at least 1")
     try:
