@@ -393,7 +393,10 @@ def picture(results, rows, tasks):
     """SVG: one panel per task, score against MACs (log scale)."""
     pw, ph, ml, mb, mt = 440, 320, 60, 45, 30
     width = pw * len(tasks)
-    colours = {"3D": "#d62728", "2D": "#7f7f7f", "P3D": "#ff7f0e"}
+    def colour(name):
+        return {"3D": "#d62728", "2D": "#7f7f7f", "P3D": "#ff7f0e",
+                "CAKES-P": "#9467bd"}.get(name.split("+")[0], "#1f77b4")
+
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
          f'height="{ph + 40}" font-family="sans-serif" font-size="11">',
          f'<rect width="{width}" height="{ph + 40}" fill="white"/>']
@@ -445,12 +448,14 @@ def picture(results, rows, tasks):
             s.append(f'<polyline points="{pts}" fill="none" stroke="#2ca02c" '
                      'stroke-width="6" stroke-opacity="0.25"/>')
         for r in runs:
-            c = colours.get(r["network"], "#1f77b4")
+            c = colour(r["network"])
             s.append(f'<circle cx="{px(r["macs"]):.1f}" '
                      f'cy="{py(r["score"]):.1f}" r="2.2" fill="{c}" '
                      'fill-opacity="0.45"/>')
-        for r in mine:
-            c = colours.get(r["network"], "#1f77b4")
+        # Labels alternate above and below in MAC order: networks of nearly
+        # equal cost would otherwise print over each other.
+        for k, r in enumerate(sorted(mine, key=lambda r: r["macs"])):
+            c = colour(r["network"])
             x, y = px(r["macs"]), py(r["score"])
             e = r["score_std"]
             s.append(f'<line x1="{x:.1f}" y1="{py(r["score"] + e):.1f}" '
@@ -463,11 +468,16 @@ def picture(results, rows, tasks):
             else:
                 s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" '
                          f'fill="{c}"/>')
-            s.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" '
-                     f'font-size="9">{r["network"]}</text>')
-    s.append(f'<text x="8" y="{ph + 30}" font-size="10">dots: single runs; '
-             'filled marks: mean ± std over seeds (squares: inherited '
-             'weights); green band: Pareto front of the means</text>')
+            label = r["network"].replace("CAKES-", "")
+            s.append(f'<text x="{x + 5:.1f}" y="{y + (-6 if k % 2 else 12):.1f}" '
+                     f'font-size="9" fill="{c}">{label}</text>')
+    s.append(f'<text x="8" y="{ph + 22}" font-size="10">small dots: single '
+             'runs; large marks: mean ± std over seeds (squares: inherited '
+             'weights, "+inh"); green band: Pareto front of the means</text>')
+    s.append(f'<text x="8" y="{ph + 36}" font-size="10">red 3D, grey 2D, '
+             'orange P3D; blue CAKES from the cost-priority search at budgets '
+             '0.3/0.5/0.7 of 3D (C0.3...), purple from the '
+             'performance-priority search (P)</text>')
     s.append("</svg>")
     return "\n".join(s) + "\n"
 
