@@ -428,10 +428,13 @@ def picture(results, rows, tasks):
                  f'y2="{ph - mb}" stroke="black"/>')
         s.append(f'<line x1="{x0 + ml}" y1="{mt}" x2="{x0 + ml}" '
                  f'y2="{ph - mb}" stroke="black"/>')
-        for k in range(6):
-            v = ylo + (yhi - ylo) * k / 5
+        step = next(st for st in (1, 2, 5, 10, 20, 25)
+                    if (yhi - ylo) / st <= 8)
+        v = ylo
+        while v <= yhi + 1e-9:
             s.append(f'<text x="{x0 + ml - 6}" y="{py(v) + 4:.1f}" '
-                     f'text-anchor="end">{v:.0f}</text>')
+                     f'text-anchor="end">{v:g}</text>')
+            v += step
         for m in nice_ticks(lo, hi):
             s.append(f'<text x="{px(m):.1f}" y="{ph - mb + 15}" '
                      f'text-anchor="middle">{m / 1e6:g}</text>')
@@ -457,10 +460,11 @@ def picture(results, rows, tasks):
         for k, r in enumerate(sorted(mine, key=lambda r: r["macs"])):
             c = colour(r["network"])
             x, y = px(r["macs"]), py(r["score"])
-            e = r["score_std"]
-            s.append(f'<line x1="{x:.1f}" y1="{py(r["score"] + e):.1f}" '
-                     f'x2="{x:.1f}" y2="{py(r["score"] - e):.1f}" '
-                     f'stroke="{c}"/>')
+            # The bar, clipped to the panel (a score never leaves 0..100).
+            top = min(yhi, r["score"] + r["score_std"])
+            bottom = max(ylo, r["score"] - r["score_std"])
+            s.append(f'<line x1="{x:.1f}" y1="{py(top):.1f}" '
+                     f'x2="{x:.1f}" y2="{py(bottom):.1f}" stroke="{c}"/>')
             mark = "rect" if r["network"].endswith("+inh") else "circle"
             if mark == "rect":
                 s.append(f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" '

@@ -1,8 +1,8 @@
 // cakes-demo: the main job end to end on built-in data (README, Demo).
 //
 // (a) Video: `cakes synth` makes a motion-direction task; the 2D, 3D and a
-//     CAKES network (from a short cost-priority search) are trained and
-//     evaluated with `cakes train` / `cakes eval`.
+//     CAKES network (from a cost-priority search, starting from its weights)
+//     are trained and evaluated with `cakes train` / `cakes eval`.
 // (b) Segmentation of a real T1 MRI (Debian insighttoolkit5-examples): one
 //     hemisphere trains, the other is evaluated (per-class Dice), 3D vs CAKES.
 //
@@ -49,9 +49,11 @@ struct DemoArgs {
   std::string out = "demo_out";
   std::string cakes; // the command-line tool; default: next to this program
   int threads = 0;
-  // Sizes of the run; the defaults fit 15 minutes on 2 cores.
-  int64_t videos = 240, video_epochs = 5, video_width = 16, seg_epochs = 16;
-  int64_t search_epochs = 3;
+  // Sizes of the run: the schedules of the fidelity protocol
+  // (docs/FIDELITY.md says why these lengths), so that the demo's table and
+  // the protocol's agree; they fit 15 minutes on 2 cores.
+  int64_t videos = 240, video_epochs = 30, video_width = 16, seg_epochs = 96;
+  int64_t search_epochs = 15;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -173,7 +175,7 @@ run_dir(const Task& t, const std::string& runs, const std::string& name) {
   return runs + "/" + prefix + "_" + name;
 }
 
-// A short cost-priority search for task `t` (its network and training data),
+// A cost-priority search for task `t` (its network and training data),
 // writing <run_dir(t, "search")>/config.json.
 void search(
     const Task& t,
@@ -302,11 +304,16 @@ void run_demo(const DemoArgs& a) {
   train_and_eval(vtask, runs, "2D", {"--op", "conv2d"}, rows);
   train_and_eval(vtask, runs, "3D", {"--op", "conv3d"}, rows);
   search(vtask, runs, "3x3x3,1x3x3,3x1x1", a.search_epochs, "0.05", threads);
+  // The derived network starts from its search's weights (docs/WEIGHTS.md,
+  // inheritance): in the fidelity protocol that gave the better network.
   train_and_eval(
       vtask,
       runs,
       "CAKES",
-      {"--config", runs + "/video_search/config.json"},
+      {"--config",
+       runs + "/video_search/config.json",
+       "--init",
+       runs + "/video_search/search.ckpt"},
       rows);
   // The mp4 copies of the validation videos through the video reader.
   run_cakes(
@@ -385,7 +392,10 @@ void run_demo(const DemoArgs& a) {
       stask,
       runs,
       "CAKES",
-      {"--config", runs + "/mri_search/config.json"},
+      {"--config",
+       runs + "/mri_search/config.json",
+       "--init",
+       runs + "/mri_search/search.ckpt"},
       rows);
 
   // ---- report ----
