@@ -204,16 +204,20 @@ void search(
 
 // Trains and evaluates one network of `t` (`op` = {"--op", x} or
 // {"--config", file}) under <runs>/<task>_<name> and appends its row.
+// `init`: the search checkpoint whose weights training starts from, if any.
 void train_and_eval(
     const Task& t,
     const std::string& runs,
     const std::string& name,
     const std::vector<std::string>& op,
-    std::vector<Row>& rows) {
+    std::vector<Row>& rows,
+    const std::string& init = "") {
   const std::string dir = run_dir(t, runs, name);
   std::vector<std::string> cmd = {"train"};
   for (const auto* part : {&t.net, &op, &t.train_data, &t.train})
     append(cmd, *part);
+  if (!init.empty())
+    append(cmd, {"--init", init});
   append(cmd, {"--out-dir", dir});
   run_cakes(cmd);
   std::vector<std::string> ev = {"eval"};
@@ -310,11 +314,9 @@ void run_demo(const DemoArgs& a) {
       vtask,
       runs,
       "CAKES",
-      {"--config",
-       runs + "/video_search/config.json",
-       "--init",
-       runs + "/video_search/search.ckpt"},
-      rows);
+      {"--config", runs + "/video_search/config.json"},
+      rows,
+      runs + "/video_search/search.ckpt");
   // The mp4 copies of the validation videos through the video reader.
   run_cakes(
       {"eval",
@@ -392,11 +394,9 @@ void run_demo(const DemoArgs& a) {
       stask,
       runs,
       "CAKES",
-      {"--config",
-       runs + "/mri_search/config.json",
-       "--init",
-       runs + "/mri_search/search.ckpt"},
-      rows);
+      {"--config", runs + "/mri_search/config.json"},
+      rows,
+      runs + "/mri_search/search.ckpt");
 
   // ---- report ----
   std::cout << "\ntiming one training step of each network (interleaved)...\n"

@@ -2,8 +2,10 @@
 // right, up or down (the four classes) among static coloured distractors on a
 // noisy background. Every trajectory is symmetric about a centre drawn from
 // the same distribution for all classes, so the set of square positions in a
-// clip is the same whichever way it moves: a network that looks at frames one
-// at a time (2D + temporal averaging) sees nothing of the class.
+// clip is the same for the two directions along an axis: a network that looks
+// at frames one at a time (2D + temporal averaging) can tell the axis
+// (horizontal or vertical: the positions lie on a horizontal or a vertical
+// segment) but not the direction, so it is capped at 50% (docs/FIDELITY.md).
 //
 // Output (TRN layout, docs/CAKES.md §7): frames/<video>/{:05d}.jpg, train.txt
 // and val.txt (`frames/<video> num_frames label`), category.txt; and mp4 files
