@@ -101,9 +101,39 @@ struct Obj {
   std::vector<int64_t> sizes, strides;
 };
 
+// The objects of the read in progress (ReadArena). A pickle may build
+// cycles: a list appended to itself through the memo, a dict set as its own
+// value. Python's pickle allows them; with shared ownership alone they were
+// never freed (fuzz_torch_file, LeakSanitizer), so every object is registered
+// here and the arena cuts all links when the read ends, by then holding
+// nothing but materialised tensors.
+thread_local std::vector<std::weak_ptr<Obj>>* t_arena = nullptr;
+
+class ReadArena {
+public:
+  ReadArena() : outer_(t_arena) { t_arena = &objects_; }
+  ~ReadArena() {
+    for (auto& w : objects_)
+      if (auto o = w.lock()) {
+        o->items.clear();
+        o->entries.clear();
+        o->storage.reset();
+      }
+    t_arena = outer_;
+  }
+  ReadArena(const ReadArena&) = delete;
+  ReadArena& operator=(const ReadArena&) = delete;
+
+private:
+  std::vector<std::weak_ptr<Obj>> objects_;
+  std::vector<std::weak_ptr<Obj>>* outer_;
+};
+
 Ref make(Kind k) {
   auto o = std::make_shared<Obj>();
   o->kind = k;
+  if (t_arena)
+    t_arena->push_back(o);
   return o;
 }
 
@@ -858,6 +888,7 @@ Ref read_legacy(const std::vector<char>& bytes, const std::string& path) {
 
 TorchFile read_torch_file(const std::string& path) {
   const auto bytes = read_bytes(path);
+  const ReadArena arena; // outlives `obj`: see ReadArena
   TorchFile out;
   Ref obj;
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), "PK\3\4", 4) == 0) {
