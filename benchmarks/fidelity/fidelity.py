@@ -186,8 +186,6 @@ class Protocol:
                 train,
                 ["eval", "--checkpoint", d + "/checkpoint.pt", "--threads",
                  "1", "--out", d + "/eval.json"] + eval_data,
-                ["info", "--checkpoint", d + "/checkpoint.pt", "--input",
-                 t["cost_input"], "--json"],
             ]
 
         def record(d):
@@ -200,9 +198,12 @@ class Protocol:
         return self.job(task, name, seed, steps, record)
 
     def info(self, checkpoint, cost_input):
-        out = subprocess.run(
-            [self.cakes, "info", "--checkpoint", checkpoint, "--input",
-             cost_input, "--json"], check=True, capture_output=True, text=True)
+        """MACs and parameters of a checkpoint's network (`cakes info`)."""
+        args = ["info", "--checkpoint", checkpoint, "--input", cost_input,
+                "--json"]
+        say("$ cakes " + " ".join(shlex.quote(a) for a in args))
+        out = subprocess.run([self.cakes] + args, check=True,
+                             capture_output=True, text=True)
         j = json.loads(out.stdout)
         return dict(macs=j["total_macs"], params=j["total_params"])
 
